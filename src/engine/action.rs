@@ -1,0 +1,243 @@
+//! Actions a trigger fires, from their saved spec to the params delivered.
+//!
+//! The engine renders an action into a `FiredAction` with a deterministic id
+//! (hash of cause, trigger and position), so a redelivered interaction or a
+//! retried commit can never create a second, different action.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::duration::Span;
+use super::error::ConfigError;
+use super::template::{Context, Template};
+use crate::ids::{ActionId, ContactId, DealId, ProfileId, TriggerId};
+
+/// Where `set_field` writes when neither the action nor the tenant names a field.
+pub const DEFAULT_SCORE_FIELD: &str = "scorehook_score";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ActionSpec {
+    MoveStage {
+        pipeline: String,
+        stage: String,
+        #[serde(default)]
+        allow_backwards: bool,
+    },
+    AddTag {
+        tag: String,
+    },
+    RemoveTag {
+        tag: String,
+    },
+    CreateTask {
+        title: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_in: Option<Span>,
+    },
+    AddNote {
+        text: String,
+    },
+    SetField {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<ProfileId>,
+    },
+    Webhook {
+        url: String,
+    },
+}
+
+/// A compiled action: templates parsed, defaults resolved.
+#[derive(Debug, Clone)]
+pub enum Action {
+    MoveStage {
+        pipeline: String,
+        stage: String,
+        allow_backwards: bool,
+    },
+    AddTag(Template),
+    RemoveTag(Template),
+    CreateTask {
+        title: Template,
+        body: Option<Template>,
+        due_in: Option<Span>,
+    },
+    AddNote(Template),
+    SetField {
+        field: Option<String>,
+        profile: ProfileId,
+    },
+    Webhook {
+        url: String,
+    },
+}
+
+/// An action the engine decided to fire; the outbox delivers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiredAction {
+    pub id: ActionId,
+    pub trigger: TriggerId,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub params: Value,
+    pub contact_id: ContactId,
+    pub deal_id: Option<DealId>,
+    pub fired_at: DateTime<Utc>,
+}
+
+fn non_empty(text: &str, path: &str) -> Result<(), ConfigError> {
+    if text.trim().is_empty() || text.len() > 4000 {
+        return Err(ConfigError::new(path, "must hold 1-4000 characters"));
+    }
+    Ok(())
+}
+
+impl ActionSpec {
+    /// `score_profile` is the profile of a score trigger, the default for `set_field`.
+    pub fn compile(&self, path: &str, score_profile: Option<&ProfileId>) -> Result<Action, ConfigError> {
+        let template = |text: &str, field: &str| {
+            let path = format!("{path}.{field}");
+            non_empty(text, &path)?;
+            Template::parse(text, &path)
+        };
+        Ok(match self {
+            ActionSpec::MoveStage {
+                pipeline,
+                stage,
+                allow_backwards,
+            } => {
+                non_empty(pipeline, &format!("{path}.pipeline"))?;
+                non_empty(stage, &format!("{path}.stage"))?;
+                Action::MoveStage {
+                    pipeline: pipeline.clone(),
+                    stage: stage.clone(),
+                    allow_backwards: *allow_backwards,
+                }
+            }
+            ActionSpec::AddTag { tag } => Action::AddTag(template(tag, "tag")?),
+            ActionSpec::RemoveTag { tag } => Action::RemoveTag(template(tag, "tag")?),
+            ActionSpec::CreateTask { title, body, due_in } => Action::CreateTask {
+                title: template(title, "title")?,
+                body: body.as_deref().map(|b| template(b, "body")).transpose()?,
+                due_in: *due_in,
+            },
+            ActionSpec::AddNote { text } => Action::AddNote(template(text, "text")?),
+            ActionSpec::SetField { field, profile } => {
+                if let Some(field) = field {
+                    non_empty(field, &format!("{path}.field"))?;
+                }
+                let profile = profile.as_ref().or(score_profile).ok_or_else(|| {
+                    ConfigError::new(format!("{path}.profile"), "name the profile whose score to write")
+                })?;
+                Action::SetField {
+                    field: field.clone(),
+                    profile: profile.clone(),
+                }
+            }
+            ActionSpec::Webhook { url } => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
+                    return Err(ConfigError::new(
+                        format!("{path}.url"),
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                Action::Webhook { url: url.clone() }
+            }
+        })
+    }
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::MoveStage { .. } => "move_stage",
+            Action::AddTag(_) => "add_tag",
+            Action::RemoveTag(_) => "remove_tag",
+            Action::CreateTask { .. } => "create_task",
+            Action::AddNote(_) => "add_note",
+            Action::SetField { .. } => "set_field",
+            Action::Webhook { .. } => "webhook",
+        }
+    }
+
+    /// The params delivered with the action, rendered for this contact.
+    pub fn params(&self, cx: &Context<'_>, score_field: &str) -> Value {
+        match self {
+            Action::MoveStage {
+                pipeline,
+                stage,
+                allow_backwards,
+            } => {
+                json!({"pipeline": pipeline, "stage": stage, "allow_backwards": allow_backwards})
+            }
+            Action::AddTag(tag) | Action::RemoveTag(tag) => json!({"tag": tag.render(cx)}),
+            Action::CreateTask { title, body, due_in } => json!({
+                "title": title.render(cx),
+                "body": body.as_ref().map(|b| b.render(cx)),
+                "due_at": due_in.map(|d| cx.now + d.as_delta()),
+            }),
+            Action::AddNote(text) => json!({"text": text.render(cx)}),
+            Action::SetField { field, profile } => json!({
+                "field": field.as_deref().unwrap_or(score_field),
+                "profile": profile,
+                "value": cx.scores.get(profile).map(|s| s.live_total(cx.now)),
+            }),
+            Action::Webhook { url } => json!({"url": url}),
+        }
+    }
+}
+
+/// `act_` + 28 hex digits of SHA-256(cause, trigger, position): stable across
+/// retries of the same change, distinct across changes.
+pub fn action_id(cause: &str, trigger: &TriggerId, position: usize) -> ActionId {
+    let mut hash = Sha256::new();
+    for part in [
+        cause.as_bytes(),
+        b"\x1f",
+        trigger.as_str().as_bytes(),
+        b"\x1f",
+        position.to_string().as_bytes(),
+    ] {
+        hash.update(part);
+    }
+    let digest = hex::encode(hash.finalize());
+    // Always 32 valid characters, so the parse cannot fail.
+    ActionId::parse(format!("act_{}", &digest[..28])).unwrap_or_else(|_| unreachable!("hex is a valid action id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_ids_are_stable_and_distinct() {
+        let hot = TriggerId::parse("hot").unwrap();
+        assert_eq!(action_id("evt_1", &hot, 0), action_id("evt_1", &hot, 0));
+        assert_ne!(action_id("evt_1", &hot, 0), action_id("evt_1", &hot, 1));
+        assert_ne!(action_id("evt_1", &hot, 0), action_id("evt_2", &hot, 0));
+        assert!(action_id("evt_1", &hot, 0).as_str().starts_with("act_"));
+    }
+
+    #[test]
+    fn set_field_needs_a_profile_and_urls_need_a_scheme() {
+        let spec: ActionSpec = serde_json::from_value(serde_json::json!({"type": "set_field"})).unwrap();
+        assert_eq!(spec.compile("actions[0]", None).unwrap_err().path, "actions[0].profile");
+        assert!(spec
+            .compile("actions[0]", Some(&ProfileId::parse("p").unwrap()))
+            .is_ok());
+        let hook: ActionSpec =
+            serde_json::from_value(serde_json::json!({"type": "webhook", "url": "ftp://x"})).unwrap();
+        assert!(hook.compile("a", None).is_err());
+        assert!(serde_json::from_value::<ActionSpec>(serde_json::json!({"type": "launch_rocket"})).is_err());
+        assert!(
+            serde_json::from_value::<ActionSpec>(serde_json::json!({"type": "add_tag", "tag": "x", "color": 1}))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Scoring profiles and their rules: wire shapes, validation, lifecycle.
+//!
+//! A profile is saved as a `ProfileSpec` (what the admin wrote) inside a
+//! `ProfileRecord` (draft, live version, status). Only the live spec of a
+//! published profile is compiled into a `Profile` the engine scores with.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::condition::{Condition, MatchSpec};
+use super::duration::Span;
+use super::error::ConfigError;
+use super::points::Points;
+use crate::ids::{ProfileId, RuleId};
+
+/// The most rules one profile may hold; bounds evaluation cost per interaction.
+pub const MAX_RULES: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub subject: SubjectKind,
+    pub rules: Vec<RuleSpec>,
+}
+
+/// What a profile scores. Deal scoring is part of the contract and arrives
+/// with the complete scoring model; until then only contacts are accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    #[default]
+    Contact,
+    Deal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub id: String,
+    #[serde(default)]
+    pub when: MatchSpec,
+    pub points: Points,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Cap>,
+    #[serde(default, skip_serializing_if = "Expiry::is_never")]
+    pub expires_in: Expiry,
+}
+
+/// At most `max` hits per rolling `per` window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cap {
+    pub max: u32,
+    pub per: Span,
+}
+
+/// `"never"` (the default) or a duration after which the points stop counting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Expiry(pub Option<Span>);
+
+impl Expiry {
+    pub fn is_never(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl TryFrom<String> for Expiry {
+    type Error = super::duration::InvalidSpan;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value == "never" {
+            return Ok(Self(None));
+        }
+        Span::parse(&value).map(|span| Self(Some(span)))
+    }
+}
+
+impl From<Expiry> for String {
+    fn from(expiry: Expiry) -> String {
+        expiry.0.map_or_else(|| "never".to_owned(), |span| span.to_string())
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: RuleId,
+    pub when: Condition,
+    pub points: Points,
+    pub once: bool,
+    pub cap: Option<Cap>,
+    pub expires_in: Option<Span>,
+}
+
+/// A compiled, published profile: what the engine scores with.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub id: ProfileId,
+    pub version: u32,
+    pub rules: Vec<Rule>,
+}
+
+impl ProfileSpec {
+    /// Checks everything that can be checked without the store.
+    pub fn compile(&self, id: &ProfileId, version: u32) -> Result<Profile, ConfigError> {
+        if self.name.trim().is_empty() || self.name.len() > 200 {
+            return Err(ConfigError::new("name", "give the profile a name of 1-200 characters"));
+        }
+        if self.description.len() > 2000 {
+            return Err(ConfigError::new("description", "at most 2000 characters"));
+        }
+        if self.subject == SubjectKind::Deal {
+            return Err(ConfigError::new(
+                "subject",
+                "deal scoring is not available yet; use \"contact\"",
+            ));
+        }
+        if self.rules.len() > MAX_RULES {
+            return Err(ConfigError::new(
+                "rules",
+                format!("at most {MAX_RULES} rules per profile"),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let rules = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let path = format!("rules[{i}]");
+                let rule_id = RuleId::parse(spec.id.as_str())
+                    .map_err(|e| ConfigError::new(format!("{path}.id"), e.to_string()))?;
+                if !seen.insert(rule_id.clone()) {
+                    return Err(ConfigError::new(
+                        format!("{path}.id"),
+                        format!("rule id {rule_id} is used twice"),
+                    ));
+                }
+                if spec.once && spec.cap.is_some() {
+                    return Err(ConfigError::new(
+                        format!("{path}.cap"),
+                        "a once rule scores at most once; drop the cap",
+                    ));
+                }
+                if spec.cap.is_some_and(|cap| cap.max == 0) {
+                    return Err(ConfigError::new(format!("{path}.cap.max"), "must be at least 1"));
+                }
+                Ok(Rule {
+                    id: rule_id,
+                    when: spec.when.compile(&format!("{path}.when"))?,
+                    points: spec.points,
+                    once: spec.once,
+                    cap: spec.cap,
+                    expires_in: spec.expires_in.0,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Profile {
+            id: id.clone(),
+            version,
+            rules,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileStatus {
+    Draft,
+    Published,
+    Archived,
+}
+
+/// A profile as stored: the live (published) spec and a pending draft.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    pub id: ProfileId,
+    pub status: ProfileStatus,
+    /// The published spec and its version; kept after archiving, for history.
+    pub live: Option<Versioned>,
+    /// An edit not yet published.
+    pub draft: Option<Versioned>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versioned {
+    pub version: u32,
+    pub spec: ProfileSpec,
+}
+
+/// What a lifecycle step did, so the API can answer 201, 200 or "no change".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl ProfileRecord {
+    pub fn new_draft(id: ProfileId, spec: ProfileSpec, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            status: ProfileStatus::Draft,
+            live: None,
+            draft: Some(Versioned { version: 1, spec }),
+            updated_at: now,
+        }
+    }
+
+    fn latest_version(&self) -> u32 {
+        let live = self.live.as_ref().map_or(0, |v| v.version);
+        let draft = self.draft.as_ref().map_or(0, |v| v.version);
+        live.max(draft)
+    }
+
+    /// Saves an edit as a draft. Saving what is already live or drafted changes nothing.
+    pub fn save_draft(&mut self, spec: ProfileSpec, now: DateTime<Utc>) -> Change {
+        let same_as = |v: &Option<Versioned>| v.as_ref().is_some_and(|v| v.spec == spec);
+        if same_as(&self.draft) || (self.draft.is_none() && same_as(&self.live)) {
+            return Change::Unchanged;
+        }
+        let version = match &self.draft {
+            Some(draft) => draft.version,
+            None => self.latest_version() + 1,
+        };
+        self.draft = Some(Versioned { version, spec });
+        self.updated_at = now;
+        Change::Updated
+    }
+
+    /// Makes the draft live (or re-publishes an archived profile).
+    pub fn publish(&mut self, now: DateTime<Utc>) -> Change {
+        match self.draft.take() {
+            Some(draft) => self.live = Some(draft),
+            None if self.status == ProfileStatus::Published => return Change::Unchanged,
+            None if self.live.is_none() => return Change::Unchanged,
+            None => {}
+        }
+        self.status = ProfileStatus::Published;
+        self.updated_at = now;
+        Change::Updated
+    }
+
+    pub fn archive(&mut self, now: DateTime<Utc>) -> Change {
+        if self.status == ProfileStatus::Archived {
+            return Change::Unchanged;
+        }
+        self.status = ProfileStatus::Archived;
+        self.updated_at = now;
+        Change::Updated
+    }
+
+    /// The spec that scores, if the profile is published.
+    pub fn scoring(&self) -> Option<&Versioned> {
+        match self.status {
+            ProfileStatus::Published => self.live.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(points: i64) -> ProfileSpec {
+        serde_json::from_value(json!({"name": "Engagement", "rules": [
+            {"id": "opened", "when": {"type": "email.opened"}, "points": points, "expires_in": "30d"}]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn compiles_the_contract_example() {
+        let spec: ProfileSpec = serde_json::from_value(json!({
+            "name": "Engagement", "description": "How warm a contact is",
+            "rules": [
+              {"id": "opened", "when": {"type": "email.opened"}, "points": 1, "expires_in": "30d"},
+              {"id": "demo", "when": {"type": "deal.stage_changed", "attributes": {"stage": {"equals": "demo"}}}, "points": 3},
+              {"id": "pricing", "when": {"type": "page.visited", "attributes": {"url": {"contains": "/pricing"}}}, "points": 10, "once": true},
+              {"id": "clicks", "when": {"type": "email.clicked"}, "points": 2, "cap": {"max": 5, "per": "7d"}},
+              {"id": "metro", "when": {"contact": {"city": {"in": ["Bogotá", "Medellín"]}}}, "points": 10, "once": true},
+              {"id": "unsub", "when": {"type": "list.unsubscribed"}, "points": -20}]}))
+        .unwrap();
+        let profile = spec.compile(&ProfileId::parse("engagement").unwrap(), 1).unwrap();
+        assert_eq!(profile.rules.len(), 6);
+        assert_eq!(profile.rules[0].expires_in.map(Span::seconds), Some(30 * 86_400));
+        assert_eq!(profile.rules[5].points, Points::whole(-20));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let id = ProfileId::parse("p").unwrap();
+        let compile = |v: serde_json::Value| {
+            serde_json::from_value::<ProfileSpec>(v)
+                .unwrap()
+                .compile(&id, 1)
+                .unwrap_err()
+                .path
+        };
+        assert_eq!(compile(json!({"name": "", "rules": []})), "name");
+        assert_eq!(
+            compile(json!({"name": "x", "rules": [{"id": "a b", "points": 1}]})),
+            "rules[0].id"
+        );
+        assert_eq!(
+            compile(json!({"name": "x", "rules": [{"id": "a", "points": 1}, {"id": "a", "points": 1}]})),
+            "rules[1].id"
+        );
+        assert_eq!(
+            compile(
+                json!({"name": "x", "rules": [{"id": "a", "points": 1, "once": true, "cap": {"max": 1, "per": "1d"}}]})
+            ),
+            "rules[0].cap"
+        );
+        assert_eq!(
+            compile(json!({"name": "x", "rules": [{"id": "a", "points": 1, "when": {"type": "nope"}}]})),
+            "rules[0].when.type"
+        );
+        assert_eq!(compile(json!({"name": "x", "subject": "deal", "rules": []})), "subject");
+        assert!(serde_json::from_value::<ProfileSpec>(
+            json!({"name": "x", "rules": [{"id": "a", "points": 1, "expires_in": "soon"}]})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn lifecycle_draft_publish_edit_archive() {
+        let now = Utc::now();
+        let mut record = ProfileRecord::new_draft(ProfileId::parse("p").unwrap(), spec(1), now);
+        assert!(record.scoring().is_none(), "a draft never scores");
+        assert_eq!(record.publish(now), Change::Updated);
+        assert_eq!(record.scoring().map(|v| v.version), Some(1));
+        assert_eq!(
+            record.save_draft(spec(1), now),
+            Change::Unchanged,
+            "saving the live spec again is a no-op"
+        );
+        assert_eq!(record.save_draft(spec(2), now), Change::Updated);
+        assert_eq!(
+            record.scoring().map(|v| v.spec.rules[0].points),
+            Some(Points::whole(1)),
+            "edits wait for publish"
+        );
+        assert_eq!(record.draft.as_ref().map(|v| v.version), Some(2));
+        record.publish(now);
+        assert_eq!(record.scoring().map(|v| v.version), Some(2));
+        assert_eq!(record.archive(now), Change::Updated);
+        assert!(record.scoring().is_none(), "archived profiles stop scoring");
+        assert_eq!(
+            record.publish(now),
+            Change::Updated,
+            "an archived profile can be published again"
+        );
+        assert!(record.scoring().is_some());
+    }
+}

@@ -1,0 +1,141 @@
+//! Identifier newtypes, parsed once at the boundary.
+//!
+//! Every id that crosses the wire is checked here so a `ContactId` can never
+//! stand in for a `TenantId`, and so the stores can build composite keys with
+//! a separator (`#` for DynamoDB, `\u{1f}` for the embedded store) that no id
+//! may contain.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why an id was refused; the message says what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {value:?} is invalid: {rule}")]
+pub struct InvalidId {
+    pub kind: &'static str,
+    pub value: String,
+    pub rule: &'static str,
+}
+
+/// Names chosen by admins (tenants, profiles, triggers, rules): short and URL-safe.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Ids chosen by CRMs (contacts, deals, events): anything printable but the key separators.
+fn is_external_char(c: char) -> bool {
+    !c.is_whitespace() && !c.is_control() && c != '#'
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal, $check:ident, $rule:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: impl Into<String>) -> Result<Self, InvalidId> {
+                let value = value.into();
+                if value.is_empty() || value.len() > $max || !value.chars().all($check) {
+                    return Err(InvalidId { kind: $kind, value, rule: $rule });
+                }
+                Ok(Self(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// One connected CRM account.
+    TenantId, "tenant id", 64, is_name_char, "use 1-64 characters from A-Z a-z 0-9 _ -"
+);
+id_type!(
+    /// A scoring profile's key, unique within a tenant.
+    ProfileId, "profile id", 64, is_name_char, "use 1-64 characters from A-Z a-z 0-9 _ -"
+);
+id_type!(
+    /// A trigger's key, unique within a tenant.
+    TriggerId, "trigger id", 64, is_name_char, "use 1-64 characters from A-Z a-z 0-9 _ -"
+);
+id_type!(
+    /// A rule's key, unique within its profile.
+    RuleId, "rule id", 64, is_name_char, "use 1-64 characters from A-Z a-z 0-9 _ -"
+);
+id_type!(
+    /// The CRM's contact id.
+    ContactId, "contact id", 256, is_external_char,
+    "use 1-256 bytes without whitespace, control characters or '#'"
+);
+id_type!(
+    /// The CRM's deal (opportunity) id.
+    DealId, "deal id", 256, is_external_char,
+    "use 1-256 bytes without whitespace, control characters or '#'"
+);
+id_type!(
+    /// An interaction's idempotency key: the same id twice scores once.
+    EventId, "event id", 256, is_external_char,
+    "use 1-256 bytes without whitespace, control characters or '#'"
+);
+id_type!(
+    /// A fired action; stable across delivery retries and replays.
+    ActionId, "action id", 64, is_name_char, "use 1-64 characters from A-Z a-z 0-9 _ -"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_accept_url_safe_characters_only() {
+        assert!(TenantId::parse("acme-prod_1").is_ok());
+        for bad in ["", "a b", "a/b", "a#b", "é", &"x".repeat(65)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn external_ids_accept_emails_and_refuse_separators() {
+        assert!(ContactId::parse("jhon+1@x.test").is_ok());
+        assert!(EventId::parse("hubspot:123:456").is_ok());
+        for bad in ["", "a b", "a#b", "a\u{1f}b", "tab\t"] {
+            assert!(ContactId::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn serde_refuses_invalid_ids() {
+        let err = serde_json::from_str::<ContactId>("\"a b\"").unwrap_err();
+        assert!(err.to_string().contains("contact id"), "{err}");
+    }
+}
