@@ -131,8 +131,10 @@ mod tests {
             .unwrap()
             .clone();
         let mut scores = BTreeMap::new();
-        let mut score = ScoreState::default();
-        score.total = Points::whole(7);
+        let score = ScoreState {
+            total: Points::whole(7),
+            ..ScoreState::default()
+        };
         scores.insert(ProfileId::parse("engagement").unwrap(), score);
         let cx = Context {
             contact_id: &contact,
