@@ -10,5 +10,15 @@
 //! - `http`: the one axum router, served locally and (later) by `lambda_http`.
 //! - `config`, `clock`, `telemetry`, `app`: process wiring.
 
+pub mod app;
+pub mod clock;
+pub mod crm;
 pub mod engine;
+pub mod http;
 pub mod ids;
+pub mod outbox;
+pub mod receiver;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+pub mod tenant;

@@ -1,1 +1,154 @@
-fn main() {}
+//! The `scorehook` command: `serve` (the local server), `apply` (config as
+//! code into the local store) and `receiver` (a local action endpoint).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use scorehook::app::Local;
+use scorehook::clock::SystemClock;
+use scorehook::tenant::Secret;
+use scorehook::{receiver, telemetry};
+
+#[derive(Parser)]
+#[command(name = "scorehook", version, about = "Contact engagement scoring for CRMs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the action executor on the embedded store.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1", env = "SCOREHOOK_HOST")]
+        host: String,
+        /// 0 picks a free port; the chosen address is printed on stdout.
+        #[arg(long, default_value_t = 3000, env = "SCOREHOOK_PORT")]
+        port: u16,
+        #[arg(long, default_value = ".scorehook", env = "SCOREHOOK_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Tenant files (a directory of *.json, or one file) to apply before serving.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Apply tenant files to the embedded store (stop the server first: the file is locked).
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        path: PathBuf,
+        #[arg(long, default_value = ".scorehook", env = "SCOREHOOK_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Listen for the generic provider's actions at POST /actions, verify and print them.
+    Receiver {
+        #[arg(long, default_value_t = 4000)]
+        port: u16,
+        /// The tenant's webhook secret, which signs its actions.
+        #[arg(long, env = "SCOREHOOK_RECEIVER_SECRET")]
+        secret: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    match run(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("scorehook: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn admin_token() -> Option<Secret> {
+    std::env::var("SCOREHOOK_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve {
+            host,
+            port,
+            data_dir,
+            config,
+        } => {
+            let token = admin_token();
+            if token.is_none() {
+                tracing::warn!("SCOREHOOK_ADMIN_TOKEN is not set: only tenant tokens can use the admin API");
+            }
+            let local = Local::open(&data_dir, Arc::new(SystemClock), token).map_err(|e| e.to_string())?;
+            if let Some(config) = config {
+                apply(&local, &config).await?;
+            }
+            let addr: SocketAddr = format!("{host}:{port}")
+                .parse()
+                .map_err(|e| format!("bad --host/--port: {e}"))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("scorehook listening on http://{bound}");
+            tracing::info!(%bound, data_dir = %data_dir.display(), "serving");
+            local
+                .serve(listener, true, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Apply { path, data_dir } => {
+            let local = Local::open(&data_dir, Arc::new(SystemClock), None).map_err(|e| e.to_string())?;
+            apply(&local, &path).await
+        }
+        Command::Receiver { port, secret } => {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            println!("receiving actions on http://{addr}/actions");
+            receiver::run(listener, secret).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn apply(local: &Local, path: &std::path::Path) -> Result<(), String> {
+    for applied in local.service.apply(path).await.map_err(|e| e.to_string())? {
+        tracing::info!(tenant = %applied.tenant, profiles = applied.profiles, triggers = applied.triggers, "applied");
+        if let Some(token) = applied.token {
+            // Shown once: only its hash is stored.
+            println!(
+                "tenant {} created; its admin token (shown once): {token}",
+                applied.tenant
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish in-flight requests, exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,77 @@
+//! Process wiring for the local server: the embedded store, the router on a
+//! TCP listener, and the outbox executor as a background task, all in one
+//! process. The caller owns the listener and the shutdown signal, so tests
+//! can bind port 0 and stop the server when they choose.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::crm::Deliverer;
+use crate::outbox;
+use crate::service::Service;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::StoreError;
+use crate::tenant::Secret;
+
+/// How often the local executor looks for due retries when no commit rings.
+pub const OUTBOX_TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A local scorehook: the service over the embedded store, and its deliverer.
+#[derive(Clone)]
+pub struct Local {
+    pub service: Service,
+    pub deliverer: Deliverer,
+}
+
+impl Local {
+    pub fn open(data_dir: &Path, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
+        let store = Arc::new(EmbeddedStore::open(data_dir)?);
+        Ok(Self {
+            service: Service::new(store, clock, admin_token),
+            deliverer: Deliverer::new()?,
+        })
+    }
+
+    /// Serves the router on `listener` until `shutdown` resolves. With
+    /// `deliver` the outbox executor runs alongside (tests may instead drive
+    /// `outbox::deliver_due` themselves).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        deliver: bool,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let executor = deliver.then(|| {
+            tokio::spawn(outbox::run(
+                Arc::clone(&self.service.store),
+                self.deliverer.clone(),
+                Arc::clone(&self.service.clock),
+                Arc::clone(&self.service.outbox_bell),
+                OUTBOX_TICK,
+            ))
+        });
+        let router = crate::http::router(self.service);
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        if let Some(executor) = executor {
+            executor.abort();
+            // Wait for the task to drop its store handle, so the file can be reopened at once.
+            let _ = executor.await;
+        }
+        Ok(served?)
+    }
+}

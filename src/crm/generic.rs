@@ -1,0 +1,141 @@
+//! The `generic` provider's outbound side: each action is a signed JSON POST
+//! to the tenant's `actions_url` (or the action's own URL for `webhook`),
+//! with the action id as `Idempotency-Key` so receivers can drop repeats.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::DeliveryError;
+use crate::outbox::OutboxItem;
+use crate::tenant::TenantRecord;
+
+/// The body the receiver gets; see "Contract details" in the design.
+pub fn envelope(item: &OutboxItem) -> serde_json::Value {
+    let action = &item.action;
+    json!({
+        "id": action.id,
+        "type": action.kind,
+        "tenant": item.tenant,
+        "contact_id": action.contact_id,
+        "deal_id": action.deal_id,
+        "trigger": action.trigger,
+        "params": action.params,
+        "fired_at": action.fired_at,
+    })
+}
+
+pub async fn deliver(
+    http: &reqwest::Client,
+    tenant: &TenantRecord,
+    item: &OutboxItem,
+    now: DateTime<Utc>,
+) -> Result<u16, DeliveryError> {
+    let url = match item.action.kind.as_str() {
+        "webhook" => item
+            .action
+            .params
+            .get("url")
+            .and_then(|u| u.as_str())
+            .map(str::to_owned),
+        _ => tenant.actions_url.clone(),
+    };
+    let Some(url) = url else {
+        return Err(DeliveryError::Permanent {
+            http_status: None,
+            message: "the tenant has no actions_url: set one with PUT /v1/tenants/{tenant}, then replay".into(),
+        });
+    };
+    let body = serde_json::to_vec(&envelope(item)).map_err(|e| DeliveryError::Permanent {
+        http_status: None,
+        message: format!("cannot encode the action: {e}"),
+    })?;
+    let (timestamp, signature) = sign(tenant.webhook_secret.expose(), now, &body);
+    let response = http
+        .post(&url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(TIMESTAMP_HEADER, timestamp)
+        .header(SIGNATURE_HEADER, signature)
+        .header("idempotency-key", item.action.id.as_str())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| DeliveryError::Retryable {
+            http_status: None,
+            message: format!("cannot reach the receiver: {e}"),
+            retry_after: None,
+        })?;
+    classify(response.status(), response.headers(), now)
+}
+
+/// 2xx is done; 408, 429 and 5xx are worth retrying; any other status is final.
+pub fn classify(status: StatusCode, headers: &HeaderMap, now: DateTime<Utc>) -> Result<u16, DeliveryError> {
+    let code = status.as_u16();
+    if status.is_success() {
+        return Ok(code);
+    }
+    let message = format!("the receiver answered {status}");
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(v, now));
+        return Err(DeliveryError::Retryable {
+            http_status: Some(code),
+            message,
+            retry_after,
+        });
+    }
+    Err(DeliveryError::Permanent {
+        http_status: Some(code),
+        message,
+    })
+}
+
+/// `Retry-After` as delay-seconds or as an HTTP date.
+fn retry_after(value: &str, now: DateTime<Utc>) -> Option<TimeDelta> {
+    if let Ok(seconds) = value.trim().parse::<u32>() {
+        return Some(TimeDelta::seconds(i64::from(seconds)));
+    }
+    let at = DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    Some((at.with_timezone(&Utc) - now).max(TimeDelta::zero()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn classifies_statuses_by_what_to_do_next() {
+        let now = Utc::now();
+        let empty = HeaderMap::new();
+        assert_eq!(classify(StatusCode::NO_CONTENT, &empty, now), Ok(204));
+        assert!(matches!(
+            classify(StatusCode::INTERNAL_SERVER_ERROR, &empty, now),
+            Err(DeliveryError::Retryable { .. })
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, &empty, now),
+            Err(DeliveryError::Permanent { .. })
+        ));
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("30"));
+        match classify(StatusCode::TOO_MANY_REQUESTS, &headers, now) {
+            Err(DeliveryError::Retryable { retry_after, .. }) => assert_eq!(retry_after, Some(TimeDelta::seconds(30))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_retry_after_dates() {
+        let now: DateTime<Utc> = "2015-10-21T07:27:00Z".parse().unwrap();
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(TimeDelta::seconds(60))
+        );
+        assert_eq!(retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,154 @@
+//! Contacts and their scores: the leaderboard, one contact's scores with
+//! ledger, and manual adjustments.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::Uri;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::tenant_scope;
+use super::cursor;
+use super::error::ApiError;
+use super::extract::{path_id, query, JsonBody};
+use crate::engine::duration::Span;
+use crate::engine::points::Points;
+use crate::engine::AdjustOp;
+use crate::ids::{ContactId, ProfileId};
+use crate::service::scores::AdjustInput;
+use crate::service::Service;
+use crate::store::{LeaderboardQuery, Order};
+
+pub fn router() -> Router<Service> {
+    Router::new()
+        .route("/v1/tenants/{tenant}/contacts", get(leaderboard))
+        .route("/v1/tenants/{tenant}/contacts/{contact}/scores", get(scores))
+        .route("/v1/tenants/{tenant}/contacts/{contact}/scores/{profile}", post(adjust))
+}
+
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaderboardParams {
+    profile: Option<String>,
+    order: Option<Order>,
+    min: Option<String>,
+    max: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn points_param(name: &str, raw: Option<String>) -> Result<Option<Points>, ApiError> {
+    raw.map(|text| {
+        let number: serde_json::Number = text
+            .parse()
+            .map_err(|_| ApiError::invalid(Some(name.to_owned()), format!("{name} must be a number")))?;
+        Points::from_json(&number).map_err(|e| ApiError::invalid(Some(name.to_owned()), e.to_string()))
+    })
+    .transpose()
+}
+
+async fn leaderboard(
+    State(service): State<Service>,
+    Path(tenant): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let params: LeaderboardParams = query(&uri)?;
+    let profile = params
+        .profile
+        .ok_or_else(|| ApiError::invalid(Some("profile".into()), "name the profile to list: ?profile=…"))?;
+    let profile = ProfileId::parse(profile).map_err(|e| ApiError::invalid(Some("profile".into()), e.to_string()))?;
+    let order = params.order.unwrap_or(Order::Desc);
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            Some("limit".into()),
+            format!("limit must be 1-{MAX_PAGE}"),
+        ));
+    }
+    let after = params
+        .cursor
+        .map(|c| {
+            cursor::decode(&c, &tenant, &profile, order)
+                .ok_or_else(|| ApiError::malformed("the cursor does not belong to this listing"))
+        })
+        .transpose()?;
+    let query = LeaderboardQuery {
+        profile: profile.clone(),
+        order,
+        min: points_param("min", params.min)?,
+        max: points_param("max", params.max)?,
+        limit,
+        after,
+    };
+    let page = service.leaderboard(&tenant, &query).await?;
+    let contacts: Vec<Value> = page
+        .rows
+        .iter()
+        .map(|row| json!({"contact_id": row.contact_id, "score": row.score, "updated_at": row.updated_at}))
+        .collect();
+    let next_cursor = page.next.map(|after| cursor::encode(&tenant, &profile, order, &after));
+    Ok(Json(json!({"contacts": contacts, "next_cursor": next_cursor})))
+}
+
+async fn scores(
+    State(service): State<Service>,
+    Path((tenant, contact)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let contact = path_id::<ContactId>(contact)?;
+    let views = service.contact_scores(&tenant, &contact).await?;
+    let scores: serde_json::Map<String, Value> = views
+        .into_iter()
+        .map(|(profile, view)| {
+            let ledger: Vec<Value> = view
+                .ledger
+                .iter()
+                .map(|e| {
+                    json!({"rule": e.rule, "points": e.points, "event_id": e.event_id, "at": e.at,
+                           "expires_at": e.expires_at, "profile_version": e.version})
+                })
+                .collect();
+            (
+                profile.to_string(),
+                json!({"score": view.score, "updated_at": view.updated_at, "ledger": ledger}),
+            )
+        })
+        .collect();
+    Ok(Json(json!({"contact_id": contact, "scores": scores})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustIn {
+    op: AdjustOp,
+    #[serde(default)]
+    points: Option<Points>,
+    #[serde(default)]
+    expires_in: Option<Span>,
+}
+
+async fn adjust(
+    State(service): State<Service>,
+    Path((tenant, contact, profile)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<AdjustIn>,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let contact = path_id::<ContactId>(contact)?;
+    let profile = path_id::<ProfileId>(profile)?;
+    let input = AdjustInput {
+        op: body.op,
+        points: body.points,
+        expires_in: body.expires_in,
+    };
+    let score = service.adjust(&tenant, &contact, &profile, input).await?;
+    Ok(Json(json!({"contact_id": contact, "profile": profile, "score": score})))
+}

@@ -1,0 +1,65 @@
+//! Request extraction with our own rejections: raw bytes for signatures,
+//! JSON bodies that answer 400 vs 422 precisely, queries and path ids that
+//! answer in the API's error shape instead of axum's plain text.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Query, Request};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::ids::InvalidId;
+
+/// The size limit of every request body.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// A body read whole (within `BODY_LIMIT`), kept as bytes for signature checks.
+pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(),
+        _ => ApiError::malformed(format!("cannot read the body: {rejection}")),
+    })
+}
+
+/// Parses bytes as JSON of type `T`: 400 if not JSON, 422 if the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the body is empty",
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes)?;
+    Ok(serde_json::from_value(value)?)
+}
+
+/// `axum::Json` with our error shape and the 400/422 split.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(Bytes::from_request(request, state).await)?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::malformed(format!("bad query string: {e}")))
+}
+
+/// A path segment as an id type; an id that cannot exist is simply not found.
+pub fn path_id<T: TryFrom<String, Error = InvalidId>>(raw: String) -> Result<T, ApiError> {
+    T::try_from(raw).map_err(|e| ApiError::not_found(e.to_string()))
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}

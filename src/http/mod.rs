@@ -1,0 +1,50 @@
+//! The one router: every route of the HTTP surface, with no assumption about
+//! where it runs. `scorehook serve` hands it to a TCP listener; the Lambda
+//! entry point hands the very same `Router` to `lambda_http`.
+
+pub mod actions;
+pub mod auth;
+pub mod contacts;
+pub mod cursor;
+pub mod error;
+pub mod extract;
+pub mod profiles;
+pub mod tenants;
+pub mod triggers;
+pub mod webhooks;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tower_http::trace::TraceLayer;
+
+use crate::service::Service;
+use error::ApiError;
+use extract::BODY_LIMIT;
+
+pub fn router(service: Service) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(webhooks::router())
+        .merge(tenants::router())
+        .merge(profiles::router())
+        .merge(triggers::router())
+        .merge(contacts::router())
+        .merge(actions::router())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The route template, never the raw URI: query strings may carry secrets.
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!("http", method = %request.method(), route)
+        }))
+        .with_state(service)
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}

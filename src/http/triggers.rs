@@ -1,0 +1,61 @@
+//! Triggers: `PUT|GET /v1/tenants/{t}/triggers/{id}` and the list.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::auth::tenant_scope;
+use super::error::ApiError;
+use super::extract::{path_id, JsonBody};
+use crate::engine::trigger::TriggerSpec;
+use crate::ids::TriggerId;
+use crate::service::Service;
+use crate::store::TriggerRecord;
+
+pub fn router() -> Router<Service> {
+    Router::new()
+        .route("/v1/tenants/{tenant}/triggers", get(list))
+        .route("/v1/tenants/{tenant}/triggers/{trigger}", put(save).get(show))
+}
+
+fn trigger_out(record: &TriggerRecord) -> Value {
+    let mut out = json!(record.spec);
+    out["id"] = json!(record.id);
+    out["updated_at"] = json!(record.updated_at);
+    out
+}
+
+async fn list(
+    State(service): State<Service>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let triggers: Vec<Value> = service.triggers(&tenant).await?.iter().map(trigger_out).collect();
+    Ok(Json(json!({ "triggers": triggers })))
+}
+
+async fn save(
+    State(service): State<Service>,
+    Path((tenant, trigger)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(spec): JsonBody<TriggerSpec>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let trigger = path_id::<TriggerId>(trigger)?;
+    let (record, created) = service.put_trigger(&tenant, &trigger, spec).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(trigger_out(&record))))
+}
+
+async fn show(
+    State(service): State<Service>,
+    Path((tenant, trigger)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let trigger = path_id::<TriggerId>(trigger)?;
+    Ok(Json(trigger_out(&service.trigger(&tenant, &trigger).await?)))
+}

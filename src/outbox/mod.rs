@@ -1,0 +1,183 @@
+//! The transactional outbox: fired actions, their delivery attempts, and the
+//! step that delivers what is due.
+//!
+//! Actions are written in the same commit as the score change that fired
+//! them. `deliver_due` is one bounded step (tests call it until `Drained`);
+//! `run` is the thin local loop around it. Nothing is ever dropped: an
+//! action ends `done`, `skipped` with a reason, or `dead` and replayable.
+
+pub mod retry;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use crate::clock::Clock;
+use crate::crm::{Deliverer, DeliveryError};
+use crate::engine::action::FiredAction;
+use crate::ids::TenantId;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Not yet tried.
+    Pending,
+    /// The last attempt failed; another is scheduled at `next_attempt_at`.
+    Failed,
+    /// Out of attempts (or refused for good); replayable.
+    Dead,
+    Done,
+    /// Deliberately not sent; `reason` says why.
+    Skipped,
+}
+
+impl ActionStatus {
+    pub fn is_due_kind(self) -> bool {
+        matches!(self, ActionStatus::Pending | ActionStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    /// `done`, `failed` or `dead`: what this attempt made of the action.
+    pub status: ActionStatus,
+    /// The HTTP status the receiver answered, if it answered.
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub tenant: TenantId,
+    #[serde(flatten)]
+    pub action: FiredAction,
+    pub status: ActionStatus,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl OutboxItem {
+    pub fn new(tenant: TenantId, action: FiredAction) -> Self {
+        let due = action.fired_at;
+        Self {
+            tenant,
+            action,
+            status: ActionStatus::Pending,
+            attempts: Vec::new(),
+            next_attempt_at: Some(due),
+            reason: None,
+        }
+    }
+
+    /// Puts a failed or dead action back in the queue under the same id.
+    pub fn replay(&mut self, now: DateTime<Utc>) -> bool {
+        if !matches!(self.status, ActionStatus::Failed | ActionStatus::Dead) {
+            return false;
+        }
+        self.status = ActionStatus::Pending;
+        self.next_attempt_at = Some(now);
+        self.reason = None;
+        true
+    }
+}
+
+/// Whether a step left work behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Drained,
+    More,
+}
+
+/// Delivers up to `limit` due actions once each and records every attempt.
+pub async fn deliver_due(
+    store: &dyn Store,
+    deliverer: &Deliverer,
+    clock: &dyn Clock,
+    limit: usize,
+) -> Result<Step, StoreError> {
+    let due = store.due_actions(clock.now(), limit).await?;
+    let step = if due.len() == limit { Step::More } else { Step::Drained };
+    for item in due {
+        let span = tracing::info_span!("deliver", tenant = %item.tenant, action_id = %item.action.id,
+            contact_id = %item.action.contact_id, kind = %item.action.kind);
+        deliver_one(store, deliverer, clock, item).instrument(span).await?;
+    }
+    Ok(step)
+}
+
+async fn deliver_one(
+    store: &dyn Store,
+    deliverer: &Deliverer,
+    clock: &dyn Clock,
+    mut item: OutboxItem,
+) -> Result<(), StoreError> {
+    let tenant = store.tenant(&item.tenant).await?;
+    let result = match &tenant {
+        Some(tenant) => deliverer.deliver(tenant, &item, clock.now()).await,
+        None => Err(DeliveryError::Permanent {
+            http_status: None,
+            message: "the tenant no longer exists".into(),
+        }),
+    };
+    let now = clock.now();
+    let number = item.attempts.len() as u32 + 1;
+    let (status, http_status, error) = match result {
+        Ok(http_status) => (ActionStatus::Done, Some(http_status), None),
+        Err(DeliveryError::Retryable {
+            http_status,
+            message,
+            retry_after,
+        }) => match retry::next_attempt(&item.action.id, number, retry_after, now) {
+            Some(at) => {
+                item.next_attempt_at = Some(at);
+                (ActionStatus::Failed, http_status, Some(message))
+            }
+            None => (ActionStatus::Dead, http_status, Some(message)),
+        },
+        Err(DeliveryError::Permanent { http_status, message }) => (ActionStatus::Dead, http_status, Some(message)),
+    };
+    if status != ActionStatus::Failed {
+        item.next_attempt_at = None;
+    }
+    match &error {
+        Some(e) => tracing::warn!(attempt = number, ?status, http_status, error = %e, "action delivery failed"),
+        None => tracing::info!(attempt = number, http_status, "action delivered"),
+    }
+    item.status = status;
+    item.attempts.push(Attempt {
+        at: now,
+        status,
+        http_status,
+        error,
+    });
+    store.save_action(&item).await
+}
+
+/// The local executor: a step whenever a commit rings `wake`, and at least every `every`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    deliverer: Deliverer,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    every: std::time::Duration,
+) {
+    loop {
+        match deliver_due(store.as_ref(), &deliverer, clock.as_ref(), 100).await {
+            Ok(Step::More) => continue,
+            Ok(Step::Drained) => {}
+            Err(e) => tracing::error!(error = %e, "outbox step failed; retrying on the next tick"),
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

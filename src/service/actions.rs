@@ -1,0 +1,35 @@
+//! The delivery log and replay of fired actions.
+
+use super::{Service, ServiceError};
+use crate::ids::{ActionId, TenantId};
+use crate::outbox::{ActionStatus, OutboxItem};
+
+impl Service {
+    pub async fn actions(
+        &self,
+        tenant: &TenantId,
+        status: Option<ActionStatus>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, ServiceError> {
+        Ok(self.store.actions(tenant, status, limit).await?)
+    }
+
+    /// Re-queues a failed or dead action under the same id (receivers dedupe on it).
+    pub async fn replay(&self, tenant: &TenantId, id: &ActionId) -> Result<OutboxItem, ServiceError> {
+        let mut item = self
+            .store
+            .action(tenant, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("action {id}")))?;
+        if !item.replay(self.clock.now()) {
+            return Err(ServiceError::Conflict(format!(
+                "action {id} is {:?}; only failed or dead actions can be replayed",
+                item.status
+            )));
+        }
+        self.store.save_action(&item).await?;
+        self.outbox_bell.notify_one();
+        tracing::info!(tenant = %tenant, action_id = %id, "action replayed");
+        Ok(item)
+    }
+}

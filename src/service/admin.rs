@@ -1,0 +1,214 @@
+//! Tenants, profiles and triggers: the configuration side of the admin API.
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use super::{random_token, Caller, Service, ServiceError};
+use crate::engine::action::ActionSpec;
+use crate::engine::profile::{Change, ProfileRecord, ProfileSpec};
+use crate::engine::trigger::TriggerSpec;
+use crate::ids::{ProfileId, TenantId, TriggerId};
+use crate::store::TriggerRecord;
+use crate::tenant::{hash_token, Provider, Secret, TenantRecord};
+
+/// `PUT /v1/tenants/{t}` after parsing.
+#[derive(Debug, Clone)]
+pub struct TenantInput {
+    pub provider: Provider,
+    /// Required when creating; kept when omitted on update.
+    pub webhook_secret: Option<Secret>,
+    pub actions_url: Option<String>,
+    pub crm: Map<String, Value>,
+}
+
+/// What a tenant write did; `token` is set only on creation (shown once).
+#[derive(Debug, Clone)]
+pub struct TenantWritten {
+    pub record: TenantRecord,
+    pub token: Option<String>,
+}
+
+/// A webhook secret must be long enough that guessing it is hopeless.
+const MIN_SECRET_LEN: usize = 16;
+
+impl TenantInput {
+    fn validate(&self) -> Result<(), ServiceError> {
+        if self.provider != Provider::Generic {
+            return Err(ServiceError::invalid(
+                "provider",
+                format!(
+                    "the {} connector is not available yet; use \"generic\"",
+                    self.provider.as_str()
+                ),
+            ));
+        }
+        if let Some(secret) = &self.webhook_secret {
+            if secret.expose().len() < MIN_SECRET_LEN || secret.expose().len() > 512 {
+                return Err(ServiceError::invalid(
+                    "webhook_secret",
+                    format!("use {MIN_SECRET_LEN}-512 characters"),
+                ));
+            }
+        }
+        if let Some(url) = &self.actions_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2000 {
+                return Err(ServiceError::invalid(
+                    "actions_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if let Some(field) = self.crm.get("score_field") {
+            if field.as_str().is_none_or(|f| f.trim().is_empty()) {
+                return Err(ServiceError::invalid("crm.score_field", "must be a non-empty string"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Service {
+    /// Creates (operator only) or updates a tenant.
+    pub async fn put_tenant(
+        &self,
+        caller: &Caller,
+        id: &TenantId,
+        input: TenantInput,
+    ) -> Result<TenantWritten, ServiceError> {
+        input.validate()?;
+        let now = self.clock.now();
+        match self.store.tenant(id).await? {
+            Some(mut record) => {
+                record.provider = input.provider;
+                if let Some(secret) = input.webhook_secret {
+                    record.webhook_secret = secret;
+                }
+                record.actions_url = input.actions_url;
+                record.crm = input.crm;
+                record.updated_at = now;
+                self.store.put_tenant(&record).await?;
+                Ok(TenantWritten { record, token: None })
+            }
+            None => {
+                if !matches!(caller, Caller::Operator) {
+                    return Err(ServiceError::Unauthorized);
+                }
+                let secret = input
+                    .webhook_secret
+                    .ok_or_else(|| ServiceError::invalid("webhook_secret", "required when creating a tenant"))?;
+                let token = random_token("sht")?;
+                let record = TenantRecord {
+                    id: id.clone(),
+                    provider: input.provider,
+                    webhook_secret: secret,
+                    actions_url: input.actions_url,
+                    crm: input.crm,
+                    token_hash: hash_token(&token),
+                    created_at: now,
+                    updated_at: now,
+                };
+                self.store.put_tenant(&record).await?;
+                tracing::info!(tenant = %id, "tenant created");
+                Ok(TenantWritten {
+                    record,
+                    token: Some(token),
+                })
+            }
+        }
+    }
+
+    /// Saves a profile as a draft (creating it if new).
+    pub async fn put_profile(
+        &self,
+        tenant: &TenantId,
+        id: &ProfileId,
+        spec: ProfileSpec,
+    ) -> Result<(ProfileRecord, Change), ServiceError> {
+        self.require_tenant(tenant).await?;
+        spec.compile(id, 0)?;
+        let now = self.clock.now();
+        let (record, change) = match self.store.profile(tenant, id).await? {
+            Some(mut record) => {
+                let change = record.save_draft(spec, now);
+                (record, change)
+            }
+            None => (ProfileRecord::new_draft(id.clone(), spec, now), Change::Created),
+        };
+        if change != Change::Unchanged {
+            self.store.put_profile(tenant, &record).await?;
+        }
+        Ok((record, change))
+    }
+
+    pub async fn profile(&self, tenant: &TenantId, id: &ProfileId) -> Result<ProfileRecord, ServiceError> {
+        self.store
+            .profile(tenant, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("profile {id}")))
+    }
+
+    pub async fn profiles(&self, tenant: &TenantId) -> Result<Vec<ProfileRecord>, ServiceError> {
+        Ok(self.store.profiles(tenant).await?)
+    }
+
+    /// `publish` or `archive`: a lifecycle step on a stored profile.
+    pub async fn profile_step(
+        &self,
+        tenant: &TenantId,
+        id: &ProfileId,
+        step: fn(&mut ProfileRecord, chrono::DateTime<Utc>) -> Change,
+    ) -> Result<ProfileRecord, ServiceError> {
+        let mut record = self.profile(tenant, id).await?;
+        if step(&mut record, self.clock.now()) != Change::Unchanged {
+            self.store.put_profile(tenant, &record).await?;
+            tracing::info!(tenant = %tenant, profile = %id, status = ?record.status, "profile lifecycle changed");
+        }
+        Ok(record)
+    }
+
+    /// Saves a trigger. Its `once` memory is keyed by id and kept across edits.
+    pub async fn put_trigger(
+        &self,
+        tenant: &TenantId,
+        id: &TriggerId,
+        spec: TriggerSpec,
+    ) -> Result<(TriggerRecord, bool), ServiceError> {
+        self.require_tenant(tenant).await?;
+        spec.compile(id)?;
+        let named = spec
+            .score_profile()
+            .map(|p| ("when.score.profile".to_owned(), p))
+            .into_iter()
+            .chain(spec.actions.iter().enumerate().filter_map(|(i, action)| match action {
+                ActionSpec::SetField { profile: Some(p), .. } => Some((format!("actions[{i}].profile"), p)),
+                _ => None,
+            }));
+        for (path, profile) in named {
+            if self.store.profile(tenant, profile).await?.is_none() {
+                return Err(ServiceError::invalid(
+                    path,
+                    format!("there is no profile {profile}; create it first"),
+                ));
+            }
+        }
+        let created = self.store.trigger(tenant, id).await?.is_none();
+        let record = TriggerRecord {
+            id: id.clone(),
+            spec,
+            updated_at: self.clock.now(),
+        };
+        self.store.put_trigger(tenant, &record).await?;
+        Ok((record, created))
+    }
+
+    pub async fn trigger(&self, tenant: &TenantId, id: &TriggerId) -> Result<TriggerRecord, ServiceError> {
+        self.store
+            .trigger(tenant, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("trigger {id}")))
+    }
+
+    pub async fn triggers(&self, tenant: &TenantId) -> Result<Vec<TriggerRecord>, ServiceError> {
+        Ok(self.store.triggers(tenant).await?)
+    }
+}

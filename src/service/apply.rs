@@ -1,0 +1,133 @@
+//! Configuration as code: tenants, profiles and triggers from JSON files.
+//!
+//! `scorehook serve --config examples/` and `scorehook apply -f dir/` read
+//! every `*.json` file in a directory (or one file). Each describes one
+//! tenant with its profiles and triggers; profiles are published as they are
+//! applied. Applying the same files twice changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::admin::TenantInput;
+use super::{Caller, Service, ServiceError};
+use crate::engine::profile::{ProfileRecord, ProfileSpec};
+use crate::engine::trigger::TriggerSpec;
+use crate::ids::{ProfileId, TenantId, TriggerId};
+use crate::tenant::{Provider, Secret};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    pub tenant: TenantId,
+    pub provider: Provider,
+    pub webhook_secret: String,
+    #[serde(default)]
+    pub actions_url: Option<String>,
+    #[serde(default)]
+    pub crm: Map<String, Value>,
+    #[serde(default)]
+    pub profiles: BTreeMap<ProfileId, ProfileSpec>,
+    #[serde(default)]
+    pub triggers: BTreeMap<TriggerId, TriggerSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid tenant file: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: {source}")]
+    Rejected { path: PathBuf, source: ServiceError },
+}
+
+/// What applying one file did; `token` is the new tenant's admin token (shown once).
+#[derive(Debug)]
+pub struct Applied {
+    pub tenant: TenantId,
+    pub token: Option<String>,
+    pub profiles: usize,
+    pub triggers: usize,
+}
+
+fn files(path: &Path) -> Result<Vec<PathBuf>, ApplyError> {
+    let read_error = |source| ApplyError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    if path.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(read_error)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+impl Service {
+    /// Applies every tenant file under `path` (a directory or one file).
+    pub async fn apply(&self, path: &Path) -> Result<Vec<Applied>, ApplyError> {
+        let mut applied = Vec::new();
+        for file in files(path)? {
+            let text = std::fs::read_to_string(&file).map_err(|source| ApplyError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let doc: TenantFile = serde_json::from_str(&text).map_err(|source| ApplyError::Parse {
+                path: file.clone(),
+                source,
+            })?;
+            let result = self.apply_tenant(doc).await.map_err(|source| ApplyError::Rejected {
+                path: file.clone(),
+                source,
+            })?;
+            applied.push(result);
+        }
+        Ok(applied)
+    }
+
+    async fn apply_tenant(&self, doc: TenantFile) -> Result<Applied, ServiceError> {
+        let input = TenantInput {
+            provider: doc.provider,
+            webhook_secret: Some(Secret::new(doc.webhook_secret)),
+            actions_url: doc.actions_url,
+            crm: doc.crm,
+        };
+        let written = self.put_tenant(&Caller::Operator, &doc.tenant, input).await?;
+        let tenant = &doc.tenant;
+        for (id, spec) in &doc.profiles {
+            self.put_profile(tenant, id, spec.clone())
+                .await
+                .map_err(|e| in_section(e, "profiles", id.as_str()))?;
+            self.profile_step(tenant, id, ProfileRecord::publish).await?;
+        }
+        for (id, spec) in &doc.triggers {
+            self.put_trigger(tenant, id, spec.clone())
+                .await
+                .map_err(|e| in_section(e, "triggers", id.as_str()))?;
+        }
+        Ok(Applied {
+            tenant: tenant.clone(),
+            token: written.token,
+            profiles: doc.profiles.len(),
+            triggers: doc.triggers.len(),
+        })
+    }
+}
+
+/// Prefixes a field path with where it sits in the file, e.g. `profiles.engagement.rules[0]`.
+fn in_section(error: ServiceError, section: &str, id: &str) -> ServiceError {
+    match error {
+        ServiceError::Invalid(mut e) => {
+            e.path = format!("{section}.{id}.{}", e.path);
+            ServiceError::Invalid(e)
+        }
+        other => other,
+    }
+}

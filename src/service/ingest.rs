@@ -1,0 +1,136 @@
+//! Scoring interactions: load, evaluate, commit atomically, retry on conflict.
+//!
+//! Each interaction is its own atomic commit: the dedupe marker, the new
+//! contact state, its ledger entries and its outbox items land together or
+//! not at all. A conflict (another event for the same contact committed in
+//! between) re-reads and re-evaluates; the engine being a pure function makes
+//! that retry safe.
+
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use super::{catalog, Service, ServiceError};
+use crate::engine::interaction::Interaction;
+use crate::engine::ledger::ContactState;
+use crate::engine::{self, Outcome};
+use crate::ids::{ContactId, TenantId};
+use crate::outbox::OutboxItem;
+use crate::store::{Commit, StoreError};
+use crate::tenant::TenantRecord;
+
+/// How many times one interaction is re-evaluated after losing a race.
+const MAX_CONFLICT_RETRIES: u32 = 10;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestReport {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+/// What one commit attempt sequence ended in.
+pub(crate) enum Committed {
+    Done(Box<Outcome>),
+    Duplicate,
+}
+
+impl Service {
+    /// Scores interactions in order. Stops at the first store failure: what
+    /// was committed before it stays (each interaction is atomic, and a
+    /// redelivery of the whole body deduplicates it).
+    pub async fn ingest(
+        &self,
+        tenant: &TenantRecord,
+        interactions: &[Interaction],
+    ) -> Result<IngestReport, ServiceError> {
+        let catalog = catalog::load(self.store.as_ref(), tenant).await?;
+        let mut report = IngestReport::default();
+        for interaction in interactions {
+            let span = tracing::info_span!("interaction", tenant = %tenant.id, event_id = %interaction.id,
+                contact_id = %interaction.contact_id, kind = %interaction.kind);
+            let committed = self
+                .commit_contact(&tenant.id, &interaction.contact_id, Some(interaction), |state, now| {
+                    engine::evaluate(&catalog, state, interaction, now)
+                })
+                .instrument(span.clone())
+                .await?;
+            match committed {
+                Committed::Done(outcome) => {
+                    report.accepted += 1;
+                    span.in_scope(|| {
+                        tracing::info!(
+                            entries = outcome.ledger.len(),
+                            actions = outcome.actions.len(),
+                            "interaction scored"
+                        )
+                    });
+                }
+                Committed::Duplicate => {
+                    report.duplicates += 1;
+                    span.in_scope(|| tracing::info!("duplicate interaction ignored"));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads the contact, applies `change`, and commits with a version check,
+    /// retrying with jittered backoff when another writer got there first.
+    pub(crate) async fn commit_contact(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        interaction: Option<&Interaction>,
+        change: impl Fn(&ContactState, chrono::DateTime<chrono::Utc>) -> Outcome,
+    ) -> Result<Committed, ServiceError> {
+        for attempt in 0..=MAX_CONFLICT_RETRIES {
+            let state = self
+                .store
+                .contact(tenant, contact)
+                .await?
+                .unwrap_or_else(|| ContactState::new(contact.clone()));
+            let now = self.clock.now();
+            let outcome = change(&state, now);
+            let actions: Vec<OutboxItem> = outcome
+                .actions
+                .iter()
+                .map(|a| OutboxItem::new(tenant.clone(), a.clone()))
+                .collect();
+            let commit = Commit {
+                tenant,
+                expected_version: state.version,
+                state: &outcome.state,
+                interaction,
+                received_at: now,
+                ledger: &outcome.ledger,
+                actions: &actions,
+            };
+            match self.store.commit(commit).await {
+                Ok(()) => {
+                    if !actions.is_empty() {
+                        self.outbox_bell.notify_one();
+                    }
+                    return Ok(Committed::Done(Box::new(outcome)));
+                }
+                Err(StoreError::Duplicate) => return Ok(Committed::Duplicate),
+                Err(StoreError::Conflict) => {
+                    tracing::debug!(attempt, "version conflict; re-reading the contact");
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Busy)
+    }
+}
+
+/// 1, 2, 4 … ms, capped at 50 ms, plus up to as much again of jitter.
+fn conflict_backoff(attempt: u32) -> Duration {
+    let base = (1u64 << attempt.min(6)).min(50);
+    let mut byte = [0u8; 1];
+    let jitter = match getrandom::fill(&mut byte) {
+        Ok(()) => u64::from(byte[0]) * base / 255,
+        Err(_) => 0,
+    };
+    Duration::from_millis(base + jitter)
+}

@@ -1,0 +1,111 @@
+//! Use cases shared by the HTTP router, the CLI and the tests.
+//!
+//! A `Service` owns the store, the clock and the executor's wake-up bell.
+//! Each use case validates its input into domain types, does its work
+//! through the store port, and returns a typed `ServiceError` that only the
+//! HTTP layer turns into a status code.
+
+pub mod actions;
+pub mod admin;
+pub mod apply;
+pub mod catalog;
+pub mod ingest;
+pub mod scores;
+
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::engine::ConfigError;
+use crate::ids::TenantId;
+use crate::store::{Store, StoreError};
+use crate::tenant::{Secret, TenantRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    /// Well-formed input that breaks a rule; `path` names the field.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// The request conflicts with the current state (e.g. adjusting a draft profile).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many concurrent writers on one contact; the caller should retry.
+    #[error("the contact is too busy right now; retry shortly")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(ConfigError::new(path, message))
+    }
+}
+
+/// Who is calling the admin API.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The operator token: every tenant.
+    Operator,
+    /// A tenant's own token: that tenant only.
+    Tenant(Box<TenantRecord>),
+}
+
+#[derive(Clone)]
+pub struct Service {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// Rung after every commit that queued actions, so the executor runs at once.
+    pub outbox_bell: Arc<Notify>,
+    admin_token: Option<Secret>,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Self {
+        Self {
+            store,
+            clock,
+            outbox_bell: Arc::new(Notify::new()),
+            admin_token,
+        }
+    }
+
+    /// Checks a bearer token against the operator token, then the tenant's own.
+    /// Any failure is the same `Unauthorized`, so tokens reveal no tenant.
+    pub async fn authorize(&self, token: Option<&str>, tenant: &TenantId) -> Result<Caller, ServiceError> {
+        let token = token.ok_or(ServiceError::Unauthorized)?;
+        if self.is_operator(token) {
+            return Ok(Caller::Operator);
+        }
+        match self.store.tenant(tenant).await? {
+            Some(record) if record.token_matches(token) => Ok(Caller::Tenant(Box::new(record))),
+            _ => Err(ServiceError::Unauthorized),
+        }
+    }
+
+    pub fn is_operator(&self, token: &str) -> bool {
+        self.admin_token
+            .as_ref()
+            .is_some_and(|admin| admin.expose().as_bytes().ct_eq(token.as_bytes()).into())
+    }
+
+    pub(crate) async fn require_tenant(&self, tenant: &TenantId) -> Result<TenantRecord, ServiceError> {
+        self.store
+            .tenant(tenant)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))
+    }
+}
+
+/// `prefix_` + 64 random hex digits, from the OS's CSPRNG.
+pub(crate) fn random_token(prefix: &str) -> Result<String, ServiceError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Unavailable(format!("no randomness available: {e}")))?;
+    Ok(format!("{prefix}_{}", hex::encode(bytes)))
+}

@@ -1,0 +1,119 @@
+//! Reading and changing scores: one contact's scores with their ledger,
+//! manual adjustments, and the leaderboard.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::ingest::Committed;
+use super::{catalog, random_token, Service, ServiceError};
+use crate::engine::duration::Span;
+use crate::engine::ledger::{since_last_reset, LedgerEntry};
+use crate::engine::points::Points;
+use crate::engine::{self, AdjustOp, Adjustment};
+use crate::ids::{ContactId, EventId, ProfileId, TenantId};
+use crate::store::{LeaderboardPage, LeaderboardQuery};
+
+/// How many ledger entries a contact's score view reads at most.
+pub const LEDGER_VIEW_LIMIT: usize = 1000;
+
+/// One profile's score for a contact, with the entries that explain it.
+#[derive(Debug, Clone)]
+pub struct ScoreView {
+    pub score: Points,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub ledger: Vec<LedgerEntry>,
+}
+
+/// `POST …/scores/{p}` after parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct AdjustInput {
+    pub op: AdjustOp,
+    pub points: Option<Points>,
+    pub expires_in: Option<Span>,
+}
+
+impl Service {
+    /// Every score the contact has, as of now, with the entries since the last reset.
+    pub async fn contact_scores(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> Result<BTreeMap<ProfileId, ScoreView>, ServiceError> {
+        let Some(state) = self.store.contact(tenant, contact).await? else {
+            return Err(ServiceError::NotFound(format!("contact {contact}")));
+        };
+        let entries = self.store.ledger(tenant, contact, LEDGER_VIEW_LIMIT).await?;
+        let now = self.clock.now();
+        Ok(state
+            .scores
+            .iter()
+            .map(|(profile, score)| {
+                let mine: Vec<LedgerEntry> = entries.iter().filter(|e| &e.profile == profile).cloned().collect();
+                let view = ScoreView {
+                    score: score.live_total(now),
+                    updated_at: score.updated_at,
+                    ledger: since_last_reset(&mine).to_vec(),
+                };
+                (profile.clone(), view)
+            })
+            .collect())
+    }
+
+    /// Adds, subtracts, sets or resets a contact's score in a published profile.
+    pub async fn adjust(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        profile: &ProfileId,
+        input: AdjustInput,
+    ) -> Result<Option<Points>, ServiceError> {
+        let record = self.require_tenant(tenant).await?;
+        let stored = self.profile(tenant, profile).await?;
+        if stored.scoring().is_none() {
+            return Err(ServiceError::Conflict(format!(
+                "profile {profile} is not published; publish it first"
+            )));
+        }
+        let points = match (input.op, input.points) {
+            (AdjustOp::Reset, _) => Points::ZERO,
+            (_, None) => return Err(ServiceError::invalid("points", "required for add, subtract and set")),
+            (AdjustOp::Add | AdjustOp::Subtract, Some(p)) if p < Points::ZERO => {
+                return Err(ServiceError::invalid(
+                    "points",
+                    "give a positive number; the op says the direction",
+                ))
+            }
+            (_, Some(p)) => p,
+        };
+        let catalog = catalog::load(self.store.as_ref(), &record).await?;
+        let cause = EventId::parse(random_token("adj")?).map_err(|e| ServiceError::invalid("cause", e.to_string()))?;
+        let committed = self
+            .commit_contact(tenant, contact, None, |state, now| {
+                let change = Adjustment {
+                    op: input.op,
+                    points,
+                    expires_at: input.expires_in.map(|s| now + s.as_delta()),
+                };
+                engine::adjust(&catalog, state, profile, change, &cause, now)
+            })
+            .await?;
+        let now = self.clock.now();
+        match committed {
+            Committed::Done(outcome) => {
+                tracing::info!(tenant = %tenant, contact_id = %contact, profile = %profile, op = ?input.op, "score adjusted");
+                Ok(outcome.state.scores.get(profile).map(|s| s.live_total(now)))
+            }
+            Committed::Duplicate => Err(ServiceError::Conflict("the adjustment was already applied".into())),
+        }
+    }
+
+    pub async fn leaderboard(
+        &self,
+        tenant: &TenantId,
+        query: &LeaderboardQuery,
+    ) -> Result<LeaderboardPage, ServiceError> {
+        self.profile(tenant, &query.profile).await?;
+        Ok(self.store.leaderboard(tenant, query).await?)
+    }
+}

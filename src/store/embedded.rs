@@ -1,0 +1,519 @@
+//! The embedded store: one redb file under the data directory.
+//!
+//! redb is a pure-Rust, single-file, ACID key-value store: every write
+//! transaction is atomic and, committed with `Durability::Immediate`, on disk
+//! before `commit` returns, so a process killed with SIGKILL loses nothing it
+//! acknowledged. Tables map composite string keys (parts joined by U+001F,
+//! which no id may contain) to JSON values. redb is synchronous, so each
+//! call runs on tokio's blocking pool; redb serialises writers itself.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, Store, StoreError, TriggerRecord};
+use crate::engine::interaction::Interaction;
+use crate::engine::ledger::{ContactState, LedgerEntry};
+use crate::engine::points::Points;
+use crate::engine::profile::ProfileRecord;
+use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
+use crate::outbox::{ActionStatus, OutboxItem};
+use crate::tenant::TenantRecord;
+
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+/// tenant → TenantRecord
+const TENANTS: Table = TableDefinition::new("tenants");
+/// tenant·profile → ProfileRecord
+const PROFILES: Table = TableDefinition::new("profiles");
+/// tenant·trigger → TriggerRecord
+const TRIGGERS: Table = TableDefinition::new("triggers");
+/// tenant·contact → ContactState
+const CONTACTS: Table = TableDefinition::new("contacts");
+/// tenant·event → StoredInteraction: the dedupe marker and the scoring history.
+const EVENTS: Table = TableDefinition::new("events");
+/// tenant·contact·seq → LedgerEntry
+const LEDGER: Table = TableDefinition::new("ledger");
+/// tenant·profile·sortable score·contact → updated_at: the leaderboard index.
+const SCORES: Table = TableDefinition::new("scores");
+/// tenant·action → OutboxItem
+const OUTBOX: Table = TableDefinition::new("outbox");
+/// due millis·tenant·action → (): what the executor should try next.
+const OUTBOX_DUE: Table = TableDefinition::new("outbox_due");
+/// tenant·fired millis·action → (): a tenant's delivery log, in firing order.
+const OUTBOX_LOG: Table = TableDefinition::new("outbox_log");
+
+const ALL_TABLES: [Table; 10] = [
+    TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG,
+];
+
+const SEP: &str = "\u{1f}";
+/// The character after `SEP`: the exclusive end of a prefix range.
+const AFTER_SEP: &str = "\u{20}";
+
+#[derive(Serialize, Deserialize)]
+struct StoredInteraction {
+    interaction: Interaction,
+    received_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Unavailable(e.into().to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn key(parts: &[&str]) -> String {
+    parts.join(SEP)
+}
+
+/// `[parts·, parts·\u{20})`: every key that extends `parts`.
+fn prefix(parts: &[&str]) -> (String, String) {
+    let base = key(parts);
+    (format!("{base}{SEP}"), format!("{base}{AFTER_SEP}"))
+}
+
+/// Scores as fixed-width hex that sorts like the signed number.
+fn sortable(points: Points) -> String {
+    format!("{:016x}", (points.cents() as u64) ^ (1 << 63))
+}
+
+fn unsortable(text: &str) -> Result<Points, StoreError> {
+    let raw = u64::from_str_radix(text, 16).map_err(|e| StoreError::Corrupt(format!("score key {text:?}: {e}")))?;
+    Ok(Points::from_cents((raw ^ (1 << 63)) as i64))
+}
+
+fn millis(at: DateTime<Utc>) -> String {
+    format!("{:020}", at.timestamp_millis().max(0))
+}
+
+fn score_key(tenant: &str, profile: &str, score: Points, contact: &str) -> String {
+    key(&[tenant, profile, &sortable(score), contact])
+}
+
+fn due_key(item: &OutboxItem) -> Option<String> {
+    let at = item.next_attempt_at.filter(|_| item.status.is_due_kind())?;
+    Some(key(&[&millis(at), item.tenant.as_str(), item.action.id.as_str()]))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `scorehook.redb` under `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let db = Database::create(dir.join("scorehook.redb")).map_err(unavailable)?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        for table in ALL_TABLES {
+            txn.open_table(table).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+
+    async fn put(&self, table: Table, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            txn.open_table(table)
+                .map_err(unavailable)?
+                .insert(key.as_str(), value.as_slice())
+                .map_err(unavailable)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn get<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: Table,
+        key: String,
+    ) -> Result<Option<T>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(table).map_err(unavailable)?;
+            let value = table.get(key.as_str()).map_err(unavailable)?;
+            value.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn scan<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: Table,
+        parts: &[&str],
+    ) -> Result<Vec<T>, StoreError> {
+        let (start, end) = prefix(parts);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(table).map_err(unavailable)?;
+            let range = table.range::<&str>(start.as_str()..end.as_str()).map_err(unavailable)?;
+            range.map(|row| decode(row.map_err(unavailable)?.1.value())).collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        self.put(TENANTS, tenant.id.to_string(), encode(tenant)?).await
+    }
+
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        self.get(TENANTS, id.to_string()).await
+    }
+
+    async fn put_profile(&self, tenant: &TenantId, profile: &ProfileRecord) -> Result<(), StoreError> {
+        self.put(PROFILES, key(&[tenant.as_str(), profile.id.as_str()]), encode(profile)?)
+            .await
+    }
+
+    async fn profile(&self, tenant: &TenantId, id: &ProfileId) -> Result<Option<ProfileRecord>, StoreError> {
+        self.get(PROFILES, key(&[tenant.as_str(), id.as_str()])).await
+    }
+
+    async fn profiles(&self, tenant: &TenantId) -> Result<Vec<ProfileRecord>, StoreError> {
+        self.scan(PROFILES, &[tenant.as_str()]).await
+    }
+
+    async fn put_trigger(&self, tenant: &TenantId, trigger: &TriggerRecord) -> Result<(), StoreError> {
+        self.put(TRIGGERS, key(&[tenant.as_str(), trigger.id.as_str()]), encode(trigger)?)
+            .await
+    }
+
+    async fn trigger(&self, tenant: &TenantId, id: &TriggerId) -> Result<Option<TriggerRecord>, StoreError> {
+        self.get(TRIGGERS, key(&[tenant.as_str(), id.as_str()])).await
+    }
+
+    async fn triggers(&self, tenant: &TenantId) -> Result<Vec<TriggerRecord>, StoreError> {
+        self.scan(TRIGGERS, &[tenant.as_str()]).await
+    }
+
+    async fn contact(&self, tenant: &TenantId, contact: &ContactId) -> Result<Option<ContactState>, StoreError> {
+        self.get(CONTACTS, key(&[tenant.as_str(), contact.as_str()])).await
+    }
+
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        let tenant = commit.tenant.to_string();
+        let contact = commit.state.contact_id.to_string();
+        let mut state = commit.state.clone();
+        state.version = commit.expected_version + 1;
+        let state_bytes = encode(&state)?;
+        let expected = commit.expected_version;
+        let event = commit
+            .interaction
+            .map(|i| {
+                let stored = StoredInteraction {
+                    interaction: i.clone(),
+                    received_at: commit.received_at,
+                };
+                Ok::<_, StoreError>((key(&[&tenant, i.id.as_str()]), encode(&stored)?))
+            })
+            .transpose()?;
+        let ledger = commit
+            .ledger
+            .iter()
+            .map(|e| Ok((key(&[&tenant, &contact, &format!("{:020}", e.seq)]), encode(e)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let actions = commit
+            .actions
+            .iter()
+            .map(|item| {
+                let id = item.action.id.as_str();
+                let log = key(&[&tenant, &millis(item.action.fired_at), id]);
+                Ok((key(&[&tenant, id]), encode(item)?, due_key(item), log))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
+                if let Some((event_key, bytes)) = &event {
+                    if events.get(event_key.as_str()).map_err(unavailable)?.is_some() {
+                        return Err(StoreError::Duplicate);
+                    }
+                    events
+                        .insert(event_key.as_str(), bytes.as_slice())
+                        .map_err(unavailable)?;
+                }
+
+                let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+                let contact_key = key(&[&tenant, &contact]);
+                let old: Option<ContactState> = contacts
+                    .get(contact_key.as_str())
+                    .map_err(unavailable)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                if old.as_ref().map_or(0, |s| s.version) != expected {
+                    return Err(StoreError::Conflict);
+                }
+                contacts
+                    .insert(contact_key.as_str(), state_bytes.as_slice())
+                    .map_err(unavailable)?;
+
+                let mut scores = txn.open_table(SCORES).map_err(unavailable)?;
+                if let Some(old) = &old {
+                    for (profile, score) in &old.scores {
+                        scores
+                            .remove(score_key(&tenant, profile.as_str(), score.total, &contact).as_str())
+                            .map_err(unavailable)?;
+                    }
+                }
+                for (profile, score) in &state.scores {
+                    let updated = encode(&score.updated_at)?;
+                    let row = score_key(&tenant, profile.as_str(), score.total, &contact);
+                    scores.insert(row.as_str(), updated.as_slice()).map_err(unavailable)?;
+                }
+
+                let mut ledger_table = txn.open_table(LEDGER).map_err(unavailable)?;
+                for (entry_key, bytes) in &ledger {
+                    ledger_table
+                        .insert(entry_key.as_str(), bytes.as_slice())
+                        .map_err(unavailable)?;
+                }
+
+                let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+                let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
+                let mut log = txn.open_table(OUTBOX_LOG).map_err(unavailable)?;
+                for (item_key, bytes, due_at, log_key) in &actions {
+                    outbox
+                        .insert(item_key.as_str(), bytes.as_slice())
+                        .map_err(unavailable)?;
+                    if let Some(due_at) = due_at {
+                        due.insert(due_at.as_str(), [].as_slice()).map_err(unavailable)?;
+                    }
+                    log.insert(log_key.as_str(), [].as_slice()).map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn ledger(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let (start, end) = prefix(&[tenant.as_str(), contact.as_str()]);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(LEDGER).map_err(unavailable)?;
+            let range = table.range::<&str>(start.as_str()..end.as_str()).map_err(unavailable)?;
+            let mut entries = range
+                .rev()
+                .take(limit)
+                .map(|row| decode::<LedgerEntry>(row.map_err(unavailable)?.1.value()))
+                .collect::<Result<Vec<_>, _>>()?;
+            entries.reverse();
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn leaderboard(&self, tenant: &TenantId, query: &LeaderboardQuery) -> Result<LeaderboardPage, StoreError> {
+        let base = key(&[tenant.as_str(), query.profile.as_str()]);
+        let lower = match (&query.after, query.order, query.min) {
+            (Some((score, contact)), Order::Asc, _) => {
+                Bound::Excluded(key(&[&base, &sortable(*score), contact.as_str()]))
+            }
+            (_, _, Some(min)) => Bound::Included(format!("{base}{SEP}{}", sortable(min))),
+            _ => Bound::Included(format!("{base}{SEP}")),
+        };
+        let upper = match (&query.after, query.order, query.max) {
+            (Some((score, contact)), Order::Desc, _) => {
+                Bound::Excluded(key(&[&base, &sortable(*score), contact.as_str()]))
+            }
+            (_, _, Some(max)) => Bound::Excluded(format!("{base}{SEP}{}{AFTER_SEP}", sortable(max))),
+            _ => Bound::Excluded(format!("{base}{AFTER_SEP}")),
+        };
+        // A cursor can lie outside [min, max] only if the caller changed the filter; clamp with both.
+        let (min, max, order, limit) = (query.min, query.max, query.order, query.limit);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(SCORES).map_err(unavailable)?;
+            let bounds = (lower.as_ref().map(String::as_str), upper.as_ref().map(String::as_str));
+            let range = table.range::<&str>(bounds).map_err(unavailable)?;
+            let rows: Box<dyn Iterator<Item = _>> = match order {
+                Order::Asc => Box::new(range),
+                Order::Desc => Box::new(range.rev()),
+            };
+            let mut page = Vec::with_capacity(limit + 1);
+            for row in rows {
+                let (k, v) = row.map_err(unavailable)?;
+                let mut parts = k.value().rsplitn(3, SEP);
+                let (Some(contact), Some(score), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+                    return Err(StoreError::Corrupt(format!("leaderboard key {:?}", k.value())));
+                };
+                let score = unsortable(score)?;
+                if min.is_some_and(|m| score < m) || max.is_some_and(|m| score > m) {
+                    continue;
+                }
+                let contact_id = ContactId::parse(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                page.push(LeaderboardRow {
+                    contact_id,
+                    score,
+                    updated_at: decode(v.value())?,
+                });
+                if page.len() > limit {
+                    break;
+                }
+            }
+            let next = if page.len() > limit {
+                page.truncate(limit);
+                page.last().map(|row| (row.score, row.contact_id.clone()))
+            } else {
+                None
+            };
+            Ok(LeaderboardPage { rows: page, next })
+        })
+        .await
+    }
+
+    async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let end = format!("{}{AFTER_SEP}", millis(now));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
+            let outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+            let mut items = Vec::new();
+            for row in due.range::<&str>(..end.as_str()).map_err(unavailable)?.take(limit) {
+                let (k, _) = row.map_err(unavailable)?;
+                let Some((_, item_key)) = k.value().split_once(SEP) else {
+                    return Err(StoreError::Corrupt(format!("due key {:?}", k.value())));
+                };
+                if let Some(item) = outbox.get(item_key).map_err(unavailable)? {
+                    items.push(decode(item.value())?);
+                }
+            }
+            Ok(items)
+        })
+        .await
+    }
+
+    async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        let item_key = key(&[item.tenant.as_str(), item.action.id.as_str()]);
+        let bytes = encode(item)?;
+        let new_due = due_key(item);
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+                let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
+                let old: Option<OutboxItem> = outbox
+                    .get(item_key.as_str())
+                    .map_err(unavailable)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                if let Some(old_due) = old.as_ref().and_then(due_key) {
+                    due.remove(old_due.as_str()).map_err(unavailable)?;
+                }
+                if let Some(new_due) = &new_due {
+                    due.insert(new_due.as_str(), [].as_slice()).map_err(unavailable)?;
+                }
+                outbox
+                    .insert(item_key.as_str(), bytes.as_slice())
+                    .map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError> {
+        self.get(OUTBOX, key(&[tenant.as_str(), id.as_str()])).await
+    }
+
+    async fn actions(
+        &self,
+        tenant: &TenantId,
+        status: Option<ActionStatus>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let (start, end) = prefix(&[tenant.as_str()]);
+        let tenant = tenant.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let log = txn.open_table(OUTBOX_LOG).map_err(unavailable)?;
+            let outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+            let mut items = Vec::new();
+            for row in log
+                .range::<&str>(start.as_str()..end.as_str())
+                .map_err(unavailable)?
+                .rev()
+            {
+                let (k, _) = row.map_err(unavailable)?;
+                let Some(action) = k.value().rsplit(SEP).next() else {
+                    continue;
+                };
+                let Some(bytes) = outbox.get(key(&[&tenant, action]).as_str()).map_err(unavailable)? else {
+                    continue;
+                };
+                let item: OutboxItem = decode(bytes.value())?;
+                if status.is_none_or(|s| s == item.status) {
+                    items.push(item);
+                    if items.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(items)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sortable_scores_order_like_numbers() {
+        let values = [-1_000_000, -250, -1, 0, 1, 99, 100, 1_000_000];
+        let keys: Vec<String> = values.iter().map(|&c| sortable(Points::from_cents(c))).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        for &c in &values {
+            assert_eq!(
+                unsortable(&sortable(Points::from_cents(c))).unwrap(),
+                Points::from_cents(c)
+            );
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The storage port: everything scorehook keeps, in domain terms.
+//!
+//! Two adapters implement it and pass one contract suite: `embedded` (redb,
+//! the local default) and DynamoDB (production, next). The trait is shaped
+//! for DynamoDB's strengths: one conditional, atomic `commit` per
+//! interaction that checks the dedupe marker and the contact's version,
+//! writes the state, ledger entries and outbox items together, and fails as
+//! a whole.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::interaction::Interaction;
+use crate::engine::ledger::{ContactState, LedgerEntry};
+use crate::engine::points::Points;
+use crate::engine::profile::ProfileRecord;
+use crate::engine::trigger::TriggerSpec;
+use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
+use crate::outbox::{ActionStatus, OutboxItem};
+use crate::tenant::TenantRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The interaction id was already committed: the event scored before.
+    #[error("the interaction was already recorded")]
+    Duplicate,
+    /// Someone else changed the contact since it was read; re-read and retry.
+    #[error("the contact changed concurrently")]
+    Conflict,
+    /// The store could not be reached or could not write; the caller may retry.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored item could not be decoded: a bug or a corrupted file, never retried.
+    #[error("a stored item is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One atomic write: all of it lands, or none of it does.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub tenant: &'a TenantId,
+    /// The version read; the commit fails with `Conflict` if it moved.
+    pub expected_version: u64,
+    /// The new state; stored with `version = expected_version + 1`.
+    pub state: &'a ContactState,
+    /// The interaction, recorded as history and as the dedupe marker (fails
+    /// with `Duplicate` if its id is known). `None` for manual adjustments.
+    pub interaction: Option<&'a Interaction>,
+    pub received_at: DateTime<Utc>,
+    pub ledger: &'a [LedgerEntry],
+    pub actions: &'a [OutboxItem],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerRecord {
+    pub id: TriggerId,
+    pub spec: TriggerSpec,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+/// Contacts of one profile ordered by score, within `[min, max]`, after a cursor position.
+#[derive(Debug, Clone)]
+pub struct LeaderboardQuery {
+    pub profile: ProfileId,
+    pub order: Order,
+    pub min: Option<Points>,
+    pub max: Option<Points>,
+    pub limit: usize,
+    /// The last row of the previous page.
+    pub after: Option<(Points, ContactId)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderboardRow {
+    pub contact_id: ContactId,
+    pub score: Points,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderboardPage {
+    pub rows: Vec<LeaderboardRow>,
+    /// Set when more rows may follow: pass it back as `after`.
+    pub next: Option<(Points, ContactId)>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError>;
+
+    async fn put_profile(&self, tenant: &TenantId, profile: &ProfileRecord) -> Result<(), StoreError>;
+    async fn profile(&self, tenant: &TenantId, id: &ProfileId) -> Result<Option<ProfileRecord>, StoreError>;
+    async fn profiles(&self, tenant: &TenantId) -> Result<Vec<ProfileRecord>, StoreError>;
+
+    async fn put_trigger(&self, tenant: &TenantId, trigger: &TriggerRecord) -> Result<(), StoreError>;
+    async fn trigger(&self, tenant: &TenantId, id: &TriggerId) -> Result<Option<TriggerRecord>, StoreError>;
+    async fn triggers(&self, tenant: &TenantId) -> Result<Vec<TriggerRecord>, StoreError>;
+
+    async fn contact(&self, tenant: &TenantId, contact: &ContactId) -> Result<Option<ContactState>, StoreError>;
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
+    /// The contact's most recent `limit` ledger entries, oldest first.
+    async fn ledger(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
+    async fn leaderboard(&self, tenant: &TenantId, query: &LeaderboardQuery) -> Result<LeaderboardPage, StoreError>;
+
+    /// Pending or failed actions whose next attempt is due at `now`, soonest first.
+    async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Overwrites an action's delivery record (status, attempts, schedule).
+    async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError>;
+    async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError>;
+    /// A tenant's actions, newest first, optionally of one status.
+    async fn actions(
+        &self,
+        tenant: &TenantId,
+        status: Option<ActionStatus>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+}
