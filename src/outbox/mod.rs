@@ -62,6 +62,9 @@ pub struct OutboxItem {
     pub next_attempt_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How many attempts preceded the last replay: a replay starts a fresh retry schedule.
+    #[serde(default)]
+    pub attempts_before_replay: u32,
 }
 
 impl OutboxItem {
@@ -74,6 +77,7 @@ impl OutboxItem {
             attempts: Vec::new(),
             next_attempt_at: Some(due),
             reason: None,
+            attempts_before_replay: 0,
         }
     }
 
@@ -83,6 +87,7 @@ impl OutboxItem {
             return false;
         }
         self.status = ActionStatus::Pending;
+        self.attempts_before_replay = self.attempts.len() as u32;
         self.next_attempt_at = Some(now);
         self.reason = None;
         true
@@ -129,13 +134,14 @@ async fn deliver_one(
     };
     let now = clock.now();
     let number = item.attempts.len() as u32 + 1;
+    let in_schedule = number - item.attempts_before_replay;
     let (status, http_status, error) = match result {
         Ok(http_status) => (ActionStatus::Done, Some(http_status), None),
         Err(DeliveryError::Retryable {
             http_status,
             message,
             retry_after,
-        }) => match retry::next_attempt(&item.action.id, number, retry_after, now) {
+        }) => match retry::next_attempt(&item.action.id, in_schedule, retry_after, now) {
             Some(at) => {
                 item.next_attempt_at = Some(at);
                 (ActionStatus::Failed, http_status, Some(message))

@@ -83,6 +83,7 @@ impl Service {
         interaction: Option<&Interaction>,
         change: impl Fn(&ContactState, chrono::DateTime<chrono::Utc>) -> Outcome,
     ) -> Result<Committed, ServiceError> {
+        let _queued = self.contact_lock(tenant, contact).lock().await;
         for attempt in 0..=MAX_CONFLICT_RETRIES {
             let state = self
                 .store

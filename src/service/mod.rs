@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod ingest;
 pub mod scores;
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
@@ -19,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::engine::ConfigError;
-use crate::ids::TenantId;
+use crate::ids::{ContactId, TenantId};
 use crate::store::{Store, StoreError};
 use crate::tenant::{Secret, TenantRecord};
 
@@ -64,7 +65,13 @@ pub struct Service {
     /// Rung after every commit that queued actions, so the executor runs at once.
     pub outbox_bell: Arc<Notify>,
     admin_token: Option<Secret>,
+    /// Writers to one contact queue here within a process instead of racing
+    /// and retrying; across processes the store's version check decides.
+    contact_locks: Arc<[tokio::sync::Mutex<()>; CONTACT_LOCK_STRIPES]>,
 }
+
+/// Enough stripes that unrelated contacts rarely share one.
+const CONTACT_LOCK_STRIPES: usize = 256;
 
 impl Service {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Self {
@@ -73,7 +80,15 @@ impl Service {
             clock,
             outbox_bell: Arc::new(Notify::new()),
             admin_token,
+            contact_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
         }
+    }
+
+    /// The lock stripe of one contact.
+    pub(crate) fn contact_lock(&self, tenant: &TenantId, contact: &ContactId) -> &tokio::sync::Mutex<()> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (tenant, contact).hash(&mut hasher);
+        &self.contact_locks[(hasher.finish() % CONTACT_LOCK_STRIPES as u64) as usize]
     }
 
     /// Checks a bearer token against the operator token, then the tenant's own.

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The quick start's "run it locally": the server on the embedded store
+# (./.scorehook), with the example tenant, profile and trigger from
+# examples/ applied, and a local action receiver printing what fires.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SCOREHOOK_ADMIN_TOKEN="${SCOREHOOK_ADMIN_TOKEN:-dev-admin-token}"
+cargo build --quiet
+./target/debug/scorehook receiver --port 4000 --secret demo-secret-change-me &
+receiver=$!
+trap 'kill $receiver 2>/dev/null' EXIT
+echo "operator token: $SCOREHOOK_ADMIN_TOKEN"
+./target/debug/scorehook serve --port "${PORT:-3000}" --config examples/ "$@"

@@ -1,0 +1,148 @@
+//! Concurrent and repeated deliveries: no lost update, no double scoring.
+
+use scorehook::clock::Clock;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use scorehook::clock::ManualClock;
+use scorehook::engine::interaction::{parse_body, Interaction};
+use scorehook::service::Service;
+use scorehook::store::embedded::EmbeddedStore;
+use scorehook::store::Store;
+
+use crate::support::{interaction, seeds_profile, TestApp};
+
+#[tokio::test]
+async fn concurrent_webhooks_for_one_contact_lose_no_update() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    let app = Arc::new(app);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let app = Arc::clone(&app);
+        tasks.spawn(async move {
+            app.post_webhook("acme", &interaction(&format!("e{i}"), "email.opened", "jhon"))
+                .await
+                .0
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(app.score("acme", "jhon").await, Some(json!(40)));
+    let (_, view) = app
+        .admin(reqwest::Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None)
+        .await;
+    assert_eq!(view["scores"]["engagement"]["ledger"].as_array().unwrap().len(), 40);
+}
+
+/// Two services over one store stand for two Lambda instances: their
+/// writes to one contact race on the version check and must all land.
+#[tokio::test]
+async fn two_processes_writing_one_contact_lose_no_update() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    let store: Arc<dyn Store> = Arc::clone(&app.local.service.store);
+    let tenant = store
+        .tenant(&scorehook::ids::TenantId::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let instances: Vec<Service> = (0..2)
+        .map(|_| Service::new(Arc::clone(&store), Arc::new(ManualClock::new(app.clock.now())), None))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let service = instances[i % 2].clone();
+        let tenant = tenant.clone();
+        let event = one(interaction(&format!("e{i}"), "email.opened", "jhon"));
+        tasks.spawn(async move { service.ingest(&tenant, &[event]).await.map(|r| r.accepted) });
+    }
+    while let Some(accepted) = tasks.join_next().await {
+        assert_eq!(accepted.unwrap().unwrap(), 1);
+    }
+    assert_eq!(app.score("acme", "jhon").await, Some(json!(30)));
+}
+
+fn one(value: serde_json::Value) -> Interaction {
+    parse_body(value).unwrap().remove(0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Whatever is delivered again, in whatever order, every contact ends
+    /// with the score and ledger of delivering each event once.
+    #[test]
+    fn redelivering_any_interaction_changes_nothing(
+        events in proptest::collection::vec((0..3usize, 0..2usize), 1..12),
+        redeliveries in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let kinds = ["email.opened", "deal.stage_changed", "page.visited"];
+            let contacts = ["jhon", "ana"];
+            let originals: Vec<Interaction> = events.iter().enumerate().map(|(i, (kind, contact))| {
+                let mut value = interaction(&format!("e{i}"), kinds[*kind], contacts[*contact]);
+                value["attributes"] = json!({"stage": "demo"});
+                one(value)
+            }).collect();
+            let mut with_repeats = originals.clone();
+            for index in &redeliveries {
+                let repeat = index.get(&originals).clone();
+                let at = index.index(with_repeats.len() + 1);
+                with_repeats.insert(at.max(originals.iter().position(|e| e.id == repeat.id).unwrap() + 1).min(with_repeats.len()), repeat);
+            }
+            let once = scores_after(&originals).await;
+            let repeated = scores_after(&with_repeats).await;
+            assert_eq!(once, repeated);
+        });
+    }
+}
+
+/// Each contact's scores and ledger after ingesting `events` one request at a time.
+async fn scores_after(events: &[Interaction]) -> Vec<serde_json::Value> {
+    let dir = tempfile::TempDir::new().unwrap();
+    let clock = Arc::new(ManualClock::new("2026-11-23T00:00:00Z".parse().unwrap()));
+    let service = Service::new(Arc::new(EmbeddedStore::open(dir.path()).unwrap()), clock, None);
+    let tenant_id = scorehook::ids::TenantId::parse("acme").unwrap();
+    let input = scorehook::service::admin::TenantInput {
+        provider: scorehook::tenant::Provider::Generic,
+        webhook_secret: Some(scorehook::tenant::Secret::new("whsec-0123456789abcdef")),
+        actions_url: None,
+        crm: Default::default(),
+    };
+    service
+        .put_tenant(&scorehook::service::Caller::Operator, &tenant_id, input)
+        .await
+        .unwrap();
+    let profile = scorehook::ids::ProfileId::parse("engagement").unwrap();
+    service
+        .put_profile(&tenant_id, &profile, serde_json::from_value(seeds_profile()).unwrap())
+        .await
+        .unwrap();
+    service
+        .profile_step(&tenant_id, &profile, scorehook::engine::profile::ProfileRecord::publish)
+        .await
+        .unwrap();
+    let tenant = service.store.tenant(&tenant_id).await.unwrap().unwrap();
+    for event in events {
+        service.ingest(&tenant, std::slice::from_ref(event)).await.unwrap();
+    }
+    let mut views = Vec::new();
+    for contact in ["jhon", "ana"] {
+        let contact = scorehook::ids::ContactId::parse(contact).unwrap();
+        let view = match service.contact_scores(&tenant_id, &contact).await {
+            Ok(scores) => scores
+                .into_iter()
+                .map(|(p, v)| json!({"profile": p, "score": v.score, "ledger": v.ledger.iter().map(|e| json!([e.rule, e.points, e.event_id])).collect::<Vec<_>>()}))
+                .collect(),
+            Err(_) => vec![],
+        };
+        views.push(json!(view));
+    }
+    views
+}

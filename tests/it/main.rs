@@ -1,0 +1,12 @@
+//! scorehook's integration tests: one binary (one link step), modules named
+//! by what they prove. Every test gets a fresh data directory.
+
+mod admin_api;
+mod concurrency;
+mod delivery;
+mod lambda_events;
+mod restart;
+mod seeds;
+mod store_contract;
+mod support;
+mod webhooks;

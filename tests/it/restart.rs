@@ -1,0 +1,193 @@
+//! A real `scorehook serve` process, killed with SIGKILL and started again on
+//! the same data directory: everything it answered 2xx for is still there.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::spawn_app::SECRET;
+use crate::support::{interaction, seeds_profile, seeds_trigger, RecordingCrm, ADMIN_TOKEN};
+
+struct Server {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts the binary on port 0 and reads the address it prints.
+    async fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scorehook"))
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .env("SCOREHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let base = line.strip_prefix("scorehook listening on ").unwrap().to_owned();
+        Self {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    async fn webhook(&self, body: &Value) -> Value {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let (timestamp, sig) = scorehook::crm::signature::sign(SECRET, chrono::Utc::now(), &bytes);
+        let response = self
+            .http
+            .post(format!("{}/v1/webhooks/generic/acme", self.base))
+            .header("x-scorehook-timestamp", timestamp)
+            .header("x-scorehook-signature", sig)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        response.json().await.unwrap()
+    }
+
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_restarts_with_scores_ledger_and_pending_actions() {
+    use reqwest::Method;
+    let dir = tempfile::TempDir::new().unwrap();
+    let crm = RecordingCrm::start().await;
+    crm.respond_with(&[503; 3]);
+
+    let server = Server::start(dir.path()).await;
+    let tenant = json!({"provider": "generic", "webhook_secret": SECRET, "actions_url": crm.url});
+    assert_eq!(
+        server.admin(Method::PUT, "/v1/tenants/acme", Some(tenant)).await.0,
+        StatusCode::CREATED
+    );
+    server
+        .admin(
+            Method::PUT,
+            "/v1/tenants/acme/profiles/engagement",
+            Some(seeds_profile()),
+        )
+        .await;
+    server
+        .admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None)
+        .await;
+    server
+        .admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(seeds_trigger()))
+        .await;
+    let mut events: Vec<Value> = (1..=4)
+        .map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon"))
+        .collect();
+    let mut demo = interaction("stage-demo", "deal.stage_changed", "jhon");
+    demo["attributes"] = json!({"stage": "demo"});
+    events.push(demo.clone());
+    assert_eq!(
+        server.webhook(&json!(events)).await,
+        json!({"accepted": 5, "duplicates": 0})
+    );
+    // The executor tries each action once and the CRM answers 503: all three wait for a retry.
+    for _ in 0..3 {
+        crm.next(Duration::from_secs(10)).await;
+    }
+    let (_, before) = server
+        .admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None)
+        .await;
+    server.kill().await;
+
+    let server = Server::start(dir.path()).await;
+    let (_, after) = server
+        .admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None)
+        .await;
+    assert_eq!(after, before, "score and ledger survive SIGKILL");
+    assert_eq!(after["scores"]["engagement"]["score"], 7);
+    assert_eq!(after["scores"]["engagement"]["ledger"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        server.webhook(&demo).await,
+        json!({"accepted": 0, "duplicates": 1}),
+        "dedupe markers survive"
+    );
+
+    let (_, failed) = server
+        .admin(Method::GET, "/v1/tenants/acme/actions?status=failed", None)
+        .await;
+    let ids: Vec<String> = failed["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "the fired actions survive with their retry schedule: {failed}"
+    );
+    for id in &ids {
+        let (status, _) = server
+            .admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let mut delivered = Vec::new();
+    for _ in 0..3 {
+        delivered.push(
+            crm.next(Duration::from_secs(10)).await.body["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    delivered.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(delivered, expected, "delivered after the restart under the same ids");
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn a_stopped_app_restarts_with_its_pending_actions_still_pending() {
+    let crm = RecordingCrm::start().await;
+    let app = crate::support::TestApp::spawn().await;
+    app.seeds_tenant("acme", Some(&crm.url)).await;
+    let events: Vec<Value> = (1..=5)
+        .map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon"))
+        .collect();
+    app.post_webhook("acme", &json!(events)).await;
+    assert_eq!(app.actions("acme", "pending").await.len(), 3, "fired, not yet tried");
+
+    let app = crate::support::TestApp::spawn_in(app.stop().await, false).await;
+    assert_eq!(app.score("acme", "jhon").await, Some(json!(5)));
+    assert_eq!(app.actions("acme", "pending").await.len(), 3);
+    app.drain_outbox().await;
+    assert_eq!(crm.received().await.len(), 3);
+    assert_eq!(app.actions("acme", "done").await.len(), 3);
+}

@@ -1,0 +1,324 @@
+//! The store contract: behaviour every `Store` adapter must share. Each test
+//! is a function over `&dyn Store`; `contract_suite!` instantiates all of
+//! them for one adapter (the DynamoDB adapter will get the same suite).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+
+use scorehook::engine::action::FiredAction;
+use scorehook::engine::interaction::Interaction;
+use scorehook::engine::ledger::{ContactState, LedgerEntry, ScoreState};
+use scorehook::engine::points::Points;
+use scorehook::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
+use scorehook::outbox::{ActionStatus, OutboxItem};
+use scorehook::store::{Commit, LeaderboardQuery, Order, Store, StoreError};
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-22T10:00:00Z".parse().unwrap()
+}
+
+fn tenant() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+fn profile() -> ProfileId {
+    ProfileId::parse("engagement").unwrap()
+}
+
+fn event(id: &str, contact: &str) -> Interaction {
+    serde_json::from_value(json!({"id": id, "type": "email.opened", "contact_id": contact, "occurred_at": t0()}))
+        .unwrap()
+}
+
+fn state_with(contact: &str, version: u64, score: Option<i64>) -> ContactState {
+    let mut state = ContactState::new(ContactId::parse(contact).unwrap());
+    state.version = version;
+    if let Some(score) = score {
+        state.scores.insert(
+            profile(),
+            ScoreState {
+                total: Points::whole(score),
+                updated_at: Some(t0()),
+                ..ScoreState::default()
+            },
+        );
+    }
+    state
+}
+
+fn entry(seq: u64, points: i64) -> LedgerEntry {
+    LedgerEntry {
+        seq,
+        profile: profile(),
+        version: 1,
+        rule: "r".into(),
+        points: Points::whole(points),
+        event_id: None,
+        at: t0(),
+        expires_at: None,
+    }
+}
+
+fn action(id: &str, contact: &str, fired_at: DateTime<Utc>) -> OutboxItem {
+    OutboxItem::new(
+        tenant(),
+        FiredAction {
+            id: ActionId::parse(id).unwrap(),
+            trigger: TriggerId::parse("hot").unwrap(),
+            kind: "add_tag".into(),
+            params: json!({"tag": "x"}),
+            contact_id: ContactId::parse(contact).unwrap(),
+            deal_id: None,
+            fired_at,
+        },
+    )
+}
+
+/// Commits `state` (as the successor of `expected`) with an event, entries and actions.
+async fn commit(
+    store: &dyn Store,
+    expected: u64,
+    state: &ContactState,
+    event: Option<&Interaction>,
+    ledger: &[LedgerEntry],
+    actions: &[OutboxItem],
+) -> Result<(), StoreError> {
+    let tenant = tenant();
+    store
+        .commit(Commit {
+            tenant: &tenant,
+            expected_version: expected,
+            state,
+            interaction: event,
+            received_at: t0(),
+            ledger,
+            actions,
+        })
+        .await
+}
+
+pub async fn a_commit_lands_whole(store: &dyn Store) {
+    let state = state_with("jhon", 0, Some(3));
+    commit(
+        store,
+        0,
+        &state,
+        Some(&event("e1", "jhon")),
+        &[entry(0, 3)],
+        &[action("act_1", "jhon", t0())],
+    )
+    .await
+    .unwrap();
+    let stored = store.contact(&tenant(), &state.contact_id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1, "the store writes version + 1");
+    assert_eq!(stored.scores, state.scores);
+    assert_eq!(
+        store.ledger(&tenant(), &state.contact_id, 10).await.unwrap(),
+        vec![entry(0, 3)]
+    );
+    let due = store.due_actions(t0(), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].action.id.as_str(), "act_1");
+}
+
+pub async fn a_known_interaction_id_is_a_duplicate_and_writes_nothing(store: &dyn Store) {
+    let first = state_with("jhon", 0, Some(1));
+    commit(store, 0, &first, Some(&event("e1", "jhon")), &[entry(0, 1)], &[])
+        .await
+        .unwrap();
+    let second = state_with("jhon", 1, Some(2));
+    let result = commit(
+        store,
+        1,
+        &second,
+        Some(&event("e1", "jhon")),
+        &[entry(1, 1)],
+        &[action("act_2", "jhon", t0())],
+    )
+    .await;
+    assert!(matches!(result, Err(StoreError::Duplicate)), "{result:?}");
+    let stored = store.contact(&tenant(), &first.contact_id).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.scores[&profile()].total), (1, Points::whole(1)));
+    assert_eq!(store.ledger(&tenant(), &first.contact_id, 10).await.unwrap().len(), 1);
+    assert!(store.due_actions(t0(), 10).await.unwrap().is_empty());
+}
+
+pub async fn a_stale_version_conflicts_and_writes_nothing(store: &dyn Store) {
+    let first = state_with("jhon", 0, Some(1));
+    commit(store, 0, &first, Some(&event("e1", "jhon")), &[entry(0, 1)], &[])
+        .await
+        .unwrap();
+    let stale = state_with("jhon", 0, Some(9));
+    let result = commit(
+        store,
+        0,
+        &stale,
+        Some(&event("e2", "jhon")),
+        &[entry(1, 8)],
+        &[action("act_2", "jhon", t0())],
+    )
+    .await;
+    assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    assert_eq!(store.ledger(&tenant(), &first.contact_id, 10).await.unwrap().len(), 1);
+    assert!(store.due_actions(t0(), 10).await.unwrap().is_empty());
+    // The conflicting commit left no dedupe marker: the event can still score.
+    let retried = state_with("jhon", 1, Some(2));
+    commit(store, 1, &retried, Some(&event("e2", "jhon")), &[entry(1, 1)], &[])
+        .await
+        .unwrap();
+}
+
+pub async fn the_leaderboard_follows_commits_and_filters(store: &dyn Store) {
+    for (contact, score) in [("a", 5), ("b", -2), ("c", 10), ("d", 5)] {
+        commit(store, 0, &state_with(contact, 0, Some(score)), None, &[], &[])
+            .await
+            .unwrap();
+    }
+    // c drops from 10 to 1: its old index row must go.
+    commit(store, 1, &state_with("c", 1, Some(1)), None, &[], &[])
+        .await
+        .unwrap();
+    let query = |order, min: Option<i64>, max: Option<i64>, limit, after| LeaderboardQuery {
+        profile: profile(),
+        order,
+        min: min.map(Points::whole),
+        max: max.map(Points::whole),
+        limit,
+        after,
+    };
+    let ids = |rows: Vec<scorehook::store::LeaderboardRow>| {
+        rows.into_iter().map(|r| r.contact_id.to_string()).collect::<Vec<_>>()
+    };
+    let all = store
+        .leaderboard(&tenant(), &query(Order::Desc, None, None, 10, None))
+        .await
+        .unwrap();
+    assert_eq!(ids(all.rows), ["d", "a", "c", "b"]);
+    assert_eq!(all.next, None);
+    let filtered = store
+        .leaderboard(&tenant(), &query(Order::Asc, Some(0), Some(5), 10, None))
+        .await
+        .unwrap();
+    assert_eq!(ids(filtered.rows), ["c", "a", "d"]);
+    let first = store
+        .leaderboard(&tenant(), &query(Order::Asc, None, None, 2, None))
+        .await
+        .unwrap();
+    assert_eq!(ids(first.rows), ["b", "c"]);
+    let rest = store
+        .leaderboard(&tenant(), &query(Order::Asc, None, None, 2, first.next))
+        .await
+        .unwrap();
+    assert_eq!(ids(rest.rows), ["a", "d"]);
+    let other = TenantId::parse("other").unwrap();
+    assert!(store
+        .leaderboard(&other, &query(Order::Desc, None, None, 10, None))
+        .await
+        .unwrap()
+        .rows
+        .is_empty());
+}
+
+pub async fn actions_move_through_their_lifecycle(store: &dyn Store) {
+    let (early, late) = (
+        action("act_early", "jhon", t0()),
+        action("act_late", "jhon", t0() + TimeDelta::minutes(5)),
+    );
+    commit(
+        store,
+        0,
+        &state_with("jhon", 0, None),
+        None,
+        &[],
+        &[late.clone(), early.clone()],
+    )
+    .await
+    .unwrap();
+    let due: Vec<String> = store
+        .due_actions(t0(), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.action.id.to_string())
+        .collect();
+    assert_eq!(due, ["act_early"], "only what is due, soonest first");
+
+    let mut failed = early.clone();
+    failed.status = ActionStatus::Failed;
+    failed.next_attempt_at = Some(t0() + TimeDelta::minutes(10));
+    store.save_action(&failed).await.unwrap();
+    let at_six: Vec<String> = store
+        .due_actions(t0() + TimeDelta::minutes(6), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.action.id.to_string())
+        .collect();
+    assert_eq!(at_six, ["act_late"], "a rescheduled action leaves its old due slot");
+
+    let mut done = failed.clone();
+    done.status = ActionStatus::Done;
+    done.next_attempt_at = None;
+    store.save_action(&done).await.unwrap();
+    assert_eq!(store.due_actions(t0() + TimeDelta::days(1), 10).await.unwrap().len(), 1);
+    let listed = store.actions(&tenant(), Some(ActionStatus::Done), 10).await.unwrap();
+    assert_eq!(listed, vec![done.clone()]);
+    assert_eq!(store.actions(&tenant(), None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.action(&tenant(), &done.action.id).await.unwrap(), Some(done));
+    assert!(store
+        .actions(&TenantId::parse("other").unwrap(), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn ledgers_read_the_latest_entries_in_order(store: &dyn Store) {
+    let entries: Vec<LedgerEntry> = (0..15).map(|i| entry(i, 1)).collect();
+    commit(store, 0, &state_with("jhon", 0, Some(15)), None, &entries, &[])
+        .await
+        .unwrap();
+    let latest = store
+        .ledger(&tenant(), &ContactId::parse("jhon").unwrap(), 5)
+        .await
+        .unwrap();
+    assert_eq!(latest.iter().map(|e| e.seq).collect::<Vec<_>>(), [10, 11, 12, 13, 14]);
+    assert!(
+        store
+            .ledger(&tenant(), &ContactId::parse("jhon2").unwrap(), 5)
+            .await
+            .unwrap()
+            .is_empty(),
+        "prefixes do not bleed"
+    );
+}
+
+macro_rules! contract_suite {
+    ($adapter:ident, $open:expr) => {
+        mod $adapter {
+            contract_suite!(@tests $open;
+                a_commit_lands_whole,
+                a_known_interaction_id_is_a_duplicate_and_writes_nothing,
+                a_stale_version_conflicts_and_writes_nothing,
+                the_leaderboard_follows_commits_and_filters,
+                actions_move_through_their_lifecycle,
+                ledgers_read_the_latest_entries_in_order);
+        }
+    };
+    (@tests $open:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _guard) = $open;
+                super::$name(&store).await;
+            }
+        )*
+    };
+}
+
+contract_suite!(embedded, {
+    let dir = tempfile::TempDir::new().unwrap();
+    (
+        scorehook::store::embedded::EmbeddedStore::open(dir.path()).unwrap(),
+        dir,
+    )
+});

@@ -1,0 +1,31 @@
+//! Test harness: a real server on 127.0.0.1:0 over a fresh data directory,
+//! a recording CRM, and request signing. No mocks of our own code.
+
+pub mod recording_crm;
+pub mod spawn_app;
+
+pub use recording_crm::RecordingCrm;
+pub use spawn_app::{TestApp, ADMIN_TOKEN};
+
+use serde_json::{json, Value};
+
+/// One canonical interaction for contact `contact`.
+pub fn interaction(id: &str, kind: &str, contact: &str) -> Value {
+    json!({"id": id, "type": kind, "contact_id": contact, "occurred_at": "2026-11-22T10:00:00Z"})
+}
+
+/// The seeds' profile: +1 per open, +3 when a deal reaches `demo`.
+pub fn seeds_profile() -> Value {
+    json!({"name": "Engagement", "description": "How warm a contact is", "rules": [
+        {"id": "opened", "when": {"type": "email.opened"}, "points": 1},
+        {"id": "demo", "when": {"type": "deal.stage_changed", "attributes": {"stage": {"equals": "demo"}}}, "points": 3}]})
+}
+
+/// The seeds' trigger: score >= 5, on entering, three actions.
+pub fn seeds_trigger() -> Value {
+    json!({"name": "Hot lead", "when": {"score": {"profile": "engagement", "op": "gte", "value": 5}}, "runs": "on_enter",
+        "actions": [
+            {"type": "add_note", "text": "High engagement: prioritise {{contact.id}}"},
+            {"type": "create_task", "title": "Follow up", "due_in": "1d"},
+            {"type": "add_tag", "tag": "Caliente"}]})
+}

@@ -1,0 +1,168 @@
+//! `POST /v1/webhooks/generic/{tenant}`: every rejection has its status and
+//! stores nothing; accepted bodies are scored once.
+
+use reqwest::{Method, StatusCode};
+use scorehook::clock::Clock;
+use serde_json::{json, Value};
+
+use crate::support::{interaction, TestApp};
+
+/// Proves a rejected delivery stored nothing: the contact has no state, and
+/// the same event id is still new (its dedupe marker was never written).
+async fn assert_nothing_stored(app: &TestApp, event: &Value) {
+    let contact = event["contact_id"].as_str().unwrap();
+    assert_eq!(app.score("acme", contact).await, None, "the contact must not exist");
+    let (status, body) = app.post_webhook("acme", event).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body,
+        json!({"accepted": 1, "duplicates": 0}),
+        "the rejected event must not count as seen"
+    );
+}
+
+fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn accepts_one_interaction_or_an_array_and_counts_duplicates() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    let (status, body) = app
+        .post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::ACCEPTED, json!({"accepted": 1, "duplicates": 0}))
+    );
+
+    let batch = json!([
+        interaction("e1", "email.opened", "jhon"),
+        interaction("e2", "email.opened", "jhon"),
+        interaction("e2", "email.opened", "jhon"),
+        interaction("e3", "email.opened", "ana")
+    ]);
+    let (status, body) = app.post_webhook("acme", &batch).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::ACCEPTED, json!({"accepted": 2, "duplicates": 2}))
+    );
+    assert_eq!(app.score("acme", "jhon").await, Some(json!(2)));
+    assert_eq!(app.score("acme", "ana").await, Some(json!(1)));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_401_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    let event = interaction("e1", "email.opened", "jhon");
+    let (status, body) = app
+        .post_raw("acme", "not-the-secret-at-all", &serde_json::to_vec(&event).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&body, "unauthorized");
+    assert_nothing_stored(&app, &event).await;
+}
+
+#[tokio::test]
+async fn a_stale_or_missing_signature_is_401_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    let event = interaction("e1", "email.opened", "jhon");
+    let bytes = serde_json::to_vec(&event).unwrap();
+    let old = app.clock.now() - chrono::TimeDelta::seconds(301);
+    let (timestamp, sig) = scorehook::crm::signature::sign(crate::support::spawn_app::SECRET, old, &bytes);
+    let (status, body) = app.post_signed("acme", &bytes, &timestamp, &sig).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("five minutes"),
+        "{body}"
+    );
+
+    let response = app
+        .http
+        .post(format!("{}/v1/webhooks/generic/acme", app.base))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_nothing_stored(&app, &event).await;
+}
+
+#[tokio::test]
+async fn an_unknown_tenant_is_refused_like_a_bad_signature() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post_webhook("nobody", &interaction("e1", "email.opened", "jhon"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&body, "unauthorized");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    for bad in [&b"{\"id\": \"e1\", "[..], b"", b"not json"] {
+        let (status, body) = app.post_raw("acme", crate::support::spawn_app::SECRET, bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_error(&body, "malformed_json");
+    }
+    assert_nothing_stored(&app, &interaction("e1", "email.opened", "jhon")).await;
+}
+
+#[tokio::test]
+async fn a_body_over_256_kib_is_413_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    let mut event = interaction("e1", "email.opened", "jhon");
+    event["attributes"] = json!({"padding": "x".repeat(256 * 1024)});
+    let (status, body) = app.post_webhook("acme", &event).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
+    assert_nothing_stored(&app, &interaction("e1", "email.opened", "jhon")).await;
+}
+
+#[tokio::test]
+async fn json_that_is_not_an_interaction_is_422_and_stores_nothing_of_the_batch() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    let good = interaction("e1", "email.opened", "jhon");
+    let cases = [
+        json!([good.clone(), interaction("e2", "email.exploded", "jhon")]),
+        json!([good.clone(), {"id": "e3", "type": "email.opened"}]),
+        json!({"id": "e4", "type": "email.opened", "contact_id": "has space", "occurred_at": "2026-11-22T10:00:00Z"}),
+        json!(42),
+        json!([]),
+    ];
+    for case in cases {
+        let (status, body) = app.post_webhook("acme", &case).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{case}: {body}");
+        assert_error(&body, "invalid_request");
+    }
+    assert_nothing_stored(&app, &good).await;
+}
+
+#[tokio::test]
+async fn providers_without_a_connector_are_404() {
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    for provider in ["hubspot", "salesforce"] {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/v1/webhooks/{provider}/acme"),
+                None,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_error(&body, "not_found");
+    }
+}
