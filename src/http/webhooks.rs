@@ -44,13 +44,12 @@ async fn receive(
         )));
     }
     let tenant_id = TenantId::parse(tenant).map_err(|_| ApiError::unauthorized(REFUSED))?;
-    let tenant = service
-        .store
-        .tenant(&tenant_id)
-        .await
-        .map_err(crate::service::ServiceError::from)?
-        .filter(|t| t.provider == provider)
+    let view = service
+        .tenant_view(&tenant_id)
+        .await?
+        .filter(|v| v.record.provider == provider)
         .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
+    let tenant = &view.record;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     signature::verify(
         tenant.webhook_secret.expose(),
@@ -62,6 +61,6 @@ async fn receive(
     .inspect_err(|e| tracing::warn!(tenant = %tenant_id, error = %e, "webhook refused"))?;
     let value: serde_json::Value = parse_json(&body)?;
     let interactions = parse_body(value).map_err(|e| ApiError::invalid(Some(format!("[{}]", e.at)), e.to_string()))?;
-    let report = service.ingest(&tenant, &interactions).await?;
+    let report = service.ingest(&view, &interactions).await?;
     Ok((StatusCode::ACCEPTED, Json(report)))
 }

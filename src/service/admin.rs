@@ -87,6 +87,7 @@ impl Service {
                 record.crm = input.crm;
                 record.updated_at = now;
                 self.store.put_tenant(&record).await?;
+                self.config_changed(id);
                 Ok(TenantWritten { record, token: None })
             }
             None => {
@@ -136,6 +137,7 @@ impl Service {
         };
         if change != Change::Unchanged {
             self.store.put_profile(tenant, &record).await?;
+            self.config_changed(tenant);
         }
         Ok((record, change))
     }
@@ -161,6 +163,7 @@ impl Service {
         let mut record = self.profile(tenant, id).await?;
         if step(&mut record, self.clock.now()) != Change::Unchanged {
             self.store.put_profile(tenant, &record).await?;
+            self.config_changed(tenant);
             tracing::info!(tenant = %tenant, profile = %id, status = ?record.status, "profile lifecycle changed");
         }
         Ok(record)
@@ -198,6 +201,7 @@ impl Service {
             updated_at: self.clock.now(),
         };
         self.store.put_trigger(tenant, &record).await?;
+        self.config_changed(tenant);
         Ok((record, created))
     }
 

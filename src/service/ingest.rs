@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::{catalog, Service, ServiceError};
+use super::catalog::TenantView;
+use super::{Service, ServiceError};
 use crate::engine::interaction::Interaction;
 use crate::engine::ledger::ContactState;
 use crate::engine::{self, Outcome};
 use crate::ids::{ContactId, TenantId};
 use crate::outbox::OutboxItem;
 use crate::store::{Commit, StoreError};
-use crate::tenant::TenantRecord;
 
 /// How many times one interaction is re-evaluated after losing a race.
 const MAX_CONFLICT_RETRIES: u32 = 10;
@@ -38,19 +38,15 @@ impl Service {
     /// Scores interactions in order. Stops at the first store failure: what
     /// was committed before it stays (each interaction is atomic, and a
     /// redelivery of the whole body deduplicates it).
-    pub async fn ingest(
-        &self,
-        tenant: &TenantRecord,
-        interactions: &[Interaction],
-    ) -> Result<IngestReport, ServiceError> {
-        let catalog = catalog::load(self.store.as_ref(), tenant).await?;
+    pub async fn ingest(&self, view: &TenantView, interactions: &[Interaction]) -> Result<IngestReport, ServiceError> {
+        let (tenant, catalog) = (&view.record, &view.catalog);
         let mut report = IngestReport::default();
         for interaction in interactions {
             let span = tracing::info_span!("interaction", tenant = %tenant.id, event_id = %interaction.id,
                 contact_id = %interaction.contact_id, kind = %interaction.kind);
             let committed = self
                 .commit_contact(&tenant.id, &interaction.contact_id, Some(interaction), |state, now| {
-                    engine::evaluate(&catalog, state, interaction, now)
+                    engine::evaluate(catalog, state, interaction, now)
                 })
                 .instrument(span.clone())
                 .await?;

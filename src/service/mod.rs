@@ -14,6 +14,7 @@ pub mod scores;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
@@ -23,6 +24,7 @@ use crate::engine::ConfigError;
 use crate::ids::{ContactId, TenantId};
 use crate::store::{Store, StoreError};
 use crate::tenant::{Secret, TenantRecord};
+use catalog::{CatalogCache, TenantView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -68,7 +70,11 @@ pub struct Service {
     /// Writers to one contact queue here within a process instead of racing
     /// and retrying; across processes the store's version check decides.
     contact_locks: Arc<[tokio::sync::Mutex<()>; CONTACT_LOCK_STRIPES]>,
+    catalogs: Arc<CatalogCache>,
 }
+
+/// How long a process trusts its cached copy of a tenant's configuration.
+pub const DEFAULT_CONFIG_REFRESH: Duration = Duration::from_secs(5);
 
 /// Enough stripes that unrelated contacts rarely share one.
 const CONTACT_LOCK_STRIPES: usize = 256;
@@ -81,7 +87,23 @@ impl Service {
             outbox_bell: Arc::new(Notify::new()),
             admin_token,
             contact_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            catalogs: Arc::new(CatalogCache::new(DEFAULT_CONFIG_REFRESH)),
         }
+    }
+
+    /// Sets how long tenant configuration is cached (0 disables the cache).
+    pub fn with_config_refresh(mut self, refresh: Duration) -> Self {
+        self.catalogs = Arc::new(CatalogCache::new(refresh));
+        self
+    }
+
+    /// The tenant and its compiled catalog, cached for the refresh interval.
+    pub async fn tenant_view(&self, tenant: &TenantId) -> Result<Option<Arc<TenantView>>, ServiceError> {
+        Ok(self.catalogs.get(self.store.as_ref(), tenant).await?)
+    }
+
+    pub(crate) fn config_changed(&self, tenant: &TenantId) {
+        self.catalogs.invalidate(tenant);
     }
 
     /// The lock stripe of one contact.

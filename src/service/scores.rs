@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::ingest::Committed;
-use super::{catalog, random_token, Service, ServiceError};
+use super::{random_token, Service, ServiceError};
 use crate::engine::duration::Span;
 use crate::engine::ledger::{since_last_reset, LedgerEntry};
 use crate::engine::points::Points;
@@ -68,7 +68,10 @@ impl Service {
         profile: &ProfileId,
         input: AdjustInput,
     ) -> Result<Option<Points>, ServiceError> {
-        let record = self.require_tenant(tenant).await?;
+        let view = self
+            .tenant_view(tenant)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))?;
         let stored = self.profile(tenant, profile).await?;
         if stored.scoring().is_none() {
             return Err(ServiceError::Conflict(format!(
@@ -86,7 +89,7 @@ impl Service {
             }
             (_, Some(p)) => p,
         };
-        let catalog = catalog::load(self.store.as_ref(), &record).await?;
+        let catalog = &view.catalog;
         let cause = EventId::parse(random_token("adj")?).map_err(|e| ServiceError::invalid("cause", e.to_string()))?;
         let committed = self
             .commit_contact(tenant, contact, None, |state, now| {
@@ -95,7 +98,7 @@ impl Service {
                     points,
                     expires_at: input.expires_in.map(|s| now + s.as_delta()),
                 };
-                engine::adjust(&catalog, state, profile, change, &cause, now)
+                engine::adjust(catalog, state, profile, change, &cause, now)
             })
             .await?;
         let now = self.clock.now();

@@ -94,8 +94,29 @@ pub struct LeaderboardPage {
     pub next: Option<(Points, ContactId)>,
 }
 
+/// Everything scoring needs to know about a tenant's configuration.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub tenant: TenantRecord,
+    pub profiles: Vec<ProfileRecord>,
+    pub triggers: Vec<TriggerRecord>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// The tenant with its profiles and triggers; adapters that can read them
+    /// in one call (DynamoDB: one Query) override this.
+    async fn tenant_config(&self, id: &TenantId) -> Result<Option<TenantConfig>, StoreError> {
+        let Some(tenant) = self.tenant(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(TenantConfig {
+            profiles: self.profiles(id).await?,
+            triggers: self.triggers(id).await?,
+            tenant,
+        }))
+    }
+
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError>;
 

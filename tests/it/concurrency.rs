@@ -46,20 +46,19 @@ async fn two_processes_writing_one_contact_lose_no_update() {
     let app = TestApp::spawn().await;
     app.seeds_tenant("acme", None).await;
     let store: Arc<dyn Store> = Arc::clone(&app.local.service.store);
-    let tenant = store
-        .tenant(&scorehook::ids::TenantId::parse("acme").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let tenant_id = scorehook::ids::TenantId::parse("acme").unwrap();
     let instances: Vec<Service> = (0..2)
         .map(|_| Service::new(Arc::clone(&store), Arc::new(ManualClock::new(app.clock.now())), None))
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..30 {
         let service = instances[i % 2].clone();
-        let tenant = tenant.clone();
+        let tenant_id = tenant_id.clone();
         let event = one(interaction(&format!("e{i}"), "email.opened", "jhon"));
-        tasks.spawn(async move { service.ingest(&tenant, &[event]).await.map(|r| r.accepted) });
+        tasks.spawn(async move {
+            let view = service.tenant_view(&tenant_id).await.unwrap().unwrap();
+            service.ingest(&view, &[event]).await.map(|r| r.accepted)
+        });
     }
     while let Some(accepted) = tasks.join_next().await {
         assert_eq!(accepted.unwrap().unwrap(), 1);
@@ -93,8 +92,10 @@ proptest! {
             let mut with_repeats = originals.clone();
             for index in &redeliveries {
                 let repeat = index.get(&originals).clone();
-                let at = index.index(with_repeats.len() + 1);
-                with_repeats.insert(at.max(originals.iter().position(|e| e.id == repeat.id).unwrap() + 1).min(with_repeats.len()), repeat);
+                // A redelivery always comes after the first delivery of its event.
+                let first = with_repeats.iter().position(|e| e.id == repeat.id).unwrap();
+                let at = first + 1 + index.index(with_repeats.len() - first);
+                with_repeats.insert(at, repeat);
             }
             let once = scores_after(&originals).await;
             let repeated = scores_after(&with_repeats).await;
@@ -128,9 +129,9 @@ async fn scores_after(events: &[Interaction]) -> Vec<serde_json::Value> {
         .profile_step(&tenant_id, &profile, scorehook::engine::profile::ProfileRecord::publish)
         .await
         .unwrap();
-    let tenant = service.store.tenant(&tenant_id).await.unwrap().unwrap();
+    let view = service.tenant_view(&tenant_id).await.unwrap().unwrap();
     for event in events {
-        service.ingest(&tenant, std::slice::from_ref(event)).await.unwrap();
+        service.ingest(&view, std::slice::from_ref(event)).await.unwrap();
     }
     let mut views = Vec::new();
     for contact in ["jhon", "ana"] {
