@@ -15,7 +15,7 @@ use crate::crm::Deliverer;
 use crate::outbox;
 use crate::service::Service;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::tenant::Secret;
 
 /// How often the local executor looks for due retries when no commit rings.
@@ -39,12 +39,14 @@ pub struct Local {
 }
 
 impl Local {
+    /// A local scorehook over the embedded store under `data_dir`.
     pub fn open(data_dir: &Path, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
-        let store = Arc::new(EmbeddedStore::open(data_dir)?);
-        Ok(Self {
-            service: Service::new(store, clock, admin_token),
-            deliverer: Deliverer::new()?,
-        })
+        Self::new(Arc::new(EmbeddedStore::open(data_dir)?), clock, admin_token)
+    }
+
+    /// A local scorehook over any store (DynamoDB with `--store dynamodb`).
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
+        Ok(Self { service: Service::new(store, clock, admin_token), deliverer: Deliverer::new()? })
     }
 
     /// Serves the router on `listener` until `shutdown` resolves. With

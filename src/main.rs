@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use scorehook::app::Local;
 use scorehook::clock::SystemClock;
+use scorehook::store::dynamodb::DynamoStore;
 use scorehook::tenant::Secret;
 use scorehook::{receiver, telemetry};
 
@@ -35,6 +36,14 @@ enum Command {
         /// Tenant files (a directory of *.json, or one file) to apply before serving.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Where to keep everything: the embedded file store, or DynamoDB
+        /// (table from SCOREHOOK_TABLE; DYNAMODB_ENDPOINT for a local server,
+        /// where the table is created if missing).
+        #[arg(long, value_enum, default_value_t = StoreKind::Embedded, env = "SCOREHOOK_STORE")]
+        store: StoreKind,
+        /// Seconds a tenant's configuration is cached per process (0: no cache).
+        #[arg(long, default_value_t = 5, env = "SCOREHOOK_CONFIG_REFRESH_SECS")]
+        config_refresh_secs: u64,
     },
     /// Apply tenant files to the embedded store (stop the server first: the file is locked).
     Apply {
@@ -53,6 +62,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum StoreKind {
+    Embedded,
+    Dynamodb,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init();
@@ -66,41 +81,31 @@ async fn main() -> ExitCode {
 }
 
 fn admin_token() -> Option<Secret> {
-    std::env::var("SCOREHOOK_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
+    std::env::var("SCOREHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new)
 }
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve {
-            host,
-            port,
-            data_dir,
-            config,
-        } => {
+        Command::Serve { host, port, data_dir, config, store, config_refresh_secs } => {
             let token = admin_token();
             if token.is_none() {
                 tracing::warn!("SCOREHOOK_ADMIN_TOKEN is not set: only tenant tokens can use the admin API");
             }
-            let local = Local::open(&data_dir, Arc::new(SystemClock), token).map_err(|e| e.to_string())?;
+            let mut local = match store {
+                StoreKind::Embedded => Local::open(&data_dir, Arc::new(SystemClock), token),
+                StoreKind::Dynamodb => Local::new(dynamodb().await?, Arc::new(SystemClock), token),
+            }
+            .map_err(|e| e.to_string())?;
+            local.service = local.service.with_config_refresh(std::time::Duration::from_secs(config_refresh_secs));
             if let Some(config) = config {
                 apply(&local, &config).await?;
             }
-            let addr: SocketAddr = format!("{host}:{port}")
-                .parse()
-                .map_err(|e| format!("bad --host/--port: {e}"))?;
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let addr: SocketAddr = format!("{host}:{port}").parse().map_err(|e| format!("bad --host/--port: {e}"))?;
+            let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             println!("scorehook listening on http://{bound}");
             tracing::info!(%bound, data_dir = %data_dir.display(), "serving");
-            local
-                .serve(listener, true, shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())
+            local.serve(listener, true, shutdown_signal()).await.map_err(|e| e.to_string())
         }
         Command::Apply { path, data_dir } => {
             let local = Local::open(&data_dir, Arc::new(SystemClock), None).map_err(|e| e.to_string())?;
@@ -108,13 +113,23 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Receiver { port, secret } => {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             println!("receiving actions on http://{addr}/actions");
             receiver::run(listener, secret).await.map_err(|e| e.to_string())
         }
     }
+}
+
+/// The DynamoDB store from `SCOREHOOK_TABLE` and `DYNAMODB_ENDPOINT`.
+async fn dynamodb() -> Result<Arc<dyn scorehook::store::Store>, String> {
+    let table =
+        std::env::var("SCOREHOOK_TABLE").map_err(|_| "--store dynamodb needs SCOREHOOK_TABLE (the table name)")?;
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty());
+    let store = DynamoStore::connect(table.clone(), endpoint.as_deref()).await;
+    if endpoint.is_some() && store.ensure_table().await.map_err(|e| e.to_string())? {
+        tracing::info!(%table, "created the DynamoDB table");
+    }
+    Ok(Arc::new(store))
 }
 
 async fn apply(local: &Local, path: &std::path::Path) -> Result<(), String> {
@@ -122,10 +137,7 @@ async fn apply(local: &Local, path: &std::path::Path) -> Result<(), String> {
         tracing::info!(tenant = %applied.tenant, profiles = applied.profiles, triggers = applied.triggers, "applied");
         if let Some(token) = applied.token {
             // Shown once: only its hash is stored.
-            println!(
-                "tenant {} created; its admin token (shown once): {token}",
-                applied.tenant
-            );
+            println!("tenant {} created; its admin token (shown once): {token}", applied.tenant);
         }
     }
     Ok(())

@@ -18,13 +18,8 @@ pub async fn run(listener: TcpListener, secret: String) -> std::io::Result<()> {
 
 async fn receive(State(secret): State<String>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let verdict = signature::verify(
-        &secret,
-        header(TIMESTAMP_HEADER),
-        header(SIGNATURE_HEADER),
-        &body,
-        chrono::Utc::now(),
-    );
+    let verdict =
+        signature::verify(&secret, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), &body, chrono::Utc::now());
     match verdict {
         Ok(()) => {
             println!("{}", String::from_utf8_lossy(&body));

@@ -84,10 +84,7 @@ impl TenantRecord {
     }
 
     pub fn score_field(&self) -> &str {
-        self.crm
-            .get("score_field")
-            .and_then(Value::as_str)
-            .unwrap_or(crate::engine::action::DEFAULT_SCORE_FIELD)
+        self.crm.get("score_field").and_then(Value::as_str).unwrap_or(crate::engine::action::DEFAULT_SCORE_FIELD)
     }
 
     pub fn public_crm(&self) -> Map<String, Value> {
@@ -125,10 +122,7 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };
-        assert_eq!(
-            Value::Object(record.public_crm()),
-            serde_json::json!({"score_field": "lead"})
-        );
+        assert_eq!(Value::Object(record.public_crm()), serde_json::json!({"score_field": "lead"}));
         assert!(record.token_matches("tok"));
         assert!(!record.token_matches("tok2"));
         assert_eq!(record.score_field(), "lead");

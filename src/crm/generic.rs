@@ -34,12 +34,7 @@ pub async fn deliver(
     now: DateTime<Utc>,
 ) -> Result<u16, DeliveryError> {
     let url = match item.action.kind.as_str() {
-        "webhook" => item
-            .action
-            .params
-            .get("url")
-            .and_then(|u| u.as_str())
-            .map(str::to_owned),
+        "webhook" => item.action.params.get("url").and_then(|u| u.as_str()).map(str::to_owned),
         _ => tenant.actions_url.clone(),
     };
     let Some(url) = url else {
@@ -78,20 +73,10 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, now: DateTime<Utc>) -> 
     }
     let message = format!("the receiver answered {status}");
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
-        let retry_after = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry_after(v, now));
-        return Err(DeliveryError::Retryable {
-            http_status: Some(code),
-            message,
-            retry_after,
-        });
+        let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, now));
+        return Err(DeliveryError::Retryable { http_status: Some(code), message, retry_after });
     }
-    Err(DeliveryError::Permanent {
-        http_status: Some(code),
-        message,
-    })
+    Err(DeliveryError::Permanent { http_status: Some(code), message })
 }
 
 /// `Retry-After` as delay-seconds or as an HTTP date.
@@ -117,10 +102,7 @@ mod tests {
             classify(StatusCode::INTERNAL_SERVER_ERROR, &empty, now),
             Err(DeliveryError::Retryable { .. })
         ));
-        assert!(matches!(
-            classify(StatusCode::BAD_REQUEST, &empty, now),
-            Err(DeliveryError::Permanent { .. })
-        ));
+        assert!(matches!(classify(StatusCode::BAD_REQUEST, &empty, now), Err(DeliveryError::Permanent { .. })));
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("30"));
         match classify(StatusCode::TOO_MANY_REQUESTS, &headers, now) {
@@ -132,10 +114,7 @@ mod tests {
     #[test]
     fn reads_retry_after_dates() {
         let now: DateTime<Utc> = "2015-10-21T07:27:00Z".parse().unwrap();
-        assert_eq!(
-            retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(TimeDelta::seconds(60))
-        );
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(TimeDelta::seconds(60)));
         assert_eq!(retry_after("soon", now), None);
     }
 }

@@ -20,11 +20,7 @@ use crate::tenant::{Provider, TenantRecord};
 pub enum DeliveryError {
     /// Worth another attempt: network trouble, a timeout, 408, 429 or 5xx.
     #[error("{message}")]
-    Retryable {
-        http_status: Option<u16>,
-        message: String,
-        retry_after: Option<TimeDelta>,
-    },
+    Retryable { http_status: Option<u16>, message: String, retry_after: Option<TimeDelta> },
     /// Another attempt would fail the same way (a 4xx, or nowhere to send it).
     #[error("{message}")]
     Permanent { http_status: Option<u16>, message: String },

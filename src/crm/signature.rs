@@ -39,10 +39,7 @@ fn mac(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
 /// The two header values for `body`, signed at `now`.
 pub fn sign(secret: &str, now: DateTime<Utc>, body: &[u8]) -> (String, String) {
     let timestamp = now.timestamp().to_string();
-    let signature = format!(
-        "v1={}",
-        hex::encode(mac(secret, &timestamp, body).finalize().into_bytes())
-    );
+    let signature = format!("v1={}", hex::encode(mac(secret, &timestamp, body).finalize().into_bytes()));
     (timestamp, signature)
 }
 
@@ -84,26 +81,11 @@ mod tests {
         let now = Utc::now();
         let (ts, sig) = sign("s3cret", now, b"{}");
         assert_eq!(verify("s3cret", Some(&ts), Some(&sig), b"{}", now), Ok(()));
-        assert_eq!(
-            verify("other", Some(&ts), Some(&sig), b"{}", now),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify("s3cret", Some(&ts), Some(&sig), b"{ }", now),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify("s3cret", None, Some(&sig), b"{}", now),
-            Err(SignatureError::Missing)
-        );
-        assert_eq!(
-            verify("s3cret", Some("soon"), Some(&sig), b"{}", now),
-            Err(SignatureError::BadTimestamp)
-        );
-        assert_eq!(
-            verify("s3cret", Some(&ts), Some("v1=zz"), b"{}", now),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify("other", Some(&ts), Some(&sig), b"{}", now), Err(SignatureError::Mismatch));
+        assert_eq!(verify("s3cret", Some(&ts), Some(&sig), b"{ }", now), Err(SignatureError::Mismatch));
+        assert_eq!(verify("s3cret", None, Some(&sig), b"{}", now), Err(SignatureError::Missing));
+        assert_eq!(verify("s3cret", Some("soon"), Some(&sig), b"{}", now), Err(SignatureError::BadTimestamp));
+        assert_eq!(verify("s3cret", Some(&ts), Some("v1=zz"), b"{}", now), Err(SignatureError::Mismatch));
     }
 
     #[test]
@@ -111,14 +93,8 @@ mod tests {
         let now = Utc::now();
         let (ts, sig) = sign("s", now, b"x");
         assert!(verify("s", Some(&ts), Some(&sig), b"x", now + TimeDelta::seconds(299)).is_ok());
-        assert_eq!(
-            verify("s", Some(&ts), Some(&sig), b"x", now + TimeDelta::seconds(301)),
-            Err(SignatureError::Stale)
-        );
-        assert_eq!(
-            verify("s", Some(&ts), Some(&sig), b"x", now - TimeDelta::seconds(301)),
-            Err(SignatureError::Stale)
-        );
+        assert_eq!(verify("s", Some(&ts), Some(&sig), b"x", now + TimeDelta::seconds(301)), Err(SignatureError::Stale));
+        assert_eq!(verify("s", Some(&ts), Some(&sig), b"x", now - TimeDelta::seconds(301)), Err(SignatureError::Stale));
     }
 
     #[test]

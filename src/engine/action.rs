@@ -56,26 +56,13 @@ pub enum ActionSpec {
 /// A compiled action: templates parsed, defaults resolved.
 #[derive(Debug, Clone)]
 pub enum Action {
-    MoveStage {
-        pipeline: String,
-        stage: String,
-        allow_backwards: bool,
-    },
+    MoveStage { pipeline: String, stage: String, allow_backwards: bool },
     AddTag(Template),
     RemoveTag(Template),
-    CreateTask {
-        title: Template,
-        body: Option<Template>,
-        due_in: Option<Span>,
-    },
+    CreateTask { title: Template, body: Option<Template>, due_in: Option<Span> },
     AddNote(Template),
-    SetField {
-        field: Option<String>,
-        profile: ProfileId,
-    },
-    Webhook {
-        url: String,
-    },
+    SetField { field: Option<String>, profile: ProfileId },
+    Webhook { url: String },
 }
 
 /// An action the engine decided to fire; the outbox delivers it.
@@ -107,11 +94,7 @@ impl ActionSpec {
             Template::parse(text, &path)
         };
         Ok(match self {
-            ActionSpec::MoveStage {
-                pipeline,
-                stage,
-                allow_backwards,
-            } => {
+            ActionSpec::MoveStage { pipeline, stage, allow_backwards } => {
                 non_empty(pipeline, &format!("{path}.pipeline"))?;
                 non_empty(stage, &format!("{path}.stage"))?;
                 Action::MoveStage {
@@ -135,17 +118,11 @@ impl ActionSpec {
                 let profile = profile.as_ref().or(score_profile).ok_or_else(|| {
                     ConfigError::new(format!("{path}.profile"), "name the profile whose score to write")
                 })?;
-                Action::SetField {
-                    field: field.clone(),
-                    profile: profile.clone(),
-                }
+                Action::SetField { field: field.clone(), profile: profile.clone() }
             }
             ActionSpec::Webhook { url } => {
                 if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
-                    return Err(ConfigError::new(
-                        format!("{path}.url"),
-                        "must be an http:// or https:// URL",
-                    ));
+                    return Err(ConfigError::new(format!("{path}.url"), "must be an http:// or https:// URL"));
                 }
                 Action::Webhook { url: url.clone() }
             }
@@ -169,11 +146,7 @@ impl Action {
     /// The params delivered with the action, rendered for this contact.
     pub fn params(&self, cx: &Context<'_>, score_field: &str) -> Value {
         match self {
-            Action::MoveStage {
-                pipeline,
-                stage,
-                allow_backwards,
-            } => {
+            Action::MoveStage { pipeline, stage, allow_backwards } => {
                 json!({"pipeline": pipeline, "stage": stage, "allow_backwards": allow_backwards})
             }
             Action::AddTag(tag) | Action::RemoveTag(tag) => json!({"tag": tag.render(cx)}),
@@ -197,13 +170,7 @@ impl Action {
 /// retries of the same change, distinct across changes.
 pub fn action_id(cause: &str, trigger: &TriggerId, position: usize) -> ActionId {
     let mut hash = Sha256::new();
-    for part in [
-        cause.as_bytes(),
-        b"\x1f",
-        trigger.as_str().as_bytes(),
-        b"\x1f",
-        position.to_string().as_bytes(),
-    ] {
+    for part in [cause.as_bytes(), b"\x1f", trigger.as_str().as_bytes(), b"\x1f", position.to_string().as_bytes()] {
         hash.update(part);
     }
     let digest = hex::encode(hash.finalize());
@@ -228,16 +195,12 @@ mod tests {
     fn set_field_needs_a_profile_and_urls_need_a_scheme() {
         let spec: ActionSpec = serde_json::from_value(serde_json::json!({"type": "set_field"})).unwrap();
         assert_eq!(spec.compile("actions[0]", None).unwrap_err().path, "actions[0].profile");
-        assert!(spec
-            .compile("actions[0]", Some(&ProfileId::parse("p").unwrap()))
-            .is_ok());
+        assert!(spec.compile("actions[0]", Some(&ProfileId::parse("p").unwrap())).is_ok());
         let hook: ActionSpec =
             serde_json::from_value(serde_json::json!({"type": "webhook", "url": "ftp://x"})).unwrap();
         assert!(hook.compile("a", None).is_err());
         assert!(serde_json::from_value::<ActionSpec>(serde_json::json!({"type": "launch_rocket"})).is_err());
-        assert!(
-            serde_json::from_value::<ActionSpec>(serde_json::json!({"type": "add_tag", "tag": "x", "color": 1}))
-                .is_err()
-        );
+        assert!(serde_json::from_value::<ActionSpec>(serde_json::json!({"type": "add_tag", "tag": "x", "color": 1}))
+            .is_err());
     }
 }

@@ -120,10 +120,7 @@ impl MatchSpec {
 
     fn compile_at(&self, path: &str, depth: usize) -> Result<Condition, ConfigError> {
         if depth > MAX_DEPTH {
-            return Err(ConfigError::new(
-                path,
-                format!("conditions nest at most {MAX_DEPTH} levels deep"),
-            ));
+            return Err(ConfigError::new(path, format!("conditions nest at most {MAX_DEPTH} levels deep")));
         }
         let mut parts = Vec::new();
         if let Some(kind) = &self.kind {
@@ -148,15 +145,9 @@ impl MatchSpec {
             parts.push(Condition::Any(any));
         }
         if let Some(not) = &self.not {
-            parts.push(Condition::Not(Box::new(
-                not.compile_at(&format!("{path}.not"), depth + 1)?,
-            )));
+            parts.push(Condition::Not(Box::new(not.compile_at(&format!("{path}.not"), depth + 1)?)));
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Condition::All(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Condition::All(parts) })
     }
 }
 
@@ -168,11 +159,7 @@ fn compile_list<S, T>(
     if specs.is_empty() {
         return Err(ConfigError::new(path, "must hold at least one condition"));
     }
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| compile(spec, &format!("{path}[{i}]")))
-        .collect()
+    specs.iter().enumerate().map(|(i, spec)| compile(spec, &format!("{path}[{i}]"))).collect()
 }
 
 impl TestSpec {
@@ -182,10 +169,7 @@ impl TestSpec {
 
     fn compile_at(&self, path: &str, depth: usize) -> Result<Test, ConfigError> {
         if depth > MAX_DEPTH {
-            return Err(ConfigError::new(
-                path,
-                format!("conditions nest at most {MAX_DEPTH} levels deep"),
-            ));
+            return Err(ConfigError::new(path, format!("conditions nest at most {MAX_DEPTH} levels deep")));
         }
         let mut parts = Vec::new();
         if let Some(v) = &self.equals {
@@ -218,10 +202,7 @@ impl TestSpec {
         ] {
             if let Some(operand) = operand {
                 if !(operand.is_number() || operand.is_string()) {
-                    return Err(ConfigError::new(
-                        format!("{path}.{name}"),
-                        "compare with a number or a string",
-                    ));
+                    return Err(ConfigError::new(format!("{path}.{name}"), "compare with a number or a string"));
                 }
                 parts.push(Test::Compare(op, operand.clone()));
             }
@@ -230,14 +211,10 @@ impl TestSpec {
             parts.push(Test::Exists(exists));
         }
         if let Some(all) = &self.all {
-            parts.push(Test::All(compile_list(all, &format!("{path}.all"), |s, p| {
-                s.compile_at(p, depth + 1)
-            })?));
+            parts.push(Test::All(compile_list(all, &format!("{path}.all"), |s, p| s.compile_at(p, depth + 1))?));
         }
         if let Some(any) = &self.any {
-            parts.push(Test::Any(compile_list(any, &format!("{path}.any"), |s, p| {
-                s.compile_at(p, depth + 1)
-            })?));
+            parts.push(Test::Any(compile_list(any, &format!("{path}.any"), |s, p| s.compile_at(p, depth + 1))?));
         }
         if let Some(not) = &self.not {
             parts.push(Test::Not(Box::new(not.compile_at(&format!("{path}.not"), depth + 1)?)));
@@ -257,9 +234,9 @@ impl Condition {
     pub fn holds(&self, subject: Subject<'_>) -> bool {
         match self {
             Condition::Type(kind) => subject.interaction.is_some_and(|i| &i.kind == kind),
-            Condition::Attribute(field, test) => subject
-                .interaction
-                .is_some_and(|i| test.holds(lookup(&i.attributes, field))),
+            Condition::Attribute(field, test) => {
+                subject.interaction.is_some_and(|i| test.holds(lookup(&i.attributes, field)))
+            }
             Condition::Contact(field, test) => test.holds(lookup(subject.fields, field)),
             Condition::All(parts) => parts.iter().all(|c| c.holds(subject)),
             Condition::Any(parts) => parts.iter().any(|c| c.holds(subject)),
@@ -304,9 +281,7 @@ impl Test {
                 (Some(Value::Array(items)), needle) => items.iter().any(|item| same(item, needle)),
                 _ => false,
             },
-            Test::StartsWith(prefix) => value
-                .and_then(Value::as_str)
-                .is_some_and(|s| s.starts_with(prefix.as_str())),
+            Test::StartsWith(prefix) => value.and_then(Value::as_str).is_some_and(|s| s.starts_with(prefix.as_str())),
             Test::Matches(regex) => match value {
                 Some(Value::String(s)) => regex.is_match(s),
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => regex.is_match(&v.to_string()),
@@ -369,36 +344,21 @@ mod tests {
     fn equals_and_not_equals() {
         assert!(holds(json!({"equals": "demo"}), json!("demo")));
         assert!(!holds(json!({"equals": "demo"}), json!("Demo")));
-        assert!(
-            holds(json!({"equals": 5}), json!("5.0")),
-            "numeric strings equal numbers"
-        );
+        assert!(holds(json!({"equals": 5}), json!("5.0")), "numeric strings equal numbers");
         assert!(holds(json!({"not_equals": "demo"}), json!("won")));
         assert!(!holds(json!({"not_equals": "demo"}), json!("demo")));
-        assert!(
-            test(json!({"not_equals": "demo"})).holds(None),
-            "a missing field is not equal"
-        );
+        assert!(test(json!({"not_equals": "demo"})).holds(None), "a missing field is not equal");
         assert!(!test(json!({"equals": "demo"})).holds(None));
     }
 
     #[test]
     fn contains_and_starts_with() {
-        assert!(holds(
-            json!({"contains": "/pricing"}),
-            json!("https://x.test/pricing?a=1")
-        ));
+        assert!(holds(json!({"contains": "/pricing"}), json!("https://x.test/pricing?a=1")));
         assert!(!holds(json!({"contains": "/pricing"}), json!("https://x.test/blog")));
-        assert!(
-            holds(json!({"contains": "vip"}), json!(["new", "vip"])),
-            "arrays contain elements"
-        );
+        assert!(holds(json!({"contains": "vip"}), json!(["new", "vip"])), "arrays contain elements");
         assert!(holds(json!({"starts_with": "https://"}), json!("https://x.test")));
         assert!(!holds(json!({"starts_with": "https://"}), json!("http://x.test")));
-        assert!(
-            !holds(json!({"starts_with": "1"}), json!(12)),
-            "starts_with reads strings only"
-        );
+        assert!(!holds(json!({"starts_with": "1"}), json!(12)), "starts_with reads strings only");
     }
 
     #[test]
@@ -425,10 +385,7 @@ mod tests {
         assert!(!holds(json!({"lt": 0}), json!(0)));
         assert!(holds(json!({"lte": 0}), json!(0)));
         assert!(!holds(json!({"gt": 1}), json!("many")), "text is not a number");
-        assert!(
-            holds(json!({"gte": "2026-01-01"}), json!("2026-03-01")),
-            "strings compare as text"
-        );
+        assert!(holds(json!({"gte": "2026-01-01"}), json!("2026-03-01")), "strings compare as text");
         assert!(holds(json!({"gt": 1, "lt": 3}), json!(2)), "several operators all hold");
         assert!(!holds(json!({"gt": 1, "lt": 3}), json!(3)));
     }
@@ -442,31 +399,16 @@ mod tests {
 
     #[test]
     fn all_any_not_on_values() {
-        assert!(holds(
-            json!({"any": [{"contains": "a"}, {"contains": "b"}]}),
-            json!("xbx")
-        ));
-        assert!(!holds(
-            json!({"all": [{"contains": "a"}, {"contains": "b"}]}),
-            json!("xbx")
-        ));
+        assert!(holds(json!({"any": [{"contains": "a"}, {"contains": "b"}]}), json!("xbx")));
+        assert!(!holds(json!({"all": [{"contains": "a"}, {"contains": "b"}]}), json!("xbx")));
         assert!(holds(json!({"not": {"equals": "spam"}}), json!("ham")));
     }
 
     #[test]
     fn empty_tests_and_lists_are_refused() {
-        assert!(serde_json::from_value::<TestSpec>(json!({}))
-            .unwrap()
-            .compile("t")
-            .is_err());
-        assert!(serde_json::from_value::<TestSpec>(json!({"any": []}))
-            .unwrap()
-            .compile("t")
-            .is_err());
-        assert!(serde_json::from_value::<TestSpec>(json!({"gt": [1]}))
-            .unwrap()
-            .compile("t")
-            .is_err());
+        assert!(serde_json::from_value::<TestSpec>(json!({})).unwrap().compile("t").is_err());
+        assert!(serde_json::from_value::<TestSpec>(json!({"any": []})).unwrap().compile("t").is_err());
+        assert!(serde_json::from_value::<TestSpec>(json!({"gt": [1]})).unwrap().compile("t").is_err());
         assert!(serde_json::from_value::<TestSpec>(json!({"bigger": 1})).is_err());
     }
 
@@ -478,31 +420,17 @@ mod tests {
             "attributes": {"url": "https://x.test/pricing", "utm": {"source": "ads"}}}))
         .unwrap();
         let fields = json!({"city": "Bogotá"}).as_object().unwrap().clone();
-        let subject = Subject {
-            interaction: Some(&interaction),
-            fields: &fields,
-        };
-        let cond = |spec: Value| {
-            serde_json::from_value::<MatchSpec>(spec)
-                .unwrap()
-                .compile("when")
-                .unwrap()
-        };
+        let subject = Subject { interaction: Some(&interaction), fields: &fields };
+        let cond = |spec: Value| serde_json::from_value::<MatchSpec>(spec).unwrap().compile("when").unwrap();
 
         assert!(cond(json!({"type": "page.visited", "attributes": {"url": {"contains": "/pricing"}}})).holds(subject));
         assert!(!cond(json!({"type": "email.opened"})).holds(subject));
-        assert!(
-            cond(json!({"attributes": {"utm.source": {"equals": "ads"}}})).holds(subject),
-            "dotted paths"
-        );
+        assert!(cond(json!({"attributes": {"utm.source": {"equals": "ads"}}})).holds(subject), "dotted paths");
         assert!(cond(json!({"contact": {"city": {"in": ["Bogotá"]}}})).holds(subject));
         assert!(cond(json!({"any": [{"type": "email.opened"}, {"type": "page.visited"}]})).holds(subject));
         assert!(cond(json!({"not": {"type": "email.opened"}})).holds(subject));
         assert!(cond(json!({})).holds(subject), "an empty condition matches everything");
-        assert!(!cond(json!({"type": "page.visited"})).holds(Subject {
-            interaction: None,
-            fields: &fields
-        }));
+        assert!(!cond(json!({"type": "page.visited"})).holds(Subject { interaction: None, fields: &fields }));
         assert!(!cond(json!({"contact": {"city": {"exists": true}}})).needs_interaction());
     }
 

@@ -101,20 +101,7 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_duration() {
-        for bad in [
-            "",
-            "s",
-            "0s",
-            "-1d",
-            "1.5h",
-            "1y",
-            "10",
-            "d30",
-            "1 d",
-            "99999999999999999999w",
-            "5300w",
-            "1é",
-        ] {
+        for bad in ["", "s", "0s", "-1d", "1.5h", "1y", "10", "d30", "1 d", "99999999999999999999w", "5300w", "1é"] {
             assert!(Span::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

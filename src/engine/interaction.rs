@@ -51,9 +51,7 @@ impl InteractionType {
         let custom_ok = |name: &str| {
             !name.is_empty()
                 && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
         };
         match text.strip_prefix("custom.") {
             Some(name) if custom_ok(name) => Ok(Self(text.to_owned())),
@@ -121,18 +119,12 @@ pub fn parse_body(body: Value) -> Result<Vec<Interaction>, InvalidInteraction> {
         single => vec![single],
     };
     if items.is_empty() {
-        return Err(InvalidInteraction {
-            at: 0,
-            message: "the array is empty".into(),
-        });
+        return Err(InvalidInteraction { at: 0, message: "the array is empty".into() });
     }
     if items.len() > MAX_BATCH {
         return Err(InvalidInteraction {
             at: MAX_BATCH,
-            message: format!(
-                "a body carries at most {MAX_BATCH} interactions, this one {}",
-                items.len()
-            ),
+            message: format!("a body carries at most {MAX_BATCH} interactions, this one {}", items.len()),
         });
     }
     items
@@ -140,15 +132,9 @@ pub fn parse_body(body: Value) -> Result<Vec<Interaction>, InvalidInteraction> {
         .enumerate()
         .map(|(at, item)| {
             if !item.is_object() {
-                return Err(InvalidInteraction {
-                    at,
-                    message: "expected a JSON object".into(),
-                });
+                return Err(InvalidInteraction { at, message: "expected a JSON object".into() });
             }
-            serde_json::from_value(item).map_err(|e| InvalidInteraction {
-                at,
-                message: e.to_string(),
-            })
+            serde_json::from_value(item).map_err(|e| InvalidInteraction { at, message: e.to_string() })
         })
         .collect()
 }

@@ -85,10 +85,7 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
     let at = interaction.effective_at(now);
     let mut ledger = Vec::new();
     for profile in &catalog.profiles {
-        let subject = Subject {
-            interaction: Some(interaction),
-            fields: &state.fields,
-        };
+        let subject = Subject { interaction: Some(interaction), fields: &state.fields };
         let matching: Vec<&Rule> = profile.rules.iter().filter(|rule| rule.when.holds(subject)).collect();
         if matching.is_empty() {
             continue;
@@ -120,14 +117,7 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
             state.scores.remove(&profile.id);
         }
     }
-    let actions = fire_triggers(
-        catalog,
-        before,
-        &mut state,
-        Some(interaction),
-        interaction.id.as_str(),
-        now,
-    );
+    let actions = fire_triggers(catalog, before, &mut state, Some(interaction), interaction.id.as_str(), now);
     Outcome { state, ledger, actions }
 }
 
@@ -173,11 +163,7 @@ pub fn adjust(
     };
     state.next_seq += 1;
     let actions = fire_triggers(catalog, before, &mut state, None, cause.as_str(), now);
-    Outcome {
-        state,
-        ledger: vec![entry],
-        actions,
-    }
+    Outcome { state, ledger: vec![entry], actions }
 }
 
 /// Whether `once` and `cap` still let this rule score at `at`.
@@ -188,10 +174,8 @@ fn rule_allows(rule: &Rule, score: &ScoreState, at: DateTime<Utc>) -> bool {
     match rule.cap {
         Some(cap) => {
             let window_start = at - cap.per.as_delta();
-            let hits = score
-                .cap_hits
-                .get(&rule.id)
-                .map_or(0, |hits| hits.iter().filter(|&&t| t > window_start).count());
+            let hits =
+                score.cap_hits.get(&rule.id).map_or(0, |hits| hits.iter().filter(|&&t| t > window_start).count());
             hits < cap.max as usize
         }
         None => true,
@@ -245,12 +229,8 @@ fn fire_triggers(
                 (holds && (changed || trigger.runs == Runs::Once), entered)
             }
             When::Event(condition) => {
-                let holds = interaction.is_some_and(|i| {
-                    condition.holds(Subject {
-                        interaction: Some(i),
-                        fields: &state.fields,
-                    })
-                });
+                let holds = interaction
+                    .is_some_and(|i| condition.holds(Subject { interaction: Some(i), fields: &state.fields }));
                 (holds, holds)
             }
         };

@@ -118,16 +118,10 @@ impl ProfileSpec {
             return Err(ConfigError::new("description", "at most 2000 characters"));
         }
         if self.subject == SubjectKind::Deal {
-            return Err(ConfigError::new(
-                "subject",
-                "deal scoring is not available yet; use \"contact\"",
-            ));
+            return Err(ConfigError::new("subject", "deal scoring is not available yet; use \"contact\""));
         }
         if self.rules.len() > MAX_RULES {
-            return Err(ConfigError::new(
-                "rules",
-                format!("at most {MAX_RULES} rules per profile"),
-            ));
+            return Err(ConfigError::new("rules", format!("at most {MAX_RULES} rules per profile")));
         }
         let mut seen = BTreeSet::new();
         let rules = self
@@ -139,10 +133,7 @@ impl ProfileSpec {
                 let rule_id = RuleId::parse(spec.id.as_str())
                     .map_err(|e| ConfigError::new(format!("{path}.id"), e.to_string()))?;
                 if !seen.insert(rule_id.clone()) {
-                    return Err(ConfigError::new(
-                        format!("{path}.id"),
-                        format!("rule id {rule_id} is used twice"),
-                    ));
+                    return Err(ConfigError::new(format!("{path}.id"), format!("rule id {rule_id} is used twice")));
                 }
                 if spec.once && spec.cap.is_some() {
                     return Err(ConfigError::new(
@@ -163,11 +154,7 @@ impl ProfileSpec {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Profile {
-            id: id.clone(),
-            version,
-            rules,
-        })
+        Ok(Profile { id: id.clone(), version, rules })
     }
 }
 
@@ -300,18 +287,10 @@ mod tests {
     #[test]
     fn refusals_name_the_field() {
         let id = ProfileId::parse("p").unwrap();
-        let compile = |v: serde_json::Value| {
-            serde_json::from_value::<ProfileSpec>(v)
-                .unwrap()
-                .compile(&id, 1)
-                .unwrap_err()
-                .path
-        };
+        let compile =
+            |v: serde_json::Value| serde_json::from_value::<ProfileSpec>(v).unwrap().compile(&id, 1).unwrap_err().path;
         assert_eq!(compile(json!({"name": "", "rules": []})), "name");
-        assert_eq!(
-            compile(json!({"name": "x", "rules": [{"id": "a b", "points": 1}]})),
-            "rules[0].id"
-        );
+        assert_eq!(compile(json!({"name": "x", "rules": [{"id": "a b", "points": 1}]})), "rules[0].id");
         assert_eq!(
             compile(json!({"name": "x", "rules": [{"id": "a", "points": 1}, {"id": "a", "points": 1}]})),
             "rules[1].id"
@@ -340,27 +319,15 @@ mod tests {
         assert!(record.scoring().is_none(), "a draft never scores");
         assert_eq!(record.publish(now), Change::Updated);
         assert_eq!(record.scoring().map(|v| v.version), Some(1));
-        assert_eq!(
-            record.save_draft(spec(1), now),
-            Change::Unchanged,
-            "saving the live spec again is a no-op"
-        );
+        assert_eq!(record.save_draft(spec(1), now), Change::Unchanged, "saving the live spec again is a no-op");
         assert_eq!(record.save_draft(spec(2), now), Change::Updated);
-        assert_eq!(
-            record.scoring().map(|v| v.spec.rules[0].points),
-            Some(Points::whole(1)),
-            "edits wait for publish"
-        );
+        assert_eq!(record.scoring().map(|v| v.spec.rules[0].points), Some(Points::whole(1)), "edits wait for publish");
         assert_eq!(record.draft.as_ref().map(|v| v.version), Some(2));
         record.publish(now);
         assert_eq!(record.scoring().map(|v| v.version), Some(2));
         assert_eq!(record.archive(now), Change::Updated);
         assert!(record.scoring().is_none(), "archived profiles stop scoring");
-        assert_eq!(
-            record.publish(now),
-            Change::Updated,
-            "an archived profile can be published again"
-        );
+        assert_eq!(record.publish(now), Change::Updated, "an archived profile can be published again");
         assert!(record.scoring().is_some());
     }
 }

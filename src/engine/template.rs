@@ -53,9 +53,7 @@ impl Template {
                 parts.push(Part::Text(rest[..start].to_owned()));
             }
             let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| ConfigError::new(path, "a '{{' is never closed with '}}'"))?;
+            let end = after.find("}}").ok_or_else(|| ConfigError::new(path, "a '{{' is never closed with '}}'"))?;
             parts.push(Self::placeholder(after[..end].trim(), path)?);
             rest = &after[end + 2..];
         }
@@ -126,15 +124,9 @@ mod tests {
     fn renders_placeholders_and_leaves_text() {
         let contact = ContactId::parse("c_42").unwrap();
         let trigger = TriggerId::parse("hot").unwrap();
-        let fields = serde_json::json!({"email": "jhon@x.test", "age": 41})
-            .as_object()
-            .unwrap()
-            .clone();
+        let fields = serde_json::json!({"email": "jhon@x.test", "age": 41}).as_object().unwrap().clone();
         let mut scores = BTreeMap::new();
-        let score = ScoreState {
-            total: Points::whole(7),
-            ..ScoreState::default()
-        };
+        let score = ScoreState { total: Points::whole(7), ..ScoreState::default() };
         scores.insert(ProfileId::parse("engagement").unwrap(), score);
         let cx = Context {
             contact_id: &contact,

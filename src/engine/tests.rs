@@ -81,35 +81,19 @@ fn run(catalog: &Catalog, events: &[Interaction]) -> (ContactState, Vec<LedgerEn
 #[test]
 fn the_seeds_example_fires_each_action_once_on_entering() {
     let catalog = seeds_catalog();
-    let mut events: Vec<_> = (0..4)
-        .map(|i| {
-            event(
-                &format!("o{i}"),
-                "email.opened",
-                json!({}),
-                t0() + TimeDelta::minutes(i),
-            )
-        })
-        .collect();
+    let mut events: Vec<_> =
+        (0..4).map(|i| event(&format!("o{i}"), "email.opened", json!({}), t0() + TimeDelta::minutes(i))).collect();
     let (state, _, fired) = run(&catalog, &events);
     assert_eq!(score(&state, t0() + TimeDelta::hours(1)), Some(Points::whole(4)));
     assert!(fired.is_empty(), "nothing fires below 5");
 
-    events.push(event(
-        "d1",
-        "deal.stage_changed",
-        json!({"stage": "demo"}),
-        t0() + TimeDelta::minutes(10),
-    ));
+    events.push(event("d1", "deal.stage_changed", json!({"stage": "demo"}), t0() + TimeDelta::minutes(10)));
     let (state, _, fired) = run(&catalog, &events);
     assert_eq!(score(&state, t0() + TimeDelta::hours(1)), Some(Points::whole(7)));
     let kinds: Vec<_> = fired.iter().map(|a| a.kind.as_str()).collect();
     assert_eq!(kinds, ["add_note", "create_task", "add_tag"]);
     assert_eq!(fired[0].params["text"], "High engagement: prioritise jhon");
-    assert_eq!(
-        fired[1].params["due_at"],
-        json!(t0() + TimeDelta::minutes(10) + TimeDelta::days(1))
-    );
+    assert_eq!(fired[1].params["due_at"], json!(t0() + TimeDelta::minutes(10) + TimeDelta::days(1)));
     assert_eq!(fired[2].params["tag"], "Caliente");
 
     events.push(event("o5", "email.opened", json!({}), t0() + TimeDelta::minutes(20)));
@@ -120,10 +104,7 @@ fn the_seeds_example_fires_each_action_once_on_entering() {
 
 #[test]
 fn non_matching_attributes_do_not_score() {
-    let (state, entries, _) = run(
-        &seeds_catalog(),
-        &[event("d", "deal.stage_changed", json!({"stage": "won"}), t0())],
-    );
+    let (state, entries, _) = run(&seeds_catalog(), &[event("d", "deal.stage_changed", json!({"stage": "won"}), t0())]);
     assert_eq!(score(&state, t0()), None, "no score at all: still empty");
     assert!(entries.is_empty());
 }
@@ -144,9 +125,8 @@ fn once_rules_score_once_per_contact() {
         json!({"name": "E", "rules": [{"id": "pricing", "when": {"type": "page.visited"}, "points": 10, "once": true}]}),
         &[],
     );
-    let events: Vec<_> = (0..3)
-        .map(|i| event(&format!("v{i}"), "page.visited", json!({}), t0() + TimeDelta::hours(i)))
-        .collect();
+    let events: Vec<_> =
+        (0..3).map(|i| event(&format!("v{i}"), "page.visited", json!({}), t0() + TimeDelta::hours(i))).collect();
     let (state, entries, _) = run(&catalog, &events);
     assert_eq!(score(&state, t0() + TimeDelta::days(1)), Some(Points::whole(10)));
     assert_eq!(entries.len(), 1);
@@ -158,22 +138,13 @@ fn caps_limit_hits_per_rolling_window() {
         json!({"name": "E", "rules": [{"id": "clicks", "when": {"type": "email.clicked"}, "points": 2, "cap": {"max": 2, "per": "1d"}}]}),
         &[],
     );
-    let mut events: Vec<_> = (0..4)
-        .map(|i| event(&format!("c{i}"), "email.clicked", json!({}), t0() + TimeDelta::hours(i)))
-        .collect();
+    let mut events: Vec<_> =
+        (0..4).map(|i| event(&format!("c{i}"), "email.clicked", json!({}), t0() + TimeDelta::hours(i))).collect();
     let (state, _, _) = run(&catalog, &events);
-    assert_eq!(
-        score(&state, t0() + TimeDelta::hours(5)),
-        Some(Points::whole(4)),
-        "two of four clicks count"
-    );
+    assert_eq!(score(&state, t0() + TimeDelta::hours(5)), Some(Points::whole(4)), "two of four clicks count");
     events.push(event("late", "email.clicked", json!({}), t0() + TimeDelta::hours(25)));
     let (state, _, _) = run(&catalog, &events);
-    assert_eq!(
-        score(&state, t0() + TimeDelta::hours(26)),
-        Some(Points::whole(6)),
-        "the window rolled on"
-    );
+    assert_eq!(score(&state, t0() + TimeDelta::hours(26)), Some(Points::whole(6)), "the window rolled on");
 }
 
 #[test]
@@ -186,11 +157,7 @@ fn expired_points_stop_counting_at_their_instant() {
     let expiry = t0() + TimeDelta::days(30);
     assert_eq!(entries[0].expires_at, Some(expiry));
     assert_eq!(score(&state, expiry - TimeDelta::seconds(1)), Some(Points::whole(1)));
-    assert_eq!(
-        score(&state, expiry),
-        Some(Points::ZERO),
-        "gone at the instant, but the score is not empty"
-    );
+    assert_eq!(score(&state, expiry), Some(Points::ZERO), "gone at the instant, but the score is not empty");
 }
 
 #[test]
@@ -215,16 +182,8 @@ fn runs_modes_for_score_triggers() {
         json!({"name": "T", "when": {"score": {"profile": "engagement", "op": "gte", "value": 2}}, "runs": runs,
         "actions": [{"type": "add_tag", "tag": "warm"}]})
     };
-    let events: Vec<_> = (0..4)
-        .map(|i| {
-            event(
-                &format!("o{i}"),
-                "email.opened",
-                json!({}),
-                t0() + TimeDelta::minutes(i),
-            )
-        })
-        .collect();
+    let events: Vec<_> =
+        (0..4).map(|i| event(&format!("o{i}"), "email.opened", json!({}), t0() + TimeDelta::minutes(i))).collect();
     let fired = |runs| run(&catalog(profile.clone(), &[("t", trigger(runs))]), &events).2.len();
     assert_eq!(fired("on_enter"), 1, "crossing 2 once");
     assert_eq!(fired("every_time"), 3, "at 2, 3 and 4");
@@ -260,16 +219,8 @@ fn once_triggers_remember_who_fired() {
             json!({"name": "T", "when": {"score": {"profile": "engagement", "op": "not_empty"}}, "runs": "once", "actions": [{"type": "add_tag", "tag": "known"}]}),
         )],
     );
-    let events: Vec<_> = (0..3)
-        .map(|i| {
-            event(
-                &format!("o{i}"),
-                "email.opened",
-                json!({}),
-                t0() + TimeDelta::minutes(i),
-            )
-        })
-        .collect();
+    let events: Vec<_> =
+        (0..3).map(|i| event(&format!("o{i}"), "email.opened", json!({}), t0() + TimeDelta::minutes(i))).collect();
     let (state, _, fired) = run(&catalog, &events);
     assert_eq!(fired.len(), 1);
     assert!(state.fired_once.contains(&TriggerId::parse("t").unwrap()));
@@ -292,24 +243,10 @@ fn empty_and_lt_triggers_see_resets_and_negative_scores() {
     );
     let (state, _, fired) = run(&catalog, &[event("u", "list.unsubscribed", json!({}), t0())]);
     assert_eq!(fired.iter().map(|a| a.trigger.as_str()).collect::<Vec<_>>(), ["cold"]);
-    let reset = Adjustment {
-        op: AdjustOp::Reset,
-        points: Points::ZERO,
-        expires_at: None,
-    };
-    let outcome = adjust(
-        &catalog,
-        &state,
-        &engagement(),
-        reset,
-        &EventId::parse("adj_1").unwrap(),
-        t0(),
-    );
+    let reset = Adjustment { op: AdjustOp::Reset, points: Points::ZERO, expires_at: None };
+    let outcome = adjust(&catalog, &state, &engagement(), reset, &EventId::parse("adj_1").unwrap(), t0());
     assert_eq!(score(&outcome.state, t0()), None);
-    assert_eq!(
-        outcome.actions.iter().map(|a| a.trigger.as_str()).collect::<Vec<_>>(),
-        ["gone"]
-    );
+    assert_eq!(outcome.actions.iter().map(|a| a.trigger.as_str()).collect::<Vec<_>>(), ["gone"]);
 }
 
 #[test]
@@ -344,19 +281,11 @@ fn manual_adjustments_add_subtract_set_with_expiry() {
         (AdjustOp::Add, 5, Some(t0() + TimeDelta::hours(1)), 7),
     ];
     for (op, points, expires_at, expected) in steps {
-        let change = Adjustment {
-            op,
-            points: Points::whole(points),
-            expires_at,
-        };
+        let change = Adjustment { op, points: Points::whole(points), expires_at };
         state = adjust(&catalog, &state, &engagement(), change, &cause, t0()).state;
         assert_eq!(score(&state, t0()), Some(Points::whole(expected)), "after {op:?}");
     }
-    assert_eq!(
-        score(&state, t0() + TimeDelta::hours(1)),
-        Some(Points::whole(2)),
-        "the expiring add lapsed"
-    );
+    assert_eq!(score(&state, t0() + TimeDelta::hours(1)), Some(Points::whole(2)), "the expiring add lapsed");
 }
 
 #[test]
@@ -368,33 +297,16 @@ fn set_field_writes_the_live_score_to_the_tenant_field() {
             json!({"name": "Sync", "when": {"score": {"profile": "engagement", "op": "not_empty"}}, "runs": "every_time", "actions": [{"type": "set_field"}]}),
         )],
     );
-    let fired = run(
-        &catalog,
-        &[
-            event("a", "email.opened", json!({}), t0()),
-            event("b", "email.opened", json!({}), t0()),
-        ],
-    )
-    .2;
-    assert_eq!(
-        fired.iter().map(|a| a.params["value"].clone()).collect::<Vec<_>>(),
-        [json!(1), json!(2)]
-    );
+    let fired =
+        run(&catalog, &[event("a", "email.opened", json!({}), t0()), event("b", "email.opened", json!({}), t0())]).2;
+    assert_eq!(fired.iter().map(|a| a.params["value"].clone()).collect::<Vec<_>>(), [json!(1), json!(2)]);
     assert_eq!(fired[0].params["field"], "lead_score");
 }
 
 #[derive(Debug, Clone)]
 enum Step {
-    Event {
-        kind: usize,
-        minutes: i64,
-    },
-    Adjust {
-        op: AdjustOp,
-        points: i64,
-        expires_minutes: Option<i64>,
-        minutes: i64,
-    },
+    Event { kind: usize, minutes: i64 },
+    Adjust { op: AdjustOp, points: i64, expires_minutes: Option<i64>, minutes: i64 },
 }
 
 fn step() -> impl Strategy<Value = Step> {

@@ -121,26 +121,17 @@ impl TriggerSpec {
                 let needs_value = !matches!(filter.op, ScoreOp::Empty | ScoreOp::NotEmpty);
                 match (needs_value, filter.value) {
                     (true, None) => {
-                        return Err(ConfigError::new(
-                            "when.score.value",
-                            "this operator compares with a value",
-                        ))
+                        return Err(ConfigError::new("when.score.value", "this operator compares with a value"))
                     }
                     (false, Some(_)) => {
-                        return Err(ConfigError::new(
-                            "when.score.value",
-                            "empty and not_empty take no value",
-                        ))
+                        return Err(ConfigError::new("when.score.value", "empty and not_empty take no value"))
                     }
                     _ => When::Score(filter.clone()),
                 }
             }
             (None, Some(spec), None) => When::Event(spec.compile("when.event")?),
             (None, None, Some(_)) => {
-                return Err(ConfigError::new(
-                    "when.deadline",
-                    "deadline triggers are not available yet",
-                ))
+                return Err(ConfigError::new("when.deadline", "deadline triggers are not available yet"))
             }
             _ => return Err(ConfigError::new("when", "give exactly one of score, event or deadline")),
         };
@@ -168,13 +159,7 @@ impl TriggerSpec {
             .enumerate()
             .map(|(i, spec)| spec.compile(&format!("actions[{i}]"), score_profile))
             .collect::<Result<_, _>>()?;
-        Ok(Trigger {
-            id: id.clone(),
-            name: self.name.clone(),
-            when,
-            runs,
-            actions,
-        })
+        Ok(Trigger { id: id.clone(), name: self.name.clone(), when, runs, actions })
     }
 
     /// The profile a score trigger watches, for checks against the store.
@@ -246,14 +231,8 @@ mod tests {
             path(json!({"name": "x", "when": {"event": {"type": "call.missed"}}, "runs": "on_enter", "actions": note})),
             "runs"
         );
-        assert_eq!(
-            path(json!({"name": "x", "when": {"event": {"type": "call.missed"}}, "actions": []})),
-            "actions"
-        );
-        assert_eq!(
-            path(json!({"name": "x", "when": {"deadline": {"within_s": 5}}, "actions": note})),
-            "when.deadline"
-        );
+        assert_eq!(path(json!({"name": "x", "when": {"event": {"type": "call.missed"}}, "actions": []})), "actions");
+        assert_eq!(path(json!({"name": "x", "when": {"deadline": {"within_s": 5}}, "actions": note})), "when.deadline");
         assert_eq!(
             path(json!({"name": "x", "when": {"event": {}}, "actions": [{"type": "add_note", "text": "{{nope}}"}]})),
             "actions[0].text"

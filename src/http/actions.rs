@@ -48,17 +48,9 @@ async fn list(
     let params: ListParams = query(&uri)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            Some("limit".into()),
-            format!("limit must be 1-{MAX_PAGE}"),
-        ));
+        return Err(ApiError::invalid(Some("limit".into()), format!("limit must be 1-{MAX_PAGE}")));
     }
-    let actions: Vec<Value> = service
-        .actions(&tenant, params.status, limit)
-        .await?
-        .iter()
-        .map(action_out)
-        .collect();
+    let actions: Vec<Value> = service.actions(&tenant, params.status, limit).await?.iter().map(action_out).collect();
     Ok(Json(json!({ "actions": actions })))
 }
 

@@ -44,9 +44,8 @@ struct LeaderboardParams {
 
 fn points_param(name: &str, raw: Option<String>) -> Result<Option<Points>, ApiError> {
     raw.map(|text| {
-        let number: serde_json::Number = text
-            .parse()
-            .map_err(|_| ApiError::invalid(Some(name.to_owned()), format!("{name} must be a number")))?;
+        let number: serde_json::Number =
+            text.parse().map_err(|_| ApiError::invalid(Some(name.to_owned()), format!("{name} must be a number")))?;
         Points::from_json(&number).map_err(|e| ApiError::invalid(Some(name.to_owned()), e.to_string()))
     })
     .transpose()
@@ -67,10 +66,7 @@ async fn leaderboard(
     let order = params.order.unwrap_or(Order::Desc);
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            Some("limit".into()),
-            format!("limit must be 1-{MAX_PAGE}"),
-        ));
+        return Err(ApiError::invalid(Some("limit".into()), format!("limit must be 1-{MAX_PAGE}")));
     }
     let after = params
         .cursor
@@ -116,10 +112,7 @@ async fn scores(
                            "expires_at": e.expires_at, "profile_version": e.version})
                 })
                 .collect();
-            (
-                profile.to_string(),
-                json!({"score": view.score, "updated_at": view.updated_at, "ledger": ledger}),
-            )
+            (profile.to_string(), json!({"score": view.score, "updated_at": view.updated_at, "ledger": ledger}))
         })
         .collect();
     Ok(Json(json!({"contact_id": contact, "scores": scores})))
@@ -144,11 +137,7 @@ async fn adjust(
     let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
     let contact = path_id::<ContactId>(contact)?;
     let profile = path_id::<ProfileId>(profile)?;
-    let input = AdjustInput {
-        op: body.op,
-        points: body.points,
-        expires_in: body.expires_in,
-    };
+    let input = AdjustInput { op: body.op, points: body.points, expires_in: body.expires_in };
     let score = service.adjust(&tenant, &contact, &profile, input).await?;
     Ok(Json(json!({"contact_id": contact, "profile": profile, "score": score})))
 }

@@ -13,15 +13,8 @@ pub fn encode(tenant: &TenantId, profile: &ProfileId, order: Order, after: &(Poi
         Order::Asc => "asc",
         Order::Desc => "desc",
     };
-    let raw = [
-        VERSION,
-        tenant.as_str(),
-        profile.as_str(),
-        order,
-        &after.0.cents().to_string(),
-        after.1.as_str(),
-    ]
-    .join(&SEP.to_string());
+    let raw = [VERSION, tenant.as_str(), profile.as_str(), order, &after.0.cents().to_string(), after.1.as_str()]
+        .join(&SEP.to_string());
     hex::encode(raw)
 }
 
@@ -39,10 +32,7 @@ pub fn decode(cursor: &str, tenant: &TenantId, profile: &ProfileId, order: Order
     if *version != VERSION || *t != tenant.as_str() || *p != profile.as_str() || *o != expected_order {
         return None;
     }
-    Some((
-        Points::from_cents(cents.parse().ok()?),
-        ContactId::parse(*contact).ok()?,
-    ))
+    Some((Points::from_cents(cents.parse().ok()?), ContactId::parse(*contact).ok()?))
 }
 
 #[cfg(test)]
@@ -52,21 +42,12 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_other_listings() {
-        let (t, p) = (
-            TenantId::parse("acme").unwrap(),
-            ProfileId::parse("engagement").unwrap(),
-        );
+        let (t, p) = (TenantId::parse("acme").unwrap(), ProfileId::parse("engagement").unwrap());
         let after = (Points::whole(-7), ContactId::parse("c@x").unwrap());
         let cursor = encode(&t, &p, Order::Desc, &after);
         assert_eq!(decode(&cursor, &t, &p, Order::Desc), Some(after));
-        assert_eq!(
-            decode(&cursor, &TenantId::parse("other").unwrap(), &p, Order::Desc),
-            None
-        );
-        assert_eq!(
-            decode(&cursor, &t, &ProfileId::parse("fit").unwrap(), Order::Desc),
-            None
-        );
+        assert_eq!(decode(&cursor, &TenantId::parse("other").unwrap(), &p, Order::Desc), None);
+        assert_eq!(decode(&cursor, &t, &ProfileId::parse("fit").unwrap(), Order::Desc), None);
         assert_eq!(decode(&cursor, &t, &p, Order::Asc), None);
     }
 

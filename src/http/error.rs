@@ -25,13 +25,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            path: None,
-            retry_after: None,
-        }
+        Self { status, code, message: message.into(), path: None, retry_after: None }
     }
 
     pub fn malformed(message: impl Into<String>) -> Self {
@@ -39,10 +33,7 @@ impl ApiError {
     }
 
     pub fn invalid(path: Option<String>, message: impl Into<String>) -> Self {
-        Self {
-            path,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
-        }
+        Self { path, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message) }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -54,26 +45,15 @@ impl ApiError {
     }
 
     pub fn too_large() -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the body is larger than 256 KiB",
-        )
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 256 KiB")
     }
 
     fn unavailable(code: &'static str, message: &str) -> Self {
-        Self {
-            retry_after: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
-        }
+        Self { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
     }
 
     fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "an internal error occurred; it has been logged",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
     }
 }
 
@@ -108,11 +88,7 @@ impl From<serde_json::Error> for ApiError {
     fn from(error: serde_json::Error) -> Self {
         match error.classify() {
             serde_json::error::Category::Data => Self::invalid(None, error.to_string()),
-            _ => Self::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the body is not valid JSON: {error}"),
-            ),
+            _ => Self::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {error}")),
         }
     }
 }
@@ -125,9 +101,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

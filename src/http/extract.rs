@@ -25,11 +25,7 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError
 /// Parses bytes as JSON of type `T`: 400 if not JSON, 422 if the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "the body is empty",
-        ));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is empty"));
     }
     let value: serde_json::Value = serde_json::from_slice(bytes)?;
     Ok(serde_json::from_value(value)?)
@@ -48,9 +44,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 pub fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
-    Query::<T>::try_from_uri(uri)
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::malformed(format!("bad query string: {e}")))
+    Query::<T>::try_from_uri(uri).map(|Query(q)| q).map_err(|e| ApiError::malformed(format!("bad query string: {e}")))
 }
 
 /// A path segment as an id type; an id that cannot exist is simply not found.

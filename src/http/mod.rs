@@ -36,10 +36,7 @@ pub fn router(service: Service) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The route template, never the raw URI: query strings may carry secrets.
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
+            let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
             tracing::info_span!("http", method = %request.method(), route)
         }))
         .with_state(service)

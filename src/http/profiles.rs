@@ -54,11 +54,7 @@ async fn save(
     let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
     let profile = path_id::<ProfileId>(profile)?;
     let (record, change) = service.put_profile(&tenant, &profile, spec).await?;
-    let status = if change == Change::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if change == Change::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(profile_out(&record))))
 }
 

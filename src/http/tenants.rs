@@ -68,11 +68,7 @@ async fn get_tenant(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
-    let record = service
-        .store
-        .tenant(&tenant)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
+    let record = service.store.tenant(&tenant).await.map_err(crate::service::ServiceError::from)?;
     let record = record.ok_or_else(|| ApiError::not_found(format!("tenant {tenant} not found")))?;
     Ok(Json(tenant_out(&record)))
 }

@@ -38,10 +38,7 @@ async fn receive(
     let provider: Provider = serde_json::from_value(serde_json::Value::String(provider.clone()))
         .map_err(|_| ApiError::not_found(format!("unknown provider {provider:?}")))?;
     if provider != Provider::Generic {
-        return Err(ApiError::not_found(format!(
-            "the {} connector is not available yet",
-            provider.as_str()
-        )));
+        return Err(ApiError::not_found(format!("the {} connector is not available yet", provider.as_str())));
     }
     let tenant_id = TenantId::parse(tenant).map_err(|_| ApiError::unauthorized(REFUSED))?;
     let view = service

@@ -127,27 +127,22 @@ async fn deliver_one(
     let tenant = store.tenant(&item.tenant).await?;
     let result = match &tenant {
         Some(tenant) => deliverer.deliver(tenant, &item, clock.now()).await,
-        None => Err(DeliveryError::Permanent {
-            http_status: None,
-            message: "the tenant no longer exists".into(),
-        }),
+        None => Err(DeliveryError::Permanent { http_status: None, message: "the tenant no longer exists".into() }),
     };
     let now = clock.now();
     let number = item.attempts.len() as u32 + 1;
     let in_schedule = number - item.attempts_before_replay;
     let (status, http_status, error) = match result {
         Ok(http_status) => (ActionStatus::Done, Some(http_status), None),
-        Err(DeliveryError::Retryable {
-            http_status,
-            message,
-            retry_after,
-        }) => match retry::next_attempt(&item.action.id, in_schedule, retry_after, now) {
-            Some(at) => {
-                item.next_attempt_at = Some(at);
-                (ActionStatus::Failed, http_status, Some(message))
+        Err(DeliveryError::Retryable { http_status, message, retry_after }) => {
+            match retry::next_attempt(&item.action.id, in_schedule, retry_after, now) {
+                Some(at) => {
+                    item.next_attempt_at = Some(at);
+                    (ActionStatus::Failed, http_status, Some(message))
+                }
+                None => (ActionStatus::Dead, http_status, Some(message)),
             }
-            None => (ActionStatus::Dead, http_status, Some(message)),
-        },
+        }
         Err(DeliveryError::Permanent { http_status, message }) => (ActionStatus::Dead, http_status, Some(message)),
     };
     if status != ActionStatus::Failed {
@@ -158,12 +153,7 @@ async fn deliver_one(
         None => tracing::info!(attempt = number, http_status, "action delivered"),
     }
     item.status = status;
-    item.attempts.push(Attempt {
-        at: now,
-        status,
-        http_status,
-        error,
-    });
+    item.attempts.push(Attempt { at: now, status, http_status, error });
     store.save_action(&item).await
 }
 

@@ -34,9 +34,7 @@ pub fn next_attempt(
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let delay = backoff(action, failed)?;
-    let asked = retry_after
-        .unwrap_or(TimeDelta::zero())
-        .min(TimeDelta::seconds(CEILING_SECONDS));
+    let asked = retry_after.unwrap_or(TimeDelta::zero()).min(TimeDelta::seconds(CEILING_SECONDS));
     Some(now + delay.max(asked))
 }
 
@@ -47,9 +45,7 @@ mod tests {
     #[test]
     fn backs_off_exponentially_to_a_ceiling_then_stops() {
         let id = ActionId::parse("act_1").unwrap();
-        let delays: Vec<i64> = (1..MAX_ATTEMPTS)
-            .map(|n| backoff(&id, n).unwrap().num_seconds())
-            .collect();
+        let delays: Vec<i64> = (1..MAX_ATTEMPTS).map(|n| backoff(&id, n).unwrap().num_seconds()).collect();
         for (n, pair) in delays.windows(2).enumerate() {
             assert!(pair[1] >= pair[0], "attempt {n}: {delays:?}");
         }

@@ -16,11 +16,8 @@ impl Service {
 
     /// Re-queues a failed or dead action under the same id (receivers dedupe on it).
     pub async fn replay(&self, tenant: &TenantId, id: &ActionId) -> Result<OutboxItem, ServiceError> {
-        let mut item = self
-            .store
-            .action(tenant, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("action {id}")))?;
+        let mut item =
+            self.store.action(tenant, id).await?.ok_or_else(|| ServiceError::NotFound(format!("action {id}")))?;
         if !item.replay(self.clock.now()) {
             return Err(ServiceError::Conflict(format!(
                 "action {id} is {:?}; only failed or dead actions can be replayed",

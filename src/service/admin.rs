@@ -36,26 +36,17 @@ impl TenantInput {
         if self.provider != Provider::Generic {
             return Err(ServiceError::invalid(
                 "provider",
-                format!(
-                    "the {} connector is not available yet; use \"generic\"",
-                    self.provider.as_str()
-                ),
+                format!("the {} connector is not available yet; use \"generic\"", self.provider.as_str()),
             ));
         }
         if let Some(secret) = &self.webhook_secret {
             if secret.expose().len() < MIN_SECRET_LEN || secret.expose().len() > 512 {
-                return Err(ServiceError::invalid(
-                    "webhook_secret",
-                    format!("use {MIN_SECRET_LEN}-512 characters"),
-                ));
+                return Err(ServiceError::invalid("webhook_secret", format!("use {MIN_SECRET_LEN}-512 characters")));
             }
         }
         if let Some(url) = &self.actions_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2000 {
-                return Err(ServiceError::invalid(
-                    "actions_url",
-                    "must be an http:// or https:// URL",
-                ));
+                return Err(ServiceError::invalid("actions_url", "must be an http:// or https:// URL"));
             }
         }
         if let Some(field) = self.crm.get("score_field") {
@@ -110,10 +101,7 @@ impl Service {
                 };
                 self.store.put_tenant(&record).await?;
                 tracing::info!(tenant = %id, "tenant created");
-                Ok(TenantWritten {
-                    record,
-                    token: Some(token),
-                })
+                Ok(TenantWritten { record, token: Some(token) })
             }
         }
     }
@@ -143,10 +131,7 @@ impl Service {
     }
 
     pub async fn profile(&self, tenant: &TenantId, id: &ProfileId) -> Result<ProfileRecord, ServiceError> {
-        self.store
-            .profile(tenant, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("profile {id}")))
+        self.store.profile(tenant, id).await?.ok_or_else(|| ServiceError::NotFound(format!("profile {id}")))
     }
 
     pub async fn profiles(&self, tenant: &TenantId) -> Result<Vec<ProfileRecord>, ServiceError> {
@@ -178,38 +163,26 @@ impl Service {
     ) -> Result<(TriggerRecord, bool), ServiceError> {
         self.require_tenant(tenant).await?;
         spec.compile(id)?;
-        let named = spec
-            .score_profile()
-            .map(|p| ("when.score.profile".to_owned(), p))
-            .into_iter()
-            .chain(spec.actions.iter().enumerate().filter_map(|(i, action)| match action {
+        let named = spec.score_profile().map(|p| ("when.score.profile".to_owned(), p)).into_iter().chain(
+            spec.actions.iter().enumerate().filter_map(|(i, action)| match action {
                 ActionSpec::SetField { profile: Some(p), .. } => Some((format!("actions[{i}].profile"), p)),
                 _ => None,
-            }));
+            }),
+        );
         for (path, profile) in named {
             if self.store.profile(tenant, profile).await?.is_none() {
-                return Err(ServiceError::invalid(
-                    path,
-                    format!("there is no profile {profile}; create it first"),
-                ));
+                return Err(ServiceError::invalid(path, format!("there is no profile {profile}; create it first")));
             }
         }
         let created = self.store.trigger(tenant, id).await?.is_none();
-        let record = TriggerRecord {
-            id: id.clone(),
-            spec,
-            updated_at: self.clock.now(),
-        };
+        let record = TriggerRecord { id: id.clone(), spec, updated_at: self.clock.now() };
         self.store.put_trigger(tenant, &record).await?;
         self.config_changed(tenant);
         Ok((record, created))
     }
 
     pub async fn trigger(&self, tenant: &TenantId, id: &TriggerId) -> Result<TriggerRecord, ServiceError> {
-        self.store
-            .trigger(tenant, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("trigger {id}")))
+        self.store.trigger(tenant, id).await?.ok_or_else(|| ServiceError::NotFound(format!("trigger {id}")))
     }
 
     pub async fn triggers(&self, tenant: &TenantId) -> Result<Vec<TriggerRecord>, ServiceError> {

@@ -54,10 +54,7 @@ pub struct Applied {
 }
 
 fn files(path: &Path) -> Result<Vec<PathBuf>, ApplyError> {
-    let read_error = |source| ApplyError::Read {
-        path: path.to_owned(),
-        source,
-    };
+    let read_error = |source| ApplyError::Read { path: path.to_owned(), source };
     if path.is_file() {
         return Ok(vec![path.to_owned()]);
     }
@@ -75,18 +72,12 @@ impl Service {
     pub async fn apply(&self, path: &Path) -> Result<Vec<Applied>, ApplyError> {
         let mut applied = Vec::new();
         for file in files(path)? {
-            let text = std::fs::read_to_string(&file).map_err(|source| ApplyError::Read {
-                path: file.clone(),
-                source,
-            })?;
-            let doc: TenantFile = serde_json::from_str(&text).map_err(|source| ApplyError::Parse {
-                path: file.clone(),
-                source,
-            })?;
-            let result = self.apply_tenant(doc).await.map_err(|source| ApplyError::Rejected {
-                path: file.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| ApplyError::Read { path: file.clone(), source })?;
+            let doc: TenantFile =
+                serde_json::from_str(&text).map_err(|source| ApplyError::Parse { path: file.clone(), source })?;
+            let result =
+                self.apply_tenant(doc).await.map_err(|source| ApplyError::Rejected { path: file.clone(), source })?;
             applied.push(result);
         }
         Ok(applied)
@@ -102,15 +93,11 @@ impl Service {
         let written = self.put_tenant(&Caller::Operator, &doc.tenant, input).await?;
         let tenant = &doc.tenant;
         for (id, spec) in &doc.profiles {
-            self.put_profile(tenant, id, spec.clone())
-                .await
-                .map_err(|e| in_section(e, "profiles", id.as_str()))?;
+            self.put_profile(tenant, id, spec.clone()).await.map_err(|e| in_section(e, "profiles", id.as_str()))?;
             self.profile_step(tenant, id, ProfileRecord::publish).await?;
         }
         for (id, spec) in &doc.triggers {
-            self.put_trigger(tenant, id, spec.clone())
-                .await
-                .map_err(|e| in_section(e, "triggers", id.as_str()))?;
+            self.put_trigger(tenant, id, spec.clone()).await.map_err(|e| in_section(e, "triggers", id.as_str()))?;
         }
         Ok(Applied {
             tenant: tenant.clone(),

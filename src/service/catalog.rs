@@ -27,15 +27,8 @@ pub struct TenantView {
 /// tightened in a newer release) is logged and left out rather than
 /// stopping every other rule from scoring.
 pub fn compile(config: TenantConfig) -> TenantView {
-    let TenantConfig {
-        tenant,
-        profiles,
-        triggers,
-    } = config;
-    let mut catalog = Catalog {
-        score_field: tenant.score_field().to_owned(),
-        ..Catalog::default()
-    };
+    let TenantConfig { tenant, profiles, triggers } = config;
+    let mut catalog = Catalog { score_field: tenant.score_field().to_owned(), ..Catalog::default() };
     for record in profiles {
         let Some(live) = record.scoring() else { continue };
         match live.spec.compile(&record.id, live.version) {
@@ -55,10 +48,7 @@ pub fn compile(config: TenantConfig) -> TenantView {
     }
     catalog.profiles.sort_by(|a, b| a.id.cmp(&b.id));
     catalog.triggers.sort_by(|a, b| a.id.cmp(&b.id));
-    TenantView {
-        record: tenant,
-        catalog,
-    }
+    TenantView { record: tenant, catalog }
 }
 
 pub struct CatalogCache {
@@ -71,11 +61,7 @@ pub struct CatalogCache {
 
 impl CatalogCache {
     pub fn new(refresh: Duration) -> Self {
-        Self {
-            refresh,
-            entries: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-        }
+        Self { refresh, entries: Mutex::new(HashMap::new()), generation: AtomicU64::new(0) }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, (Instant, Arc<TenantView>)>> {
@@ -95,8 +81,7 @@ impl CatalogCache {
         };
         let view = Arc::new(compile(config));
         if self.generation.load(Ordering::Acquire) == generation && !self.refresh.is_zero() {
-            self.entries()
-                .insert(tenant.clone(), (Instant::now(), Arc::clone(&view)));
+            self.entries().insert(tenant.clone(), (Instant::now(), Arc::clone(&view)));
         }
         Ok(Some(view))
     }

@@ -81,21 +81,16 @@ impl Service {
     ) -> Result<Committed, ServiceError> {
         let _queued = self.contact_lock(tenant, contact).lock().await;
         for attempt in 0..=MAX_CONFLICT_RETRIES {
-            let state = self
-                .store
-                .contact(tenant, contact)
-                .await?
-                .unwrap_or_else(|| ContactState::new(contact.clone()));
+            let state =
+                self.store.contact(tenant, contact).await?.unwrap_or_else(|| ContactState::new(contact.clone()));
             let now = self.clock.now();
             let outcome = change(&state, now);
-            let actions: Vec<OutboxItem> = outcome
-                .actions
-                .iter()
-                .map(|a| OutboxItem::new(tenant.clone(), a.clone()))
-                .collect();
+            let actions: Vec<OutboxItem> =
+                outcome.actions.iter().map(|a| OutboxItem::new(tenant.clone(), a.clone())).collect();
             let commit = Commit {
                 tenant,
                 expected_version: state.version,
+                before: (state.version > 0).then_some(&state),
                 state: &outcome.state,
                 interaction,
                 received_at: now,

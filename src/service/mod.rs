@@ -127,16 +127,11 @@ impl Service {
     }
 
     pub fn is_operator(&self, token: &str) -> bool {
-        self.admin_token
-            .as_ref()
-            .is_some_and(|admin| admin.expose().as_bytes().ct_eq(token.as_bytes()).into())
+        self.admin_token.as_ref().is_some_and(|admin| admin.expose().as_bytes().ct_eq(token.as_bytes()).into())
     }
 
     pub(crate) async fn require_tenant(&self, tenant: &TenantId) -> Result<TenantRecord, ServiceError> {
-        self.store
-            .tenant(tenant)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))
+        self.store.tenant(tenant).await?.ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))
     }
 }
 

@@ -68,24 +68,16 @@ impl Service {
         profile: &ProfileId,
         input: AdjustInput,
     ) -> Result<Option<Points>, ServiceError> {
-        let view = self
-            .tenant_view(tenant)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))?;
+        let view = self.tenant_view(tenant).await?.ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))?;
         let stored = self.profile(tenant, profile).await?;
         if stored.scoring().is_none() {
-            return Err(ServiceError::Conflict(format!(
-                "profile {profile} is not published; publish it first"
-            )));
+            return Err(ServiceError::Conflict(format!("profile {profile} is not published; publish it first")));
         }
         let points = match (input.op, input.points) {
             (AdjustOp::Reset, _) => Points::ZERO,
             (_, None) => return Err(ServiceError::invalid("points", "required for add, subtract and set")),
             (AdjustOp::Add | AdjustOp::Subtract, Some(p)) if p < Points::ZERO => {
-                return Err(ServiceError::invalid(
-                    "points",
-                    "give a positive number; the op says the direction",
-                ))
+                return Err(ServiceError::invalid("points", "give a positive number; the op says the direction"))
             }
             (_, Some(p)) => p,
         };
@@ -93,11 +85,8 @@ impl Service {
         let cause = EventId::parse(random_token("adj")?).map_err(|e| ServiceError::invalid("cause", e.to_string()))?;
         let committed = self
             .commit_contact(tenant, contact, None, |state, now| {
-                let change = Adjustment {
-                    op: input.op,
-                    points,
-                    expires_at: input.expires_in.map(|s| now + s.as_delta()),
-                };
+                let change =
+                    Adjustment { op: input.op, points, expires_at: input.expires_in.map(|s| now + s.as_delta()) };
                 engine::adjust(catalog, state, profile, change, &cause, now)
             })
             .await?;

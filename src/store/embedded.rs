@@ -17,6 +17,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
 use super::{Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, Store, StoreError, TriggerRecord};
 use crate::engine::interaction::Interaction;
 use crate::engine::ledger::{ContactState, LedgerEntry};
@@ -49,9 +50,8 @@ const OUTBOX_DUE: Table = TableDefinition::new("outbox_due");
 /// tenant·fired millis·action → (): a tenant's delivery log, in firing order.
 const OUTBOX_LOG: Table = TableDefinition::new("outbox_log");
 
-const ALL_TABLES: [Table; 10] = [
-    TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG,
-];
+const ALL_TABLES: [Table; 10] =
+    [TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG];
 
 const SEP: &str = "\u{1f}";
 /// The character after `SEP`: the exclusive end of a prefix range.
@@ -96,27 +96,13 @@ fn prefix(parts: &[&str]) -> (String, String) {
     (format!("{base}{SEP}"), format!("{base}{AFTER_SEP}"))
 }
 
-/// Scores as fixed-width hex that sorts like the signed number.
-fn sortable(points: Points) -> String {
-    format!("{:016x}", (points.cents() as u64) ^ (1 << 63))
-}
-
-fn unsortable(text: &str) -> Result<Points, StoreError> {
-    let raw = u64::from_str_radix(text, 16).map_err(|e| StoreError::Corrupt(format!("score key {text:?}: {e}")))?;
-    Ok(Points::from_cents((raw ^ (1 << 63)) as i64))
-}
-
-fn millis(at: DateTime<Utc>) -> String {
-    format!("{:020}", at.timestamp_millis().max(0))
-}
-
 fn score_key(tenant: &str, profile: &str, score: Points, contact: &str) -> String {
-    key(&[tenant, profile, &sortable(score), contact])
+    key(&[tenant, profile, &sortable_score(score), contact])
 }
 
 fn due_key(item: &OutboxItem) -> Option<String> {
     let at = item.next_attempt_at.filter(|_| item.status.is_due_kind())?;
-    Some(key(&[&millis(at), item.tenant.as_str(), item.action.id.as_str()]))
+    Some(key(&[&sortable_millis(at), item.tenant.as_str(), item.action.id.as_str()]))
 }
 
 impl EmbeddedStore {
@@ -147,10 +133,7 @@ impl EmbeddedStore {
     async fn put(&self, table: Table, key: String, value: Vec<u8>) -> Result<(), StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            txn.open_table(table)
-                .map_err(unavailable)?
-                .insert(key.as_str(), value.as_slice())
-                .map_err(unavailable)?;
+            txn.open_table(table).map_err(unavailable)?.insert(key.as_str(), value.as_slice()).map_err(unavailable)?;
             txn.commit().map_err(unavailable)
         })
         .await
@@ -197,8 +180,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_profile(&self, tenant: &TenantId, profile: &ProfileRecord) -> Result<(), StoreError> {
-        self.put(PROFILES, key(&[tenant.as_str(), profile.id.as_str()]), encode(profile)?)
-            .await
+        self.put(PROFILES, key(&[tenant.as_str(), profile.id.as_str()]), encode(profile)?).await
     }
 
     async fn profile(&self, tenant: &TenantId, id: &ProfileId) -> Result<Option<ProfileRecord>, StoreError> {
@@ -210,8 +192,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_trigger(&self, tenant: &TenantId, trigger: &TriggerRecord) -> Result<(), StoreError> {
-        self.put(TRIGGERS, key(&[tenant.as_str(), trigger.id.as_str()]), encode(trigger)?)
-            .await
+        self.put(TRIGGERS, key(&[tenant.as_str(), trigger.id.as_str()]), encode(trigger)?).await
     }
 
     async fn trigger(&self, tenant: &TenantId, id: &TriggerId) -> Result<Option<TriggerRecord>, StoreError> {
@@ -236,10 +217,7 @@ impl Store for EmbeddedStore {
         let event = commit
             .interaction
             .map(|i| {
-                let stored = StoredInteraction {
-                    interaction: i.clone(),
-                    received_at: commit.received_at,
-                };
+                let stored = StoredInteraction { interaction: i.clone(), received_at: commit.received_at };
                 Ok::<_, StoreError>((key(&[&tenant, i.id.as_str()]), encode(&stored)?))
             })
             .transpose()?;
@@ -253,7 +231,7 @@ impl Store for EmbeddedStore {
             .iter()
             .map(|item| {
                 let id = item.action.id.as_str();
-                let log = key(&[&tenant, &millis(item.action.fired_at), id]);
+                let log = key(&[&tenant, &sortable_millis(item.action.fired_at), id]);
                 Ok((key(&[&tenant, id]), encode(item)?, due_key(item), log))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -266,24 +244,17 @@ impl Store for EmbeddedStore {
                     if events.get(event_key.as_str()).map_err(unavailable)?.is_some() {
                         return Err(StoreError::Duplicate);
                     }
-                    events
-                        .insert(event_key.as_str(), bytes.as_slice())
-                        .map_err(unavailable)?;
+                    events.insert(event_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
                 }
 
                 let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
                 let contact_key = key(&[&tenant, &contact]);
-                let old: Option<ContactState> = contacts
-                    .get(contact_key.as_str())
-                    .map_err(unavailable)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?;
+                let old: Option<ContactState> =
+                    contacts.get(contact_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
                 if old.as_ref().map_or(0, |s| s.version) != expected {
                     return Err(StoreError::Conflict);
                 }
-                contacts
-                    .insert(contact_key.as_str(), state_bytes.as_slice())
-                    .map_err(unavailable)?;
+                contacts.insert(contact_key.as_str(), state_bytes.as_slice()).map_err(unavailable)?;
 
                 let mut scores = txn.open_table(SCORES).map_err(unavailable)?;
                 if let Some(old) = &old {
@@ -301,18 +272,14 @@ impl Store for EmbeddedStore {
 
                 let mut ledger_table = txn.open_table(LEDGER).map_err(unavailable)?;
                 for (entry_key, bytes) in &ledger {
-                    ledger_table
-                        .insert(entry_key.as_str(), bytes.as_slice())
-                        .map_err(unavailable)?;
+                    ledger_table.insert(entry_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
                 }
 
                 let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
                 let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
                 let mut log = txn.open_table(OUTBOX_LOG).map_err(unavailable)?;
                 for (item_key, bytes, due_at, log_key) in &actions {
-                    outbox
-                        .insert(item_key.as_str(), bytes.as_slice())
-                        .map_err(unavailable)?;
+                    outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
                     if let Some(due_at) = due_at {
                         due.insert(due_at.as_str(), [].as_slice()).map_err(unavailable)?;
                     }
@@ -350,16 +317,16 @@ impl Store for EmbeddedStore {
         let base = key(&[tenant.as_str(), query.profile.as_str()]);
         let lower = match (&query.after, query.order, query.min) {
             (Some((score, contact)), Order::Asc, _) => {
-                Bound::Excluded(key(&[&base, &sortable(*score), contact.as_str()]))
+                Bound::Excluded(key(&[&base, &sortable_score(*score), contact.as_str()]))
             }
-            (_, _, Some(min)) => Bound::Included(format!("{base}{SEP}{}", sortable(min))),
+            (_, _, Some(min)) => Bound::Included(format!("{base}{SEP}{}", sortable_score(min))),
             _ => Bound::Included(format!("{base}{SEP}")),
         };
         let upper = match (&query.after, query.order, query.max) {
             (Some((score, contact)), Order::Desc, _) => {
-                Bound::Excluded(key(&[&base, &sortable(*score), contact.as_str()]))
+                Bound::Excluded(key(&[&base, &sortable_score(*score), contact.as_str()]))
             }
-            (_, _, Some(max)) => Bound::Excluded(format!("{base}{SEP}{}{AFTER_SEP}", sortable(max))),
+            (_, _, Some(max)) => Bound::Excluded(format!("{base}{SEP}{}{AFTER_SEP}", sortable_score(max))),
             _ => Bound::Excluded(format!("{base}{AFTER_SEP}")),
         };
         // A cursor can lie outside [min, max] only if the caller changed the filter; clamp with both.
@@ -380,16 +347,12 @@ impl Store for EmbeddedStore {
                 let (Some(contact), Some(score), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
                     return Err(StoreError::Corrupt(format!("leaderboard key {:?}", k.value())));
                 };
-                let score = unsortable(score)?;
+                let score = parse_sortable_score(score)?;
                 if min.is_some_and(|m| score < m) || max.is_some_and(|m| score > m) {
                     continue;
                 }
                 let contact_id = ContactId::parse(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                page.push(LeaderboardRow {
-                    contact_id,
-                    score,
-                    updated_at: decode(v.value())?,
-                });
+                page.push(LeaderboardRow { contact_id, score, updated_at: decode(v.value())? });
                 if page.len() > limit {
                     break;
                 }
@@ -406,7 +369,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        let end = format!("{}{AFTER_SEP}", millis(now));
+        let end = format!("{}{AFTER_SEP}", sortable_millis(now));
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
@@ -435,20 +398,15 @@ impl Store for EmbeddedStore {
             {
                 let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
                 let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
-                let old: Option<OutboxItem> = outbox
-                    .get(item_key.as_str())
-                    .map_err(unavailable)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?;
+                let old: Option<OutboxItem> =
+                    outbox.get(item_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
                 if let Some(old_due) = old.as_ref().and_then(due_key) {
                     due.remove(old_due.as_str()).map_err(unavailable)?;
                 }
                 if let Some(new_due) = &new_due {
                     due.insert(new_due.as_str(), [].as_slice()).map_err(unavailable)?;
                 }
-                outbox
-                    .insert(item_key.as_str(), bytes.as_slice())
-                    .map_err(unavailable)?;
+                outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)
         })
@@ -472,11 +430,7 @@ impl Store for EmbeddedStore {
             let log = txn.open_table(OUTBOX_LOG).map_err(unavailable)?;
             let outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
             let mut items = Vec::new();
-            for row in log
-                .range::<&str>(start.as_str()..end.as_str())
-                .map_err(unavailable)?
-                .rev()
-            {
+            for row in log.range::<&str>(start.as_str()..end.as_str()).map_err(unavailable)?.rev() {
                 let (k, _) = row.map_err(unavailable)?;
                 let Some(action) = k.value().rsplit(SEP).next() else {
                     continue;
@@ -495,25 +449,5 @@ impl Store for EmbeddedStore {
             Ok(items)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sortable_scores_order_like_numbers() {
-        let values = [-1_000_000, -250, -1, 0, 1, 99, 100, 1_000_000];
-        let keys: Vec<String> = values.iter().map(|&c| sortable(Points::from_cents(c))).collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(keys, sorted);
-        for &c in &values {
-            assert_eq!(
-                unsortable(&sortable(Points::from_cents(c))).unwrap(),
-                Points::from_cents(c)
-            );
-        }
     }
 }

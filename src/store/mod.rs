@@ -7,7 +7,9 @@
 //! writes the state, ledger entries and outbox items together, and fails as
 //! a whole.
 
+pub mod dynamodb;
 pub mod embedded;
+pub mod keys;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -36,6 +38,10 @@ pub enum StoreError {
     /// A stored item could not be decoded: a bug or a corrupted file, never retried.
     #[error("a stored item is corrupt: {0}")]
     Corrupt(String),
+    /// A commit would exceed what the store can write atomically; the
+    /// service's configuration limits are meant to make this unreachable.
+    #[error("the commit is too large: {0}")]
+    TooLarge(String),
 }
 
 /// One atomic write: all of it lands, or none of it does.
@@ -44,6 +50,9 @@ pub struct Commit<'a> {
     pub tenant: &'a TenantId,
     /// The version read; the commit fails with `Conflict` if it moved.
     pub expected_version: u64,
+    /// The state as read at `expected_version` (`None` for a new contact),
+    /// so adapters can update their indexes without reading it again.
+    pub before: Option<&'a ContactState>,
     /// The new state; stored with `version = expected_version + 1`.
     pub state: &'a ContactState,
     /// The interaction, recorded as history and as the dedupe marker (fails
@@ -110,11 +119,7 @@ pub trait Store: Send + Sync {
         let Some(tenant) = self.tenant(id).await? else {
             return Ok(None);
         };
-        Ok(Some(TenantConfig {
-            profiles: self.profiles(id).await?,
-            triggers: self.triggers(id).await?,
-            tenant,
-        }))
+        Ok(Some(TenantConfig { profiles: self.profiles(id).await?, triggers: self.triggers(id).await?, tenant }))
     }
 
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;

@@ -34,57 +34,31 @@ async fn tenant_tokens_work_for_their_own_tenant_only() {
     let app = TestApp::spawn().await;
     let token_a = app.seeds_tenant("tenant-a", None).await;
     app.seeds_tenant("tenant-b", None).await;
-    app.post_webhook("tenant-b", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("tenant-b", &interaction("e1", "email.opened", "jhon")).await;
 
-    let (status, _) = app
-        .call(Method::GET, "/v1/tenants/tenant-a/profiles", Some(&token_a), None)
-        .await;
+    let (status, _) = app.call(Method::GET, "/v1/tenants/tenant-a/profiles", Some(&token_a), None).await;
     assert_eq!(status, StatusCode::OK);
 
     let b = "/v1/tenants/tenant-b";
     let attempts: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, b.to_owned(), None),
-        (
-            Method::PUT,
-            b.to_owned(),
-            Some(json!({"provider": "generic", "actions_url": "http://evil.test/"})),
-        ),
+        (Method::PUT, b.to_owned(), Some(json!({"provider": "generic", "actions_url": "http://evil.test/"}))),
         (Method::GET, format!("{b}/profiles"), None),
-        (
-            Method::PUT,
-            format!("{b}/profiles/engagement"),
-            Some(json!({"name": "hijack", "rules": []})),
-        ),
+        (Method::PUT, format!("{b}/profiles/engagement"), Some(json!({"name": "hijack", "rules": []}))),
         (Method::POST, format!("{b}/profiles/engagement/archive"), None),
-        (
-            Method::PUT,
-            format!("{b}/triggers/hot"),
-            Some(crate::support::seeds_trigger()),
-        ),
+        (Method::PUT, format!("{b}/triggers/hot"), Some(crate::support::seeds_trigger())),
         (Method::GET, format!("{b}/contacts?profile=engagement"), None),
         (Method::GET, format!("{b}/contacts/jhon/scores"), None),
-        (
-            Method::POST,
-            format!("{b}/contacts/jhon/scores/engagement"),
-            Some(json!({"op": "set", "points": 100})),
-        ),
+        (Method::POST, format!("{b}/contacts/jhon/scores/engagement"), Some(json!({"op": "set", "points": 100}))),
         (Method::GET, format!("{b}/actions"), None),
     ];
     for (method, path, body) in attempts {
         let (status, answer) = app.call(method.clone(), &path, Some(&token_a), body).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {answer}");
     }
-    assert_eq!(
-        app.score("tenant-b", "jhon").await,
-        Some(json!(1)),
-        "tenant-b's score is untouched"
-    );
+    assert_eq!(app.score("tenant-b", "jhon").await, Some(json!(1)), "tenant-b's score is untouched");
     let (_, profile) = app.admin(Method::GET, &format!("{b}/profiles/engagement"), None).await;
-    assert_eq!(
-        profile["status"], "published",
-        "tenant-b's profile was neither edited nor archived"
-    );
+    assert_eq!(profile["status"], "published", "tenant-b's profile was neither edited nor archived");
     assert_eq!(profile["draft"], Value::Null);
 }
 
@@ -98,13 +72,9 @@ async fn missing_or_wrong_tokens_are_401_and_only_the_operator_creates_tenants()
         assert_eq!(body["error"]["code"], "unauthorized");
     }
     let new = json!({"provider": "generic", "webhook_secret": "whsec-0123456789abcdef"});
-    let (status, _) = app
-        .call(Method::PUT, "/v1/tenants/other", Some(&token), Some(new))
-        .await;
+    let (status, _) = app.call(Method::PUT, "/v1/tenants/other", Some(&token), Some(new)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = app
-        .call(Method::GET, "/v1/tenants/other", Some(ADMIN_TOKEN), None)
-        .await;
+    let (status, _) = app.call(Method::GET, "/v1/tenants/other", Some(ADMIN_TOKEN), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the tenant was not created");
 }
 
@@ -113,31 +83,19 @@ async fn tenant_input_is_validated() {
     let app = TestApp::spawn().await;
     let cases = [
         (json!({"provider": "generic"}), "webhook_secret"),
-        (
-            json!({"provider": "generic", "webhook_secret": "short"}),
-            "webhook_secret",
-        ),
+        (json!({"provider": "generic", "webhook_secret": "short"}), "webhook_secret"),
         (
             json!({"provider": "generic", "webhook_secret": "whsec-0123456789abcdef", "actions_url": "ftp://x"}),
             "actions_url",
         ),
-        (
-            json!({"provider": "hubspot", "webhook_secret": "whsec-0123456789abcdef"}),
-            "provider",
-        ),
+        (json!({"provider": "hubspot", "webhook_secret": "whsec-0123456789abcdef"}), "provider"),
     ];
     for (body, path) in cases {
         let (status, answer) = app.admin(Method::PUT, "/v1/tenants/acme", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
         assert_eq!(answer["error"]["path"], path, "{answer}");
     }
-    let (status, _) = app
-        .admin(
-            Method::PUT,
-            "/v1/tenants/acme",
-            Some(json!({"provider": "carrier-pigeon"})),
-        )
-        .await;
+    let (status, _) = app.admin(Method::PUT, "/v1/tenants/acme", Some(json!({"provider": "carrier-pigeon"}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = app.admin(Method::GET, "/v1/tenants/acme", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no rejected body created the tenant");
@@ -150,51 +108,32 @@ async fn drafts_never_score_published_profiles_do_and_archived_ones_stop() {
     let profile = "/v1/tenants/acme/profiles/engagement";
     let (status, draft) = app.admin(Method::PUT, profile, Some(seeds_profile())).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        (draft["status"].clone(), draft["version"].clone()),
-        (json!("draft"), json!(1))
-    );
+    assert_eq!((draft["status"].clone(), draft["version"].clone()), (json!("draft"), json!(1)));
 
-    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
     assert_eq!(app.score("acme", "jhon").await, None, "a draft never scores");
 
     let (_, published) = app.admin(Method::POST, &format!("{profile}/publish"), None).await;
     assert_eq!(published["status"], "published");
-    app.post_webhook("acme", &interaction("e2", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("e2", "email.opened", "jhon")).await;
     assert_eq!(app.score("acme", "jhon").await, Some(json!(1)));
 
     let mut edited = seeds_profile();
     edited["rules"][0]["points"] = json!(10);
     let (status, record) = app.admin(Method::PUT, profile, Some(edited)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        (record["version"].clone(), record["published_version"].clone()),
-        (json!(2), json!(1))
-    );
-    app.post_webhook("acme", &interaction("e3", "email.opened", "jhon"))
-        .await;
-    assert_eq!(
-        app.score("acme", "jhon").await,
-        Some(json!(2)),
-        "the edit waits for publish"
-    );
+    assert_eq!((record["version"].clone(), record["published_version"].clone()), (json!(2), json!(1)));
+    app.post_webhook("acme", &interaction("e3", "email.opened", "jhon")).await;
+    assert_eq!(app.score("acme", "jhon").await, Some(json!(2)), "the edit waits for publish");
 
     app.admin(Method::POST, &format!("{profile}/publish"), None).await;
-    app.post_webhook("acme", &interaction("e4", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("e4", "email.opened", "jhon")).await;
     assert_eq!(app.score("acme", "jhon").await, Some(json!(12)));
 
     let (_, archived) = app.admin(Method::POST, &format!("{profile}/archive"), None).await;
     assert_eq!(archived["status"], "archived");
-    app.post_webhook("acme", &interaction("e5", "email.opened", "jhon"))
-        .await;
-    assert_eq!(
-        app.score("acme", "jhon").await,
-        Some(json!(12)),
-        "archived profiles stop scoring"
-    );
+    app.post_webhook("acme", &interaction("e5", "email.opened", "jhon")).await;
+    assert_eq!(app.score("acme", "jhon").await, Some(json!(12)), "archived profiles stop scoring");
 
     let (_, list) = app.admin(Method::GET, "/v1/tenants/acme/profiles", None).await;
     assert_eq!(list["profiles"][0]["id"], "engagement");
@@ -211,44 +150,22 @@ async fn invalid_profiles_and_triggers_are_422_with_the_field_path() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["path"], "rules[0].when.attributes.url.matches");
 
-    let (status, body) = app
-        .admin(
-            Method::PUT,
-            profile,
-            Some(json!({"name": "E", "rules": [{"id": "r", "points": "lots"}]})),
-        )
-        .await;
+    let (status, body) =
+        app.admin(Method::PUT, profile, Some(json!({"name": "E", "rules": [{"id": "r", "points": "lots"}]}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
-    let response = app
-        .http
-        .put(format!("{}{profile}", app.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .body("{nope")
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.http.put(format!("{}{profile}", app.base)).bearer_auth(ADMIN_TOKEN).body("{nope").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     let (status, _) = app.admin(Method::GET, profile, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no rejected body created the profile");
 
-    let (status, body) = app
-        .admin(
-            Method::PUT,
-            "/v1/tenants/acme/triggers/hot",
-            Some(crate::support::seeds_trigger()),
-        )
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "a trigger on a missing profile"
-    );
+    let (status, body) =
+        app.admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(crate::support::seeds_trigger())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a trigger on a missing profile");
     assert_eq!(body["error"]["path"], "when.score.profile");
-    let (status, _) = app
-        .admin(Method::POST, "/v1/tenants/acme/profiles/nope/publish", None)
-        .await;
+    let (status, _) = app.admin(Method::POST, "/v1/tenants/acme/profiles/nope/publish", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -267,16 +184,12 @@ async fn the_leaderboard_sorts_filters_and_pages_with_a_cursor() {
     ];
     for (contact, points) in scores {
         let path = format!("/v1/tenants/acme/contacts/{contact}/scores/engagement");
-        let (status, body) = app
-            .admin(Method::POST, &path, Some(json!({"op": "set", "points": points})))
-            .await;
+        let (status, body) = app.admin(Method::POST, &path, Some(json!({"op": "set", "points": points}))).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let app = &app;
     let page = |query: String| async move {
-        let (status, body) = app
-            .admin(Method::GET, &format!("/v1/tenants/acme/contacts?{query}"), None)
-            .await;
+        let (status, body) = app.admin(Method::GET, &format!("/v1/tenants/acme/contacts?{query}"), None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     };
@@ -299,11 +212,7 @@ async fn the_leaderboard_sorts_filters_and_pages_with_a_cursor() {
             None => break,
         }
     }
-    assert_eq!(
-        seen,
-        ["c7", "c3", "c6", "c4", "c1", "c5", "c2"],
-        "descending by score, ties by contact id"
-    );
+    assert_eq!(seen, ["c7", "c3", "c6", "c4", "c1", "c5", "c2"], "descending by score, ties by contact id");
 
     let body = page("profile=engagement&order=asc&min=0&max=7.5".into()).await;
     assert_eq!(ids(&body), ["c5", "c1", "c4", "c6"]);
@@ -313,26 +222,14 @@ async fn the_leaderboard_sorts_filters_and_pages_with_a_cursor() {
     let first = page("profile=engagement&limit=1".into()).await;
     let cursor = first["next_cursor"].as_str().unwrap();
     let (status, _) = app
-        .admin(
-            Method::GET,
-            &format!("/v1/tenants/acme/contacts?profile=engagement&order=asc&cursor={cursor}"),
-            None,
-        )
+        .admin(Method::GET, &format!("/v1/tenants/acme/contacts?profile=engagement&order=asc&cursor={cursor}"), None)
         .await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "a cursor only works for the listing that issued it"
-    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a cursor only works for the listing that issued it");
     for bad in ["profile=engagement&limit=0", "profile=engagement&min=abc", "limit=5"] {
-        let (status, _) = app
-            .admin(Method::GET, &format!("/v1/tenants/acme/contacts?{bad}"), None)
-            .await;
+        let (status, _) = app.admin(Method::GET, &format!("/v1/tenants/acme/contacts?{bad}"), None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
-    let (status, _) = app
-        .admin(Method::GET, "/v1/tenants/acme/contacts?profile=ghost", None)
-        .await;
+    let (status, _) = app.admin(Method::GET, "/v1/tenants/acme/contacts?profile=ghost", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -340,8 +237,7 @@ async fn the_leaderboard_sorts_filters_and_pages_with_a_cursor() {
 async fn manual_adjustments_with_expiry_and_reset_show_in_the_ledger() {
     let app = TestApp::spawn().await;
     app.seeds_tenant("acme", None).await;
-    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
     let path = "/v1/tenants/acme/contacts/jhon/scores/engagement";
     let steps = [
         (json!({"op": "add", "points": 10}), json!(11)),
@@ -354,24 +250,15 @@ async fn manual_adjustments_with_expiry_and_reset_show_in_the_ledger() {
         assert_eq!(status, StatusCode::OK, "{body}: {answer}");
         assert_eq!(answer["score"], expected, "{body}");
     }
-    let (_, view) = app
-        .admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None)
-        .await;
+    let (_, view) = app.admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
     let ledger = view["scores"]["engagement"]["ledger"].as_array().unwrap();
     let rules: Vec<&str> = ledger.iter().map(|e| e["rule"].as_str().unwrap()).collect();
-    assert_eq!(
-        rules,
-        ["opened", "manual.add", "manual.subtract", "manual.set", "manual.add"]
-    );
+    assert_eq!(rules, ["opened", "manual.add", "manual.subtract", "manual.set", "manual.add"]);
     assert_eq!(ledger[0]["event_id"], "e1");
     assert!(ledger[4]["expires_at"].is_string());
 
     app.advance(chrono::TimeDelta::hours(1));
-    assert_eq!(
-        app.score("acme", "jhon").await,
-        Some(json!(3)),
-        "the expiring add stopped counting at its instant"
-    );
+    assert_eq!(app.score("acme", "jhon").await, Some(json!(3)), "the expiring add stopped counting at its instant");
 
     let (_, reset) = app.admin(Method::POST, path, Some(json!({"op": "reset"}))).await;
     assert_eq!(reset["score"], Value::Null);
@@ -381,26 +268,14 @@ async fn manual_adjustments_with_expiry_and_reset_show_in_the_ledger() {
         (json!({"op": "add"}), StatusCode::UNPROCESSABLE_ENTITY),
         (json!({"op": "add", "points": -1}), StatusCode::UNPROCESSABLE_ENTITY),
         (json!({"op": "multiply", "points": 2}), StatusCode::UNPROCESSABLE_ENTITY),
-        (
-            json!({"op": "add", "points": 1, "expires_in": "soon"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        (json!({"op": "add", "points": 1, "expires_in": "soon"}), StatusCode::UNPROCESSABLE_ENTITY),
     ] {
         let (status, body) = app.admin(Method::POST, path, Some(bad.clone())).await;
         assert_eq!(status, code, "{bad}: {body}");
     }
-    app.admin(
-        Method::PUT,
-        "/v1/tenants/acme/profiles/fit",
-        Some(json!({"name": "Fit", "rules": []})),
-    )
-    .await;
+    app.admin(Method::PUT, "/v1/tenants/acme/profiles/fit", Some(json!({"name": "Fit", "rules": []}))).await;
     let (status, _) = app
-        .admin(
-            Method::POST,
-            "/v1/tenants/acme/contacts/jhon/scores/fit",
-            Some(json!({"op": "add", "points": 1})),
-        )
+        .admin(Method::POST, "/v1/tenants/acme/contacts/jhon/scores/fit", Some(json!({"op": "add", "points": 1})))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "a draft profile cannot be adjusted");
 }

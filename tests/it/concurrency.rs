@@ -23,19 +23,15 @@ async fn concurrent_webhooks_for_one_contact_lose_no_update() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..40 {
         let app = Arc::clone(&app);
-        tasks.spawn(async move {
-            app.post_webhook("acme", &interaction(&format!("e{i}"), "email.opened", "jhon"))
-                .await
-                .0
-        });
+        tasks.spawn(
+            async move { app.post_webhook("acme", &interaction(&format!("e{i}"), "email.opened", "jhon")).await.0 },
+        );
     }
     while let Some(status) = tasks.join_next().await {
         assert_eq!(status.unwrap(), StatusCode::ACCEPTED);
     }
     assert_eq!(app.score("acme", "jhon").await, Some(json!(40)));
-    let (_, view) = app
-        .admin(reqwest::Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None)
-        .await;
+    let (_, view) = app.admin(reqwest::Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
     assert_eq!(view["scores"]["engagement"]["ledger"].as_array().unwrap().len(), 40);
 }
 
@@ -47,9 +43,8 @@ async fn two_processes_writing_one_contact_lose_no_update() {
     app.seeds_tenant("acme", None).await;
     let store: Arc<dyn Store> = Arc::clone(&app.local.service.store);
     let tenant_id = scorehook::ids::TenantId::parse("acme").unwrap();
-    let instances: Vec<Service> = (0..2)
-        .map(|_| Service::new(Arc::clone(&store), Arc::new(ManualClock::new(app.clock.now())), None))
-        .collect();
+    let instances: Vec<Service> =
+        (0..2).map(|_| Service::new(Arc::clone(&store), Arc::new(ManualClock::new(app.clock.now())), None)).collect();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..30 {
         let service = instances[i % 2].clone();
@@ -116,19 +111,10 @@ async fn scores_after(events: &[Interaction]) -> Vec<serde_json::Value> {
         actions_url: None,
         crm: Default::default(),
     };
-    service
-        .put_tenant(&scorehook::service::Caller::Operator, &tenant_id, input)
-        .await
-        .unwrap();
+    service.put_tenant(&scorehook::service::Caller::Operator, &tenant_id, input).await.unwrap();
     let profile = scorehook::ids::ProfileId::parse("engagement").unwrap();
-    service
-        .put_profile(&tenant_id, &profile, serde_json::from_value(seeds_profile()).unwrap())
-        .await
-        .unwrap();
-    service
-        .profile_step(&tenant_id, &profile, scorehook::engine::profile::ProfileRecord::publish)
-        .await
-        .unwrap();
+    service.put_profile(&tenant_id, &profile, serde_json::from_value(seeds_profile()).unwrap()).await.unwrap();
+    service.profile_step(&tenant_id, &profile, scorehook::engine::profile::ProfileRecord::publish).await.unwrap();
     let view = service.tenant_view(&tenant_id).await.unwrap().unwrap();
     for event in events {
         service.ingest(&view, std::slice::from_ref(event)).await.unwrap();

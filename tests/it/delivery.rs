@@ -12,14 +12,10 @@ use crate::support::{interaction, RecordingCrm, TestApp};
 async fn tag_on_open(app: &TestApp, actions_url: Option<&str>) {
     app.create_tenant("acme", actions_url).await;
     let profile = json!({"name": "E", "rules": [{"id": "r", "when": {"type": "email.opened"}, "points": 1}]});
-    app.admin(Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(profile))
-        .await;
-    app.admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None)
-        .await;
+    app.admin(Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(profile)).await;
+    app.admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None).await;
     let trigger = json!({"name": "Tag", "when": {"event": {"type": "email.opened"}}, "actions": [{"type": "add_tag", "tag": "opened"}]});
-    let (status, body) = app
-        .admin(Method::PUT, "/v1/tenants/acme/triggers/tag", Some(trigger))
-        .await;
+    let (status, body) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/tag", Some(trigger)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
@@ -34,8 +30,7 @@ async fn a_500_is_retried_after_backoff_with_the_same_id_until_it_succeeds() {
     let app = TestApp::spawn().await;
     tag_on_open(&app, Some(&crm.url)).await;
     crm.respond_with(&[500, 503]);
-    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
 
     app.drain_outbox().await;
     let failed = only(app.actions("acme", "failed").await);
@@ -57,12 +52,7 @@ async fn a_500_is_retried_after_backoff_with_the_same_id_until_it_succeeds() {
     assert!(ids.iter().all(|id| *id == ids[0]), "one id across retries: {ids:?}");
     let done = only(app.actions("acme", "done").await);
     assert_eq!(done["id"], *ids[0]);
-    let statuses: Vec<&Value> = done["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| &a["http_status"])
-        .collect();
+    let statuses: Vec<&Value> = done["attempts"].as_array().unwrap().iter().map(|a| &a["http_status"]).collect();
     assert_eq!(statuses, [&json!(500), &json!(503), &json!(204)]);
 }
 
@@ -72,8 +62,7 @@ async fn exhausted_retries_are_dead_letters_that_replay_under_the_same_id() {
     let app = TestApp::spawn().await;
     tag_on_open(&app, Some(&crm.url)).await;
     crm.respond_with(&[500; 8]);
-    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
     for _ in 0..8 {
         app.drain_outbox().await;
         app.advance(TimeDelta::hours(2));
@@ -83,30 +72,18 @@ async fn exhausted_retries_are_dead_letters_that_replay_under_the_same_id() {
     assert_eq!(crm.received().await.len(), 8);
 
     let id = dead["id"].as_str().unwrap();
-    let (status, replayed) = app
-        .admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None)
-        .await;
+    let (status, replayed) = app.admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{replayed}");
     assert_eq!(replayed["status"], "pending");
     app.drain_outbox().await;
     let requests = crm.received().await;
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].body["id"], id);
-    assert_eq!(
-        only(app.actions("acme", "done").await)["attempts"]
-            .as_array()
-            .unwrap()
-            .len(),
-        9
-    );
+    assert_eq!(only(app.actions("acme", "done").await)["attempts"].as_array().unwrap().len(), 9);
 
-    let (status, _) = app
-        .admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None)
-        .await;
+    let (status, _) = app.admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "a done action is not replayed");
-    let (status, _) = app
-        .admin(Method::POST, "/v1/tenants/acme/actions/act_unknown/replay", None)
-        .await;
+    let (status, _) = app.admin(Method::POST, "/v1/tenants/acme/actions/act_unknown/replay", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -116,23 +93,17 @@ async fn a_4xx_is_final_and_a_missing_actions_url_is_a_dead_letter_with_a_reason
     let app = TestApp::spawn().await;
     tag_on_open(&app, Some(&crm.url)).await;
     crm.respond_with(&[400]);
-    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
     app.drain_outbox().await;
     let dead = only(app.actions("acme", "dead").await);
     assert_eq!(dead["attempts"][0]["http_status"], 400);
 
     let other = TestApp::spawn().await;
     tag_on_open(&other, None).await;
-    other
-        .post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    other.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
     other.drain_outbox().await;
     let dead = only(other.actions("acme", "dead").await);
-    assert!(
-        dead["attempts"][0]["error"].as_str().unwrap().contains("actions_url"),
-        "{dead}"
-    );
+    assert!(dead["attempts"][0]["error"].as_str().unwrap().contains("actions_url"), "{dead}");
 }
 
 #[tokio::test]
@@ -140,16 +111,9 @@ async fn an_unreachable_receiver_is_retried() {
     let app = TestApp::spawn().await;
     // Port 9 (discard) is closed on loopback: the connection is refused.
     tag_on_open(&app, Some("http://127.0.0.1:9/actions")).await;
-    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
     app.drain_outbox().await;
     let failed = only(app.actions("acme", "failed").await);
     assert_eq!(failed["attempts"][0]["http_status"], Value::Null);
-    assert!(
-        failed["attempts"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("cannot reach"),
-        "{failed}"
-    );
+    assert!(failed["attempts"][0]["error"].as_str().unwrap().contains("cannot reach"), "{failed}");
 }

@@ -15,15 +15,9 @@ fn event(name: &str) -> Value {
 
 #[test]
 fn webhook_samples_are_signed_interactions() {
-    for (name, count) in [
-        ("function-url-webhook-generic.json", 1),
-        ("function-url-webhook-generic-batch.json", 2),
-    ] {
+    for (name, count) in [("function-url-webhook-generic.json", 1), ("function-url-webhook-generic-batch.json", 2)] {
         let sample = event(name);
-        assert_eq!(
-            sample["version"], "2.0",
-            "{name} has the Function URL (API Gateway v2) shape"
-        );
+        assert_eq!(sample["version"], "2.0", "{name} has the Function URL (API Gateway v2) shape");
         let body = sample["body"].as_str().unwrap();
         let interactions = parse_body(serde_json::from_str(body).unwrap()).unwrap();
         assert_eq!(interactions.len(), count, "{name}");
@@ -45,8 +39,5 @@ fn webhook_samples_are_signed_interactions() {
 fn the_admin_sample_is_a_bearer_call_to_a_real_route() {
     let sample = event("function-url-admin-leaderboard.json");
     assert_eq!(sample["rawPath"], "/v1/tenants/demo/contacts");
-    assert!(sample["headers"]["authorization"]
-        .as_str()
-        .unwrap()
-        .starts_with("Bearer "));
+    assert!(sample["headers"]["authorization"].as_str().unwrap().starts_with("Bearer "));
 }

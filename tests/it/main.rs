@@ -4,6 +4,7 @@
 mod admin_api;
 mod concurrency;
 mod delivery;
+mod dynamodb;
 mod lambda_events;
 mod restart;
 mod seeds;

@@ -33,24 +33,13 @@ impl Server {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
         let base = line.strip_prefix("scorehook listening on ").unwrap().to_owned();
-        Self {
-            child,
-            base,
-            http: reqwest::Client::new(),
-        }
+        Self { child, base, http: reqwest::Client::new() }
     }
 
     async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN);
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -88,83 +77,40 @@ async fn a_killed_server_restarts_with_scores_ledger_and_pending_actions() {
 
     let server = Server::start(dir.path()).await;
     let tenant = json!({"provider": "generic", "webhook_secret": SECRET, "actions_url": crm.url});
-    assert_eq!(
-        server.admin(Method::PUT, "/v1/tenants/acme", Some(tenant)).await.0,
-        StatusCode::CREATED
-    );
-    server
-        .admin(
-            Method::PUT,
-            "/v1/tenants/acme/profiles/engagement",
-            Some(seeds_profile()),
-        )
-        .await;
-    server
-        .admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None)
-        .await;
-    server
-        .admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(seeds_trigger()))
-        .await;
-    let mut events: Vec<Value> = (1..=4)
-        .map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon"))
-        .collect();
+    assert_eq!(server.admin(Method::PUT, "/v1/tenants/acme", Some(tenant)).await.0, StatusCode::CREATED);
+    server.admin(Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(seeds_profile())).await;
+    server.admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None).await;
+    server.admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(seeds_trigger())).await;
+    let mut events: Vec<Value> = (1..=4).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
     let mut demo = interaction("stage-demo", "deal.stage_changed", "jhon");
     demo["attributes"] = json!({"stage": "demo"});
     events.push(demo.clone());
-    assert_eq!(
-        server.webhook(&json!(events)).await,
-        json!({"accepted": 5, "duplicates": 0})
-    );
+    assert_eq!(server.webhook(&json!(events)).await, json!({"accepted": 5, "duplicates": 0}));
     // The executor tries each action once and the CRM answers 503: all three wait for a retry.
     for _ in 0..3 {
         crm.next(Duration::from_secs(10)).await;
     }
-    let (_, before) = server
-        .admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None)
-        .await;
+    let (_, before) = server.admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
     server.kill().await;
 
     let server = Server::start(dir.path()).await;
-    let (_, after) = server
-        .admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None)
-        .await;
+    let (_, after) = server.admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
     assert_eq!(after, before, "score and ledger survive SIGKILL");
     assert_eq!(after["scores"]["engagement"]["score"], 7);
     assert_eq!(after["scores"]["engagement"]["ledger"].as_array().unwrap().len(), 5);
-    assert_eq!(
-        server.webhook(&demo).await,
-        json!({"accepted": 0, "duplicates": 1}),
-        "dedupe markers survive"
-    );
+    assert_eq!(server.webhook(&demo).await, json!({"accepted": 0, "duplicates": 1}), "dedupe markers survive");
 
-    let (_, failed) = server
-        .admin(Method::GET, "/v1/tenants/acme/actions?status=failed", None)
-        .await;
-    let ids: Vec<String> = failed["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        ids.len(),
-        3,
-        "the fired actions survive with their retry schedule: {failed}"
-    );
+    let (_, failed) = server.admin(Method::GET, "/v1/tenants/acme/actions?status=failed", None).await;
+    let ids: Vec<String> =
+        failed["actions"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 3, "the fired actions survive with their retry schedule: {failed}");
     for id in &ids {
-        let (status, _) = server
-            .admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None)
-            .await;
+        let (status, _) = server.admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None).await;
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     let mut delivered = Vec::new();
     for _ in 0..3 {
-        delivered.push(
-            crm.next(Duration::from_secs(10)).await.body["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        delivered.push(crm.next(Duration::from_secs(10)).await.body["id"].as_str().unwrap().to_owned());
     }
     delivered.sort();
     let mut expected = ids.clone();
@@ -178,9 +124,7 @@ async fn a_stopped_app_restarts_with_its_pending_actions_still_pending() {
     let crm = RecordingCrm::start().await;
     let app = crate::support::TestApp::spawn().await;
     app.seeds_tenant("acme", Some(&crm.url)).await;
-    let events: Vec<Value> = (1..=5)
-        .map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon"))
-        .collect();
+    let events: Vec<Value> = (1..=5).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
     app.post_webhook("acme", &json!(events)).await;
     assert_eq!(app.actions("acme", "pending").await.len(), 3, "fired, not yet tried");
 

@@ -17,9 +17,7 @@ async fn jhon_warms_up_and_the_hot_lead_actions_are_delivered_exactly_once() {
     app.seeds_tenant("acme", Some(&crm.url)).await;
 
     for i in 1..=4 {
-        let (status, _) = app
-            .post_webhook("acme", &interaction(&format!("open-{i}"), "email.opened", "jhon"))
-            .await;
+        let (status, _) = app.post_webhook("acme", &interaction(&format!("open-{i}"), "email.opened", "jhon")).await;
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     app.drain_outbox().await;
@@ -31,11 +29,7 @@ async fn jhon_warms_up_and_the_hot_lead_actions_are_delivered_exactly_once() {
     demo["attributes"] = json!({"pipeline": "sales", "stage": "demo"});
     app.post_webhook("acme", &demo).await;
     let (_, again) = app.post_webhook("acme", &demo).await;
-    assert_eq!(
-        again,
-        json!({"accepted": 0, "duplicates": 1}),
-        "the CRM's retry scores once"
-    );
+    assert_eq!(again, json!({"accepted": 0, "duplicates": 1}), "the CRM's retry scores once");
     assert_eq!(app.score("acme", "jhon").await, Some(json!(7)));
     app.drain_outbox().await;
 
@@ -43,11 +37,7 @@ async fn jhon_warms_up_and_the_hot_lead_actions_are_delivered_exactly_once() {
     let kinds: Vec<&str> = requests.iter().map(|r| r.body["type"].as_str().unwrap()).collect();
     let mut sorted = kinds.clone();
     sorted.sort();
-    assert_eq!(
-        sorted,
-        ["add_note", "add_tag", "create_task"],
-        "each action exactly once"
-    );
+    assert_eq!(sorted, ["add_note", "add_tag", "create_task"], "each action exactly once");
     for request in &requests {
         let body = &request.body;
         assert_eq!(body["tenant"], "acme");
@@ -77,8 +67,7 @@ async fn jhon_warms_up_and_the_hot_lead_actions_are_delivered_exactly_once() {
     }
     assert_eq!(app.actions("acme", "done").await.len(), 3);
 
-    app.post_webhook("acme", &interaction("open-5", "email.opened", "jhon"))
-        .await;
+    app.post_webhook("acme", &interaction("open-5", "email.opened", "jhon")).await;
     app.drain_outbox().await;
     assert_eq!(app.score("acme", "jhon").await, Some(json!(8)));
     assert!(crm.received().await.is_empty(), "on_enter does not fire again at 8");
@@ -90,18 +79,11 @@ async fn the_background_executor_delivers_without_being_driven() {
     let crm = RecordingCrm::start().await;
     let app = TestApp::spawn_with_executor().await;
     app.seeds_tenant("acme", Some(&crm.url)).await;
-    let batch: Vec<_> = (1..=5)
-        .map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon"))
-        .collect();
+    let batch: Vec<_> = (1..=5).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
     app.post_webhook("acme", &json!(batch)).await;
     let mut kinds = Vec::new();
     for _ in 0..3 {
-        kinds.push(
-            crm.next(Duration::from_secs(10)).await.body["type"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        kinds.push(crm.next(Duration::from_secs(10)).await.body["type"].as_str().unwrap().to_owned());
     }
     kinds.sort();
     assert_eq!(kinds, ["add_note", "add_tag", "create_task"]);

@@ -36,11 +36,7 @@ fn state_with(contact: &str, version: u64, score: Option<i64>) -> ContactState {
     if let Some(score) = score {
         state.scores.insert(
             profile(),
-            ScoreState {
-                total: Points::whole(score),
-                updated_at: Some(t0()),
-                ..ScoreState::default()
-            },
+            ScoreState { total: Points::whole(score), updated_at: Some(t0()), ..ScoreState::default() },
         );
     }
     state
@@ -84,10 +80,13 @@ async fn commit(
     actions: &[OutboxItem],
 ) -> Result<(), StoreError> {
     let tenant = tenant();
+    // What the service would have read before computing `state`.
+    let before = store.contact(&tenant, &state.contact_id).await?;
     store
         .commit(Commit {
             tenant: &tenant,
             expected_version: expected,
+            before: before.as_ref(),
             state,
             interaction: event,
             received_at: t0(),
@@ -99,23 +98,13 @@ async fn commit(
 
 pub async fn a_commit_lands_whole(store: &dyn Store) {
     let state = state_with("jhon", 0, Some(3));
-    commit(
-        store,
-        0,
-        &state,
-        Some(&event("e1", "jhon")),
-        &[entry(0, 3)],
-        &[action("act_1", "jhon", t0())],
-    )
-    .await
-    .unwrap();
+    commit(store, 0, &state, Some(&event("e1", "jhon")), &[entry(0, 3)], &[action("act_1", "jhon", t0())])
+        .await
+        .unwrap();
     let stored = store.contact(&tenant(), &state.contact_id).await.unwrap().unwrap();
     assert_eq!(stored.version, 1, "the store writes version + 1");
     assert_eq!(stored.scores, state.scores);
-    assert_eq!(
-        store.ledger(&tenant(), &state.contact_id, 10).await.unwrap(),
-        vec![entry(0, 3)]
-    );
+    assert_eq!(store.ledger(&tenant(), &state.contact_id, 10).await.unwrap(), vec![entry(0, 3)]);
     let due = store.due_actions(t0(), 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].action.id.as_str(), "act_1");
@@ -123,19 +112,10 @@ pub async fn a_commit_lands_whole(store: &dyn Store) {
 
 pub async fn a_known_interaction_id_is_a_duplicate_and_writes_nothing(store: &dyn Store) {
     let first = state_with("jhon", 0, Some(1));
-    commit(store, 0, &first, Some(&event("e1", "jhon")), &[entry(0, 1)], &[])
-        .await
-        .unwrap();
+    commit(store, 0, &first, Some(&event("e1", "jhon")), &[entry(0, 1)], &[]).await.unwrap();
     let second = state_with("jhon", 1, Some(2));
-    let result = commit(
-        store,
-        1,
-        &second,
-        Some(&event("e1", "jhon")),
-        &[entry(1, 1)],
-        &[action("act_2", "jhon", t0())],
-    )
-    .await;
+    let result =
+        commit(store, 1, &second, Some(&event("e1", "jhon")), &[entry(1, 1)], &[action("act_2", "jhon", t0())]).await;
     assert!(matches!(result, Err(StoreError::Duplicate)), "{result:?}");
     let stored = store.contact(&tenant(), &first.contact_id).await.unwrap().unwrap();
     assert_eq!((stored.version, stored.scores[&profile()].total), (1, Points::whole(1)));
@@ -145,39 +125,24 @@ pub async fn a_known_interaction_id_is_a_duplicate_and_writes_nothing(store: &dy
 
 pub async fn a_stale_version_conflicts_and_writes_nothing(store: &dyn Store) {
     let first = state_with("jhon", 0, Some(1));
-    commit(store, 0, &first, Some(&event("e1", "jhon")), &[entry(0, 1)], &[])
-        .await
-        .unwrap();
+    commit(store, 0, &first, Some(&event("e1", "jhon")), &[entry(0, 1)], &[]).await.unwrap();
     let stale = state_with("jhon", 0, Some(9));
-    let result = commit(
-        store,
-        0,
-        &stale,
-        Some(&event("e2", "jhon")),
-        &[entry(1, 8)],
-        &[action("act_2", "jhon", t0())],
-    )
-    .await;
+    let result =
+        commit(store, 0, &stale, Some(&event("e2", "jhon")), &[entry(1, 8)], &[action("act_2", "jhon", t0())]).await;
     assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
     assert_eq!(store.ledger(&tenant(), &first.contact_id, 10).await.unwrap().len(), 1);
     assert!(store.due_actions(t0(), 10).await.unwrap().is_empty());
     // The conflicting commit left no dedupe marker: the event can still score.
     let retried = state_with("jhon", 1, Some(2));
-    commit(store, 1, &retried, Some(&event("e2", "jhon")), &[entry(1, 1)], &[])
-        .await
-        .unwrap();
+    commit(store, 1, &retried, Some(&event("e2", "jhon")), &[entry(1, 1)], &[]).await.unwrap();
 }
 
 pub async fn the_leaderboard_follows_commits_and_filters(store: &dyn Store) {
     for (contact, score) in [("a", 5), ("b", -2), ("c", 10), ("d", 5)] {
-        commit(store, 0, &state_with(contact, 0, Some(score)), None, &[], &[])
-            .await
-            .unwrap();
+        commit(store, 0, &state_with(contact, 0, Some(score)), None, &[], &[]).await.unwrap();
     }
     // c drops from 10 to 1: its old index row must go.
-    commit(store, 1, &state_with("c", 1, Some(1)), None, &[], &[])
-        .await
-        .unwrap();
+    commit(store, 1, &state_with("c", 1, Some(1)), None, &[], &[]).await.unwrap();
     let query = |order, min: Option<i64>, max: Option<i64>, limit, after| LeaderboardQuery {
         profile: profile(),
         order,
@@ -189,58 +154,23 @@ pub async fn the_leaderboard_follows_commits_and_filters(store: &dyn Store) {
     let ids = |rows: Vec<scorehook::store::LeaderboardRow>| {
         rows.into_iter().map(|r| r.contact_id.to_string()).collect::<Vec<_>>()
     };
-    let all = store
-        .leaderboard(&tenant(), &query(Order::Desc, None, None, 10, None))
-        .await
-        .unwrap();
+    let all = store.leaderboard(&tenant(), &query(Order::Desc, None, None, 10, None)).await.unwrap();
     assert_eq!(ids(all.rows), ["d", "a", "c", "b"]);
     assert_eq!(all.next, None);
-    let filtered = store
-        .leaderboard(&tenant(), &query(Order::Asc, Some(0), Some(5), 10, None))
-        .await
-        .unwrap();
+    let filtered = store.leaderboard(&tenant(), &query(Order::Asc, Some(0), Some(5), 10, None)).await.unwrap();
     assert_eq!(ids(filtered.rows), ["c", "a", "d"]);
-    let first = store
-        .leaderboard(&tenant(), &query(Order::Asc, None, None, 2, None))
-        .await
-        .unwrap();
+    let first = store.leaderboard(&tenant(), &query(Order::Asc, None, None, 2, None)).await.unwrap();
     assert_eq!(ids(first.rows), ["b", "c"]);
-    let rest = store
-        .leaderboard(&tenant(), &query(Order::Asc, None, None, 2, first.next))
-        .await
-        .unwrap();
+    let rest = store.leaderboard(&tenant(), &query(Order::Asc, None, None, 2, first.next)).await.unwrap();
     assert_eq!(ids(rest.rows), ["a", "d"]);
     let other = TenantId::parse("other").unwrap();
-    assert!(store
-        .leaderboard(&other, &query(Order::Desc, None, None, 10, None))
-        .await
-        .unwrap()
-        .rows
-        .is_empty());
+    assert!(store.leaderboard(&other, &query(Order::Desc, None, None, 10, None)).await.unwrap().rows.is_empty());
 }
 
 pub async fn actions_move_through_their_lifecycle(store: &dyn Store) {
-    let (early, late) = (
-        action("act_early", "jhon", t0()),
-        action("act_late", "jhon", t0() + TimeDelta::minutes(5)),
-    );
-    commit(
-        store,
-        0,
-        &state_with("jhon", 0, None),
-        None,
-        &[],
-        &[late.clone(), early.clone()],
-    )
-    .await
-    .unwrap();
-    let due: Vec<String> = store
-        .due_actions(t0(), 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|i| i.action.id.to_string())
-        .collect();
+    let (early, late) = (action("act_early", "jhon", t0()), action("act_late", "jhon", t0() + TimeDelta::minutes(5)));
+    commit(store, 0, &state_with("jhon", 0, None), None, &[], &[late.clone(), early.clone()]).await.unwrap();
+    let due: Vec<String> = store.due_actions(t0(), 10).await.unwrap().iter().map(|i| i.action.id.to_string()).collect();
     assert_eq!(due, ["act_early"], "only what is due, soonest first");
 
     let mut failed = early.clone();
@@ -265,29 +195,16 @@ pub async fn actions_move_through_their_lifecycle(store: &dyn Store) {
     assert_eq!(listed, vec![done.clone()]);
     assert_eq!(store.actions(&tenant(), None, 10).await.unwrap().len(), 2);
     assert_eq!(store.action(&tenant(), &done.action.id).await.unwrap(), Some(done));
-    assert!(store
-        .actions(&TenantId::parse("other").unwrap(), None, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.actions(&TenantId::parse("other").unwrap(), None, 10).await.unwrap().is_empty());
 }
 
 pub async fn ledgers_read_the_latest_entries_in_order(store: &dyn Store) {
     let entries: Vec<LedgerEntry> = (0..15).map(|i| entry(i, 1)).collect();
-    commit(store, 0, &state_with("jhon", 0, Some(15)), None, &entries, &[])
-        .await
-        .unwrap();
-    let latest = store
-        .ledger(&tenant(), &ContactId::parse("jhon").unwrap(), 5)
-        .await
-        .unwrap();
+    commit(store, 0, &state_with("jhon", 0, Some(15)), None, &entries, &[]).await.unwrap();
+    let latest = store.ledger(&tenant(), &ContactId::parse("jhon").unwrap(), 5).await.unwrap();
     assert_eq!(latest.iter().map(|e| e.seq).collect::<Vec<_>>(), [10, 11, 12, 13, 14]);
     assert!(
-        store
-            .ledger(&tenant(), &ContactId::parse("jhon2").unwrap(), 5)
-            .await
-            .unwrap()
-            .is_empty(),
+        store.ledger(&tenant(), &ContactId::parse("jhon2").unwrap(), 5).await.unwrap().is_empty(),
         "prefixes do not bleed"
     );
 }
@@ -317,8 +234,10 @@ macro_rules! contract_suite {
 
 contract_suite!(embedded, {
     let dir = tempfile::TempDir::new().unwrap();
-    (
-        scorehook::store::embedded::EmbeddedStore::open(dir.path()).unwrap(),
-        dir,
-    )
+    (scorehook::store::embedded::EmbeddedStore::open(dir.path()).unwrap(), dir)
+});
+
+contract_suite!(dynamodb, {
+    let Some(store) = crate::support::dynamo::fresh_store().await else { return };
+    (store, ())
 });

@@ -14,32 +14,20 @@ async fn assert_nothing_stored(app: &TestApp, event: &Value) {
     assert_eq!(app.score("acme", contact).await, None, "the contact must not exist");
     let (status, body) = app.post_webhook("acme", event).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(
-        body,
-        json!({"accepted": 1, "duplicates": 0}),
-        "the rejected event must not count as seen"
-    );
+    assert_eq!(body, json!({"accepted": 1, "duplicates": 0}), "the rejected event must not count as seen");
 }
 
 fn assert_error(body: &Value, code: &str) {
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }
 
 #[tokio::test]
 async fn accepts_one_interaction_or_an_array_and_counts_duplicates() {
     let app = TestApp::spawn().await;
     app.seeds_tenant("acme", None).await;
-    let (status, body) = app
-        .post_webhook("acme", &interaction("e1", "email.opened", "jhon"))
-        .await;
-    assert_eq!(
-        (status, body),
-        (StatusCode::ACCEPTED, json!({"accepted": 1, "duplicates": 0}))
-    );
+    let (status, body) = app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 1, "duplicates": 0})));
 
     let batch = json!([
         interaction("e1", "email.opened", "jhon"),
@@ -48,10 +36,7 @@ async fn accepts_one_interaction_or_an_array_and_counts_duplicates() {
         interaction("e3", "email.opened", "ana")
     ]);
     let (status, body) = app.post_webhook("acme", &batch).await;
-    assert_eq!(
-        (status, body),
-        (StatusCode::ACCEPTED, json!({"accepted": 2, "duplicates": 2}))
-    );
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 2, "duplicates": 2})));
     assert_eq!(app.score("acme", "jhon").await, Some(json!(2)));
     assert_eq!(app.score("acme", "ana").await, Some(json!(1)));
 }
@@ -61,9 +46,7 @@ async fn a_wrong_secret_is_401_and_stores_nothing() {
     let app = TestApp::spawn().await;
     app.seeds_tenant("acme", None).await;
     let event = interaction("e1", "email.opened", "jhon");
-    let (status, body) = app
-        .post_raw("acme", "not-the-secret-at-all", &serde_json::to_vec(&event).unwrap())
-        .await;
+    let (status, body) = app.post_raw("acme", "not-the-secret-at-all", &serde_json::to_vec(&event).unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error(&body, "unauthorized");
     assert_nothing_stored(&app, &event).await;
@@ -79,18 +62,9 @@ async fn a_stale_or_missing_signature_is_401_and_stores_nothing() {
     let (timestamp, sig) = scorehook::crm::signature::sign(crate::support::spawn_app::SECRET, old, &bytes);
     let (status, body) = app.post_signed("acme", &bytes, &timestamp, &sig).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("five minutes"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("five minutes"), "{body}");
 
-    let response = app
-        .http
-        .post(format!("{}/v1/webhooks/generic/acme", app.base))
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.post(format!("{}/v1/webhooks/generic/acme", app.base)).body(bytes).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_nothing_stored(&app, &event).await;
 }
@@ -98,9 +72,7 @@ async fn a_stale_or_missing_signature_is_401_and_stores_nothing() {
 #[tokio::test]
 async fn an_unknown_tenant_is_refused_like_a_bad_signature() {
     let app = TestApp::spawn().await;
-    let (status, body) = app
-        .post_webhook("nobody", &interaction("e1", "email.opened", "jhon"))
-        .await;
+    let (status, body) = app.post_webhook("nobody", &interaction("e1", "email.opened", "jhon")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error(&body, "unauthorized");
 }
@@ -154,14 +126,8 @@ async fn providers_without_a_connector_are_404() {
     let app = TestApp::spawn().await;
     app.seeds_tenant("acme", None).await;
     for provider in ["hubspot", "salesforce"] {
-        let (status, body) = app
-            .call(
-                Method::POST,
-                &format!("/v1/webhooks/{provider}/acme"),
-                None,
-                Some(json!({})),
-            )
-            .await;
+        let (status, body) =
+            app.call(Method::POST, &format!("/v1/webhooks/{provider}/acme"), None, Some(json!({}))).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         assert_error(&body, "not_found");
     }

@@ -1,6 +1,7 @@
 //! Test harness: a real server on 127.0.0.1:0 over a fresh data directory,
 //! a recording CRM, and request signing. No mocks of our own code.
 
+pub mod dynamo;
 pub mod recording_crm;
 pub mod spawn_app;
 

@@ -43,19 +43,12 @@ impl RecordingCrm {
     pub async fn start() -> Self {
         let (sender, received) = mpsc::unbounded_channel();
         let script = Arc::new(Mutex::new(VecDeque::new()));
-        let shared = Shared {
-            sender,
-            script: Arc::clone(&script),
-        };
+        let shared = Shared { sender, script: Arc::clone(&script) };
         let router = Router::new().route("/actions", post(record)).with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/actions", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self {
-            url,
-            received: tokio::sync::Mutex::new(received),
-            script,
-        }
+        Self { url, received: tokio::sync::Mutex::new(received), script }
     }
 
     /// The next requests get these statuses, in order.
@@ -76,10 +69,7 @@ impl RecordingCrm {
     /// Awaits the next request (for paths driven by the background executor).
     pub async fn next(&self, within: Duration) -> Recorded {
         let mut rx = self.received.lock().await;
-        tokio::time::timeout(within, rx.recv())
-            .await
-            .expect("no request arrived in time")
-            .expect("channel closed")
+        tokio::time::timeout(within, rx.recv()).await.expect("no request arrived in time").expect("channel closed")
     }
 }
 

@@ -15,6 +15,7 @@ use scorehook::app::Local;
 use scorehook::clock::ManualClock;
 use scorehook::crm::signature;
 use scorehook::outbox::{self, Step};
+use scorehook::store::Store;
 use scorehook::tenant::Secret;
 
 pub const ADMIN_TOKEN: &str = "test-operator-token";
@@ -49,6 +50,17 @@ impl TestApp {
     pub async fn spawn_in(dir: TempDir, executor: bool) -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
         let local = Local::open(dir.path(), clock.clone(), Some(Secret::new(ADMIN_TOKEN))).unwrap();
+        Self::serve(local, clock, dir, executor).await
+    }
+
+    /// A server over another store (DynamoDB), outbox driven by the test.
+    pub async fn spawn_on(store: Arc<dyn Store>) -> Self {
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let local = Local::new(store, clock.clone(), Some(Secret::new(ADMIN_TOKEN))).unwrap();
+        Self::serve(local, clock, TempDir::new().unwrap(), false).await
+    }
+
+    async fn serve(local: Local, clock: Arc<ManualClock>, dir: TempDir, executor: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -61,15 +73,7 @@ impl TestApp {
                 .await
                 .unwrap()
         });
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            clock,
-            local,
-            dir,
-            stop: Some(stop),
-            server: Some(server),
-        }
+        Self { base, http: reqwest::Client::new(), clock, local, dir, stop: Some(stop), server: Some(server) }
     }
 
     /// Stops the server and releases the store; returns the data directory for a restart.
@@ -117,9 +121,7 @@ impl TestApp {
     /// Creates a generic tenant; returns its own admin token.
     pub async fn create_tenant(&self, tenant: &str, actions_url: Option<&str>) -> String {
         let body = json!({"provider": "generic", "webhook_secret": SECRET, "actions_url": actions_url});
-        let (status, body) = self
-            .admin(Method::PUT, &format!("/v1/tenants/{tenant}"), Some(body))
-            .await;
+        let (status, body) = self.admin(Method::PUT, &format!("/v1/tenants/{tenant}"), Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["token"].as_str().unwrap().to_owned()
     }
@@ -128,14 +130,8 @@ impl TestApp {
     pub async fn seeds_tenant(&self, tenant: &str, actions_url: Option<&str>) -> String {
         let token = self.create_tenant(tenant, actions_url).await;
         let profile = format!("/v1/tenants/{tenant}/profiles/engagement");
-        assert_eq!(
-            self.admin(Method::PUT, &profile, Some(super::seeds_profile())).await.0,
-            StatusCode::CREATED
-        );
-        assert_eq!(
-            self.admin(Method::POST, &format!("{profile}/publish"), None).await.0,
-            StatusCode::OK
-        );
+        assert_eq!(self.admin(Method::PUT, &profile, Some(super::seeds_profile())).await.0, StatusCode::CREATED);
+        assert_eq!(self.admin(Method::POST, &format!("{profile}/publish"), None).await.0, StatusCode::OK);
         let trigger = format!("/v1/tenants/{tenant}/triggers/hot");
         let (status, body) = self.admin(Method::PUT, &trigger, Some(super::seeds_trigger())).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -170,13 +166,8 @@ impl TestApp {
 
     /// The contact's score in `engagement`, or `None` if it has none.
     pub async fn score(&self, tenant: &str, contact: &str) -> Option<Value> {
-        let (status, body) = self
-            .admin(
-                Method::GET,
-                &format!("/v1/tenants/{tenant}/contacts/{contact}/scores"),
-                None,
-            )
-            .await;
+        let (status, body) =
+            self.admin(Method::GET, &format!("/v1/tenants/{tenant}/contacts/{contact}/scores"), None).await;
         match status {
             StatusCode::NOT_FOUND => None,
             StatusCode::OK => body["scores"].get("engagement").map(|s| s["score"].clone()),
@@ -185,13 +176,8 @@ impl TestApp {
     }
 
     pub async fn actions(&self, tenant: &str, status: &str) -> Vec<Value> {
-        let (code, body) = self
-            .admin(
-                Method::GET,
-                &format!("/v1/tenants/{tenant}/actions?status={status}"),
-                None,
-            )
-            .await;
+        let (code, body) =
+            self.admin(Method::GET, &format!("/v1/tenants/{tenant}/actions?status={status}"), None).await;
         assert_eq!(code, StatusCode::OK, "{body}");
         body["actions"].as_array().unwrap().clone()
     }
@@ -199,9 +185,7 @@ impl TestApp {
     /// Runs the outbox executor until nothing is due at the clock's now.
     pub async fn drain_outbox(&self) {
         let (service, deliverer) = (&self.local.service, &self.local.deliverer);
-        while outbox::deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), 10)
-            .await
-            .unwrap()
+        while outbox::deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), 10).await.unwrap()
             == Step::More
         {}
     }
