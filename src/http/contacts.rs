@@ -68,11 +68,15 @@ async fn leaderboard(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(Some("limit".into()), format!("limit must be 1-{MAX_PAGE}")));
     }
+    // The cursor key: the tenant's token hash, a secret that never leaves the store.
+    let record =
+        service.tenant_view(&tenant).await?.ok_or_else(|| ApiError::not_found(format!("tenant {tenant} not found")))?;
+    let key = record.record.token_hash.as_bytes();
     let after = params
         .cursor
         .map(|c| {
-            cursor::decode(&c, &tenant, &profile, order)
-                .ok_or_else(|| ApiError::malformed("the cursor does not belong to this listing"))
+            cursor::decode(key, &c, &tenant, &profile, order)
+                .ok_or_else(|| ApiError::malformed("the cursor is not one this listing issued (forged, altered, or for another tenant, profile or order)"))
         })
         .transpose()?;
     let query = LeaderboardQuery {
@@ -89,7 +93,7 @@ async fn leaderboard(
         .iter()
         .map(|row| json!({"contact_id": row.contact_id, "score": row.score, "updated_at": row.updated_at}))
         .collect();
-    let next_cursor = page.next.map(|after| cursor::encode(&tenant, &profile, order, &after));
+    let next_cursor = page.next.map(|after| cursor::encode(key, &tenant, &profile, order, &after));
     Ok(Json(json!({"contacts": contacts, "next_cursor": next_cursor})))
 }
 

@@ -68,24 +68,14 @@ async fn show(
     Ok(Json(profile_out(&service.profile(&tenant, &profile).await?)))
 }
 
-async fn step(
-    service: Service,
-    tenant: String,
-    profile: String,
-    headers: HeaderMap,
-    step: fn(&mut ProfileRecord, chrono::DateTime<chrono::Utc>) -> Change,
-) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
-    let profile = path_id::<ProfileId>(profile)?;
-    Ok(Json(profile_out(&service.profile_step(&tenant, &profile, step).await?)))
-}
-
 async fn publish(
     State(service): State<Service>,
     Path((tenant, profile)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    step(service, tenant, profile, headers, ProfileRecord::publish).await
+    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let profile = path_id::<ProfileId>(profile)?;
+    Ok(Json(profile_out(&service.publish_profile(&tenant, &profile).await?)))
 }
 
 async fn archive(
@@ -93,5 +83,7 @@ async fn archive(
     Path((tenant, profile)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    step(service, tenant, profile, headers, ProfileRecord::archive).await
+    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let profile = path_id::<ProfileId>(profile)?;
+    Ok(Json(profile_out(&service.profile_step(&tenant, &profile, ProfileRecord::archive).await?)))
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{random_token, Caller, Service, ServiceError};
 use crate::engine::action::ActionSpec;
-use crate::engine::profile::{Change, ProfileRecord, ProfileSpec};
+use crate::engine::profile::{Change, ProfileRecord, ProfileSpec, ProfileStatus};
 use crate::engine::trigger::TriggerSpec;
 use crate::ids::{ProfileId, TenantId, TriggerId};
 use crate::store::TriggerRecord;
@@ -27,6 +27,13 @@ pub struct TenantWritten {
     pub record: TenantRecord,
     pub token: Option<String>,
 }
+
+/// Published profiles per tenant. With `MAX_ENABLED_ACTIONS`, this bounds
+/// one commit to 1 marker + 1 state + 25 leaderboard rows + 1 ledger item +
+/// 60 actions = 88 items, inside DynamoDB's 100 per transaction.
+pub const MAX_PUBLISHED_PROFILES: usize = 25;
+/// Actions across all enabled triggers of a tenant: the most one interaction can fire.
+pub const MAX_ENABLED_ACTIONS: usize = 60;
 
 /// A webhook secret must be long enough that guessing it is hopeless.
 const MIN_SECRET_LEN: usize = 16;
@@ -138,6 +145,24 @@ impl Service {
         Ok(self.store.profiles(tenant).await?)
     }
 
+    /// Publishes a profile, within the tenant's limit of published profiles.
+    pub async fn publish_profile(&self, tenant: &TenantId, id: &ProfileId) -> Result<ProfileRecord, ServiceError> {
+        let others = self
+            .store
+            .profiles(tenant)
+            .await?
+            .iter()
+            .filter(|p| &p.id != id && p.status == ProfileStatus::Published)
+            .count();
+        if others >= MAX_PUBLISHED_PROFILES {
+            return Err(ServiceError::Conflict(format!(
+                "a tenant can have at most {MAX_PUBLISHED_PROFILES} published profiles (one interaction's changes must \
+                 commit atomically); archive one first"
+            )));
+        }
+        self.profile_step(tenant, id, ProfileRecord::publish).await
+    }
+
     /// `publish` or `archive`: a lifecycle step on a stored profile.
     pub async fn profile_step(
         &self,
@@ -172,6 +197,25 @@ impl Service {
         for (path, profile) in named {
             if self.store.profile(tenant, profile).await?.is_none() {
                 return Err(ServiceError::invalid(path, format!("there is no profile {profile}; create it first")));
+            }
+        }
+        if spec.enabled {
+            let others: usize = self
+                .store
+                .triggers(tenant)
+                .await?
+                .iter()
+                .filter(|t| &t.id != id && t.spec.enabled)
+                .map(|t| t.spec.actions.len())
+                .sum();
+            if others + spec.actions.len() > MAX_ENABLED_ACTIONS {
+                return Err(ServiceError::invalid(
+                    "actions",
+                    format!(
+                        "enabled triggers may hold at most {MAX_ENABLED_ACTIONS} actions in all (the others hold {others}), \
+                         so everything one interaction fires commits atomically"
+                    ),
+                ));
             }
         }
         let created = self.store.trigger(tenant, id).await?.is_none();

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::admin::TenantInput;
 use super::{Caller, Service, ServiceError};
-use crate::engine::profile::{ProfileRecord, ProfileSpec};
+use crate::engine::profile::ProfileSpec;
 use crate::engine::trigger::TriggerSpec;
 use crate::ids::{ProfileId, TenantId, TriggerId};
 use crate::tenant::{Provider, Secret};
@@ -94,7 +94,7 @@ impl Service {
         let tenant = &doc.tenant;
         for (id, spec) in &doc.profiles {
             self.put_profile(tenant, id, spec.clone()).await.map_err(|e| in_section(e, "profiles", id.as_str()))?;
-            self.profile_step(tenant, id, ProfileRecord::publish).await?;
+            self.publish_profile(tenant, id).await?;
         }
         for (id, spec) in &doc.triggers {
             self.put_trigger(tenant, id, spec.clone()).await.map_err(|e| in_section(e, "triggers", id.as_str()))?;

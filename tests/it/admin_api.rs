@@ -225,6 +225,22 @@ async fn the_leaderboard_sorts_filters_and_pages_with_a_cursor() {
         .admin(Method::GET, &format!("/v1/tenants/acme/contacts?profile=engagement&order=asc&cursor={cursor}"), None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a cursor only works for the listing that issued it");
+    let forged = format!("{}{}", &cursor[..cursor.len() - 1], if cursor.ends_with('0') { "1" } else { "0" });
+    let (status, body) = app
+        .admin(Method::GET, &format!("/v1/tenants/acme/contacts?profile=engagement&limit=1&cursor={forged}"), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a forged cursor is refused: {body}");
+    app.seeds_tenant("other", None).await;
+    for contact in ["x1", "x2"] {
+        let path = format!("/v1/tenants/other/contacts/{contact}/scores/engagement");
+        app.admin(Method::POST, &path, Some(json!({"op": "set", "points": 1}))).await;
+    }
+    let (_, theirs) = app.admin(Method::GET, "/v1/tenants/other/contacts?profile=engagement&limit=1", None).await;
+    let theirs = theirs["next_cursor"].as_str().unwrap();
+    let (status, _) = app
+        .admin(Method::GET, &format!("/v1/tenants/acme/contacts?profile=engagement&limit=1&cursor={theirs}"), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "another tenant's cursor is refused");
     for bad in ["profile=engagement&limit=0", "profile=engagement&min=abc", "limit=5"] {
         let (status, _) = app.admin(Method::GET, &format!("/v1/tenants/acme/contacts?{bad}"), None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
@@ -288,4 +304,40 @@ async fn health_and_unknown_routes() {
     let (status, body) = app.call(Method::GET, "/v2/nothing", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn limits_keep_every_commit_inside_one_dynamodb_transaction() {
+    let app = TestApp::spawn().await;
+    app.create_tenant("acme", None).await;
+    let profile = json!({"name": "P", "rules": [{"id": "r", "when": {"type": "email.opened"}, "points": 1}]});
+    for i in 0..25 {
+        let path = format!("/v1/tenants/acme/profiles/p{i}");
+        app.admin(Method::PUT, &path, Some(profile.clone())).await;
+        let (status, body) = app.admin(Method::POST, &format!("{path}/publish"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    app.admin(Method::PUT, "/v1/tenants/acme/profiles/p25", Some(profile.clone())).await;
+    let (status, body) = app.admin(Method::POST, "/v1/tenants/acme/profiles/p25/publish", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the 26th published profile: {body}");
+    app.admin(Method::POST, "/v1/tenants/acme/profiles/p0/archive", None).await;
+    let (status, _) = app.admin(Method::POST, "/v1/tenants/acme/profiles/p25/publish", None).await;
+    assert_eq!(status, StatusCode::OK, "after archiving one there is room");
+
+    let trigger = |actions: usize| {
+        json!({"name": "T", "when": {"event": {"type": "email.opened"}},
+               "actions": vec![json!({"type": "add_tag", "tag": "t"}); actions]})
+    };
+    for id in ["t1", "t2", "t3"] {
+        let (status, body) =
+            app.admin(Method::PUT, &format!("/v1/tenants/acme/triggers/{id}"), Some(trigger(20))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/t4", Some(trigger(1))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "61 actions in all: {body}");
+    assert_eq!(body["error"]["path"], "actions");
+    let (status, _) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/t3", Some(trigger(19))).await;
+    assert_eq!(status, StatusCode::OK, "editing a trigger counts its new actions, not its old ones");
+    let (status, _) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/t4", Some(trigger(1))).await;
+    assert_eq!(status, StatusCode::CREATED);
 }

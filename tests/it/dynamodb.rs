@@ -137,3 +137,30 @@ async fn ttl_attributes_are_set_for_markers_and_expiring_ledger_items() {
     let forever = get("T#acme#C#jhon".into(), format!("LEDGER#{:020}", 1)).await;
     assert_eq!(ttl(&forever), None, "points that never expire are never reclaimed");
 }
+
+#[tokio::test]
+async fn the_largest_allowed_commit_fits_one_transaction() {
+    let Some((app, store)) = app_on_dynamo().await else { return };
+    app.create_tenant("acme", None).await;
+    let profile = json!({"name": "P", "rules": [{"id": "r", "when": {"type": "email.opened"}, "points": 1}]});
+    for i in 0..25 {
+        let path = format!("/v1/tenants/acme/profiles/p{i}");
+        app.admin(reqwest::Method::PUT, &path, Some(profile.clone())).await;
+        app.admin(reqwest::Method::POST, &format!("{path}/publish"), None).await;
+    }
+    for id in ["t1", "t2", "t3"] {
+        let trigger = json!({"name": "T", "when": {"event": {"type": "email.opened"}},
+            "actions": vec![json!({"type": "add_tag", "tag": "t"}); 20]});
+        let (status, _) =
+            app.admin(reqwest::Method::PUT, &format!("/v1/tenants/acme/triggers/{id}"), Some(trigger)).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let before = store.metrics();
+    let (status, body) = app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"accepted": 1, "duplicates": 0})));
+    assert_eq!(store.metrics().calls - before.calls, 3, "config read, state read, one transaction");
+    let (_, view) = app.admin(reqwest::Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
+    assert_eq!(view["scores"].as_object().unwrap().len(), 25);
+    let (_, pending) = app.admin(reqwest::Method::GET, "/v1/tenants/acme/actions?status=pending&limit=100", None).await;
+    assert_eq!(pending["actions"].as_array().unwrap().len(), 60);
+}
