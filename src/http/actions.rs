@@ -1,14 +1,14 @@
 //! The delivery log: `GET /v1/tenants/{t}/actions?status=` and replay.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::http::Uri;
-use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::tenant_scope;
+use super::auth::Scoped;
 use super::contacts::{DEFAULT_PAGE, MAX_PAGE};
 use super::error::ApiError;
 use super::extract::{path_id, query};
@@ -38,13 +38,8 @@ fn action_out(item: &OutboxItem) -> Value {
     })
 }
 
-async fn list(
-    State(service): State<Service>,
-    Path(tenant): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+async fn list(State(service): State<Service>, uri: Uri, scope: Scoped) -> Result<Json<Value>, ApiError> {
+    let tenant = scope.tenant;
     let params: ListParams = query(&uri)?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -56,10 +51,10 @@ async fn list(
 
 async fn replay(
     State(service): State<Service>,
-    Path((tenant, action)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, action)): Path<(String, String)>,
+    scope: Scoped,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let action = path_id::<ActionId>(action)?;
     let item = service.replay(&tenant, &action).await?;
     Ok((StatusCode::ACCEPTED, Json(action_out(&item))))

@@ -2,14 +2,13 @@
 //! ledger, and manual adjustments.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::http::Uri;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::tenant_scope;
+use super::auth::Scoped;
 use super::cursor;
 use super::error::ApiError;
 use super::extract::{path_id, query, JsonBody};
@@ -51,13 +50,8 @@ fn points_param(name: &str, raw: Option<String>) -> Result<Option<Points>, ApiEr
     .transpose()
 }
 
-async fn leaderboard(
-    State(service): State<Service>,
-    Path(tenant): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+async fn leaderboard(State(service): State<Service>, uri: Uri, scope: Scoped) -> Result<Json<Value>, ApiError> {
+    let tenant = scope.tenant;
     let params: LeaderboardParams = query(&uri)?;
     let profile = params
         .profile
@@ -99,10 +93,10 @@ async fn leaderboard(
 
 async fn scores(
     State(service): State<Service>,
-    Path((tenant, contact)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, contact)): Path<(String, String)>,
+    scope: Scoped,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let contact = path_id::<ContactId>(contact)?;
     let views = service.contact_scores(&tenant, &contact).await?;
     let scores: serde_json::Map<String, Value> = views
@@ -134,11 +128,11 @@ struct AdjustIn {
 
 async fn adjust(
     State(service): State<Service>,
-    Path((tenant, contact, profile)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, contact, profile)): Path<(String, String, String)>,
+    scope: Scoped,
     JsonBody(body): JsonBody<AdjustIn>,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let contact = path_id::<ContactId>(contact)?;
     let profile = path_id::<ProfileId>(profile)?;
     let input = AdjustInput { op: body.op, points: body.points, expires_in: body.expires_in };

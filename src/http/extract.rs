@@ -28,7 +28,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is empty"));
     }
     let value: serde_json::Value = serde_json::from_slice(bytes)?;
-    Ok(serde_json::from_value(value)?)
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid((path != ".").then_some(path), e.into_inner().to_string())
+    })
 }
 
 /// `axum::Json` with our error shape and the 400/422 split.

@@ -1,12 +1,12 @@
 //! Scoring profiles: `PUT|GET /v1/tenants/{t}/profiles/{p}`, list, publish, archive.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::auth::tenant_scope;
+use super::auth::Scoped;
 use super::error::ApiError;
 use super::extract::{path_id, JsonBody};
 use crate::engine::profile::{Change, ProfileRecord, ProfileSpec};
@@ -35,23 +35,19 @@ fn profile_out(record: &ProfileRecord) -> Value {
     })
 }
 
-async fn list(
-    State(service): State<Service>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+async fn list(State(service): State<Service>, scope: Scoped) -> Result<Json<Value>, ApiError> {
+    let tenant = scope.tenant;
     let profiles: Vec<Value> = service.profiles(&tenant).await?.iter().map(profile_out).collect();
     Ok(Json(json!({ "profiles": profiles })))
 }
 
 async fn save(
     State(service): State<Service>,
-    Path((tenant, profile)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, profile)): Path<(String, String)>,
+    scope: Scoped,
     JsonBody(spec): JsonBody<ProfileSpec>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
     let (record, change) = service.put_profile(&tenant, &profile, spec).await?;
     let status = if change == Change::Created { StatusCode::CREATED } else { StatusCode::OK };
@@ -60,30 +56,30 @@ async fn save(
 
 async fn show(
     State(service): State<Service>,
-    Path((tenant, profile)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, profile)): Path<(String, String)>,
+    scope: Scoped,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
     Ok(Json(profile_out(&service.profile(&tenant, &profile).await?)))
 }
 
 async fn publish(
     State(service): State<Service>,
-    Path((tenant, profile)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, profile)): Path<(String, String)>,
+    scope: Scoped,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
     Ok(Json(profile_out(&service.publish_profile(&tenant, &profile).await?)))
 }
 
 async fn archive(
     State(service): State<Service>,
-    Path((tenant, profile)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, profile)): Path<(String, String)>,
+    scope: Scoped,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
     Ok(Json(profile_out(&service.profile_step(&tenant, &profile, ProfileRecord::archive).await?)))
 }

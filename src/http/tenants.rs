@@ -1,13 +1,13 @@
 //! `PUT|GET /v1/tenants/{t}`: connect a CRM account. Reads never show secrets.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::put;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::auth::tenant_scope;
+use super::auth::Scoped;
 use super::error::ApiError;
 use super::extract::JsonBody;
 use crate::service::admin::TenantInput;
@@ -43,12 +43,11 @@ fn tenant_out(record: &TenantRecord) -> Value {
 
 async fn put_tenant(
     State(service): State<Service>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
+    scope: Scoped,
     JsonBody(body): JsonBody<TenantIn>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // Only the operator can create: a tenant that does not exist has no token of its own.
-    let (tenant, caller) = tenant_scope(&service, &headers, &tenant).await?;
+    let Scoped { tenant, caller } = scope;
     let input = TenantInput {
         provider: body.provider,
         webhook_secret: body.webhook_secret.map(Secret::new),
@@ -62,12 +61,8 @@ async fn put_tenant(
     })
 }
 
-async fn get_tenant(
-    State(service): State<Service>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+async fn get_tenant(State(service): State<Service>, scope: Scoped) -> Result<Json<Value>, ApiError> {
+    let tenant = scope.tenant;
     let record = service.store.tenant(&tenant).await.map_err(crate::service::ServiceError::from)?;
     let record = record.ok_or_else(|| ApiError::not_found(format!("tenant {tenant} not found")))?;
     Ok(Json(tenant_out(&record)))

@@ -1,12 +1,12 @@
 //! Triggers: `PUT|GET /v1/tenants/{t}/triggers/{id}` and the list.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::auth::tenant_scope;
+use super::auth::Scoped;
 use super::error::ApiError;
 use super::extract::{path_id, JsonBody};
 use crate::engine::trigger::TriggerSpec;
@@ -27,23 +27,19 @@ fn trigger_out(record: &TriggerRecord) -> Value {
     out
 }
 
-async fn list(
-    State(service): State<Service>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+async fn list(State(service): State<Service>, scope: Scoped) -> Result<Json<Value>, ApiError> {
+    let tenant = scope.tenant;
     let triggers: Vec<Value> = service.triggers(&tenant).await?.iter().map(trigger_out).collect();
     Ok(Json(json!({ "triggers": triggers })))
 }
 
 async fn save(
     State(service): State<Service>,
-    Path((tenant, trigger)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, trigger)): Path<(String, String)>,
+    scope: Scoped,
     JsonBody(spec): JsonBody<TriggerSpec>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let trigger = path_id::<TriggerId>(trigger)?;
     let (record, created) = service.put_trigger(&tenant, &trigger, spec).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -52,10 +48,10 @@ async fn save(
 
 async fn show(
     State(service): State<Service>,
-    Path((tenant, trigger)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, trigger)): Path<(String, String)>,
+    scope: Scoped,
 ) -> Result<Json<Value>, ApiError> {
-    let (tenant, _) = tenant_scope(&service, &headers, &tenant).await?;
+    let tenant = scope.tenant;
     let trigger = path_id::<TriggerId>(trigger)?;
     Ok(Json(trigger_out(&service.trigger(&tenant, &trigger).await?)))
 }

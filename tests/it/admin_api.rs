@@ -71,6 +71,9 @@ async fn missing_or_wrong_tokens_are_401_and_only_the_operator_creates_tenants()
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"]["code"], "unauthorized");
     }
+    let response =
+        app.http.put(format!("{}/v1/tenants/acme/profiles/p", app.base)).body("{not json").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "the token is checked before the body is read");
     let new = json!({"provider": "generic", "webhook_secret": "whsec-0123456789abcdef"});
     let (status, _) = app.call(Method::PUT, "/v1/tenants/other", Some(&token), Some(new)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -153,6 +156,7 @@ async fn invalid_profiles_and_triggers_are_422_with_the_field_path() {
     let (status, body) =
         app.admin(Method::PUT, profile, Some(json!({"name": "E", "rules": [{"id": "r", "points": "lots"}]}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["path"], "rules[0].points", "serde errors name the field too");
 
     let response =
         app.http.put(format!("{}{profile}", app.base)).bearer_auth(ADMIN_TOKEN).body("{nope").send().await.unwrap();
