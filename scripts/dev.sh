@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SCOREHOOK_ADMIN_TOKEN="${SCOREHOOK_ADMIN_TOKEN:-dev-admin-token}"
+echo "building scorehook (the first build takes a few minutes)…"
 cargo build --quiet
 ./target/debug/scorehook receiver --port 4000 --secret demo-secret-change-me &
 receiver=$!
