@@ -3,12 +3,13 @@
 //! Layout, pure core first:
 //! - `ids`: identifier newtypes, parsed at the boundary.
 //! - `engine`: the pure scoring engine (no I/O, no clock).
-//! - `store`: the storage port and its embedded (redb) adapter.
-//! - `crm`: per-provider inbound verification and outbound delivery.
+//! - `tenant`: a connected CRM account, its secrets and settings.
+//! - `store`: the storage port and its embedded (redb) and DynamoDB adapters.
+//! - `crm`: per-provider signatures and outbound delivery.
 //! - `service`: use cases shared by HTTP, CLI and tests.
 //! - `outbox`: the delivery executor for fired actions.
 //! - `http`: the one axum router, served locally and (later) by `lambda_http`.
-//! - `config`, `clock`, `telemetry`, `app`: process wiring.
+//! - `clock`, `telemetry`, `app`, `receiver`: process wiring and the local action receiver.
 
 pub mod app;
 pub mod clock;

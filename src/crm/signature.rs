@@ -54,7 +54,7 @@ pub fn verify(
         return Err(SignatureError::Missing);
     };
     let seconds: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if (now.timestamp() - seconds).abs() > TOLERANCE_SECONDS {
+    if now.timestamp().abs_diff(seconds) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     // Several comma-separated signatures may be sent during a secret rotation.
@@ -86,6 +86,9 @@ mod tests {
         assert_eq!(verify("s3cret", None, Some(&sig), b"{}", now), Err(SignatureError::Missing));
         assert_eq!(verify("s3cret", Some("soon"), Some(&sig), b"{}", now), Err(SignatureError::BadTimestamp));
         assert_eq!(verify("s3cret", Some(&ts), Some("v1=zz"), b"{}", now), Err(SignatureError::Mismatch));
+        for extreme in ["-9223372036854775808", "9223372036854775807"] {
+            assert_eq!(verify("s3cret", Some(extreme), Some(&sig), b"{}", now), Err(SignatureError::Stale));
+        }
     }
 
     #[test]

@@ -9,9 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Scoped;
-use super::contacts::{DEFAULT_PAGE, MAX_PAGE};
 use super::error::ApiError;
-use super::extract::{path_id, query};
+use super::extract::{path_id, query, DEFAULT_PAGE, MAX_PAGE};
 use crate::ids::ActionId;
 use crate::outbox::{ActionStatus, OutboxItem};
 use crate::service::Service;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::auth::Scoped;
 use super::cursor;
 use super::error::ApiError;
-use super::extract::{path_id, query, JsonBody};
+use super::extract::{path_id, query, JsonBody, DEFAULT_PAGE, MAX_PAGE};
 use crate::engine::duration::Span;
 use crate::engine::points::Points;
 use crate::engine::AdjustOp;
@@ -26,9 +26,6 @@ pub fn router() -> Router<Service> {
         .route("/v1/tenants/{tenant}/contacts/{contact}/scores", get(scores))
         .route("/v1/tenants/{tenant}/contacts/{contact}/scores/{profile}", post(adjust))
 }
-
-pub const DEFAULT_PAGE: usize = 50;
-pub const MAX_PAGE: usize = 500;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -46,7 +46,8 @@ pub fn decode(
 ) -> Option<(Points, ContactId)> {
     let (payload, tag) = cursor.split_once('.')?;
     let payload = hex::decode(payload).ok()?;
-    mac(key, &payload).verify_truncated_left(&hex::decode(tag).ok()?).ok()?;
+    let tag = hex::decode(tag).ok().filter(|t| t.len() == TAG_BYTES)?;
+    mac(key, &payload).verify_truncated_left(&tag).ok()?;
     let raw = String::from_utf8(payload).ok()?;
     let parts: Vec<&str> = raw.split(SEP).collect();
     let [version, t, p, o, cents, contact] = parts.as_slice() else { return None };
@@ -77,6 +78,7 @@ mod tests {
         let forged_payload =
             hex::encode(String::from_utf8(hex::decode(payload).unwrap()).unwrap().replace("-700", "-100"));
         assert_eq!(decode(KEY, &format!("{forged_payload}.{tag}"), &t, &p, Order::Desc), None, "edits are detected");
+        assert_eq!(decode(KEY, &format!("{payload}.{}", &tag[..2]), &t, &p, Order::Desc), None, "no short tags");
     }
 
     proptest! {

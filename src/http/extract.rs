@@ -11,6 +11,10 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::ids::InvalidId;
 
+/// Listing page sizes: the default and the most one page may hold.
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 500;
+
 /// The size limit of every request body.
 pub const BODY_LIMIT: usize = 256 * 1024;
 

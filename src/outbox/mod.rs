@@ -131,7 +131,7 @@ async fn deliver_one(
     };
     let now = clock.now();
     let number = item.attempts.len() as u32 + 1;
-    let in_schedule = number - item.attempts_before_replay;
+    let in_schedule = number.saturating_sub(item.attempts_before_replay);
     let (status, http_status, error) = match result {
         Ok(http_status) => (ActionStatus::Done, Some(http_status), None),
         Err(DeliveryError::Retryable { http_status, message, retry_after }) => {
