@@ -24,7 +24,8 @@ echo "==> cfn-lint template.yaml"
 echo "==> starting moto (DynamoDB API) on loopback"
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 moto_log=$(mktemp)
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+# One request at a time: see scripts/moto_serial.py for why.
+"$venv/bin/python" scripts/moto_serial.py "$port" >"$moto_log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; rm -f "$moto_log"' EXIT
 for _ in $(seq 1 100); do

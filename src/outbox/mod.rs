@@ -65,6 +65,10 @@ pub struct OutboxItem {
     /// How many attempts preceded the last replay: a replay starts a fresh retry schedule.
     #[serde(default)]
     pub attempts_before_replay: u32,
+    /// Bumped by every save; a save based on an older revision is refused,
+    /// so a replay and an in-flight delivery cannot overwrite each other.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl OutboxItem {
@@ -78,6 +82,7 @@ impl OutboxItem {
             next_attempt_at: Some(due),
             reason: None,
             attempts_before_replay: 0,
+            revision: 0,
         }
     }
 
@@ -152,10 +157,28 @@ async fn deliver_one(
         Some(e) => tracing::warn!(attempt = number, ?status, http_status, error = %e, "action delivery failed"),
         None => tracing::info!(attempt = number, http_status, "action delivered"),
     }
+    let attempt = Attempt { at: now, status, http_status, error };
     item.status = status;
-    item.attempts.push(Attempt { at: now, status, http_status, error });
-    store.save_action(&item).await
+    item.attempts.push(attempt.clone());
+    for _ in 0..SAVE_RETRIES {
+        match store.save_action(&item).await {
+            Err(StoreError::Conflict) => {}
+            other => return other,
+        }
+        // Changed meanwhile (replayed, say): record this attempt on the fresh copy.
+        let Some(mut fresh) = store.action(&item.tenant, &item.action.id).await? else { return Ok(()) };
+        fresh.attempts.push(attempt.clone());
+        if status == ActionStatus::Done {
+            fresh.status = ActionStatus::Done;
+            fresh.next_attempt_at = None;
+        }
+        item = fresh;
+    }
+    Err(StoreError::Conflict)
 }
+
+/// How often a delivery record is re-read and re-saved after a concurrent change.
+const SAVE_RETRIES: usize = 5;
 
 /// The local executor: a step whenever a commit rings `wake`, and at least every `every`.
 pub async fn run(

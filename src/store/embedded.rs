@@ -391,7 +391,8 @@ impl Store for EmbeddedStore {
 
     async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError> {
         let item_key = key(&[item.tenant.as_str(), item.action.id.as_str()]);
-        let bytes = encode(item)?;
+        let expected = item.revision;
+        let bytes = encode(&OutboxItem { revision: expected + 1, ..item.clone() })?;
         let new_due = due_key(item);
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
@@ -400,6 +401,9 @@ impl Store for EmbeddedStore {
                 let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
                 let old: Option<OutboxItem> =
                     outbox.get(item_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
+                if old.as_ref().map(|o| o.revision) != Some(expected) {
+                    return Err(StoreError::Conflict);
+                }
                 if let Some(old_due) = old.as_ref().and_then(due_key) {
                     due.remove(old_due.as_str()).map_err(unavailable)?;
                 }

@@ -146,7 +146,9 @@ pub trait Store: Send + Sync {
 
     /// Pending or failed actions whose next attempt is due at `now`, soonest first.
     async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Overwrites an action's delivery record (status, attempts, schedule).
+    /// Saves an action's delivery record (status, attempts, schedule) as
+    /// revision `item.revision + 1`, only if the stored one is still at
+    /// `item.revision`; otherwise `Conflict` and nothing is written.
     async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError>;
     async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError>;
     /// A tenant's actions, newest first, optionally of one status.

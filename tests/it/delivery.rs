@@ -2,6 +2,8 @@
 //! backoff, permanent failures and exhausted retries are dead letters, and
 //! replay re-queues them. Time is a manual clock: nothing here sleeps.
 
+use std::sync::Arc;
+
 use chrono::TimeDelta;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -116,4 +118,35 @@ async fn an_unreachable_receiver_is_retried() {
     let failed = only(app.actions("acme", "failed").await);
     assert_eq!(failed["attempts"][0]["http_status"], Value::Null);
     assert!(failed["attempts"][0]["error"].as_str().unwrap().contains("cannot reach"), "{failed}");
+}
+
+#[tokio::test]
+async fn a_replay_during_an_in_flight_delivery_is_not_overwritten() {
+    let crm = RecordingCrm::start().await;
+    let app = Arc::new(TestApp::spawn().await);
+    tag_on_open(&app, Some(&crm.url)).await;
+    crm.respond_with(&[500, 500]);
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
+    app.drain_outbox().await;
+    crm.received().await;
+    let id = only(app.actions("acme", "failed").await)["id"].as_str().unwrap().to_owned();
+
+    // The retry is in flight, held by the CRM, when the admin replays the action.
+    app.advance(TimeDelta::minutes(1));
+    let release = crm.hold_next();
+    let executor = tokio::spawn({
+        let app = Arc::clone(&app);
+        async move { app.drain_outbox().await }
+    });
+    crm.next(std::time::Duration::from_secs(10)).await;
+    let (status, _) = app.admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    release.send(()).unwrap();
+    executor.await.unwrap();
+
+    let pending = only(app.actions("acme", "pending").await);
+    assert_eq!(pending["attempts"].as_array().unwrap().len(), 2, "the in-flight attempt is recorded: {pending}");
+    app.drain_outbox().await;
+    assert_eq!(crm.received().await.len(), 1, "the replay is delivered");
+    assert_eq!(only(app.actions("acme", "done").await)["id"], id);
 }

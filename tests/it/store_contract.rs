@@ -186,15 +186,20 @@ pub async fn actions_move_through_their_lifecycle(store: &dyn Store) {
         .collect();
     assert_eq!(at_six, ["act_late"], "a rescheduled action leaves its old due slot");
 
+    let stale = store.save_action(&failed).await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "a save from an old revision is refused: {stale:?}");
     let mut done = failed.clone();
+    done.revision = 1;
     done.status = ActionStatus::Done;
     done.next_attempt_at = None;
     store.save_action(&done).await.unwrap();
     assert_eq!(store.due_actions(t0() + TimeDelta::days(1), 10).await.unwrap().len(), 1);
     let listed = store.actions(&tenant(), Some(ActionStatus::Done), 10).await.unwrap();
-    assert_eq!(listed, vec![done.clone()]);
+    assert_eq!(listed, vec![OutboxItem { revision: 2, ..done.clone() }]);
     assert_eq!(store.actions(&tenant(), None, 10).await.unwrap().len(), 2);
-    assert_eq!(store.action(&tenant(), &done.action.id).await.unwrap(), Some(done));
+    let stored = store.action(&tenant(), &done.action.id).await.unwrap().unwrap();
+    assert_eq!(stored.revision, 2);
+    assert_eq!(stored, OutboxItem { revision: 2, ..done });
     assert!(store.actions(&TenantId::parse("other").unwrap(), None, 10).await.unwrap().is_empty());
 }
 

@@ -23,6 +23,8 @@ pub const DOC: &str = "doc";
 pub const VERSION: &str = "version";
 pub const TTL: &str = "ttl";
 pub const STATUS: &str = "status";
+/// An action's save counter, the condition of every save after the first.
+pub const REVISION: &str = "revision";
 /// GSI `by_score`: a tenant's contacts in one profile, by score.
 pub const BY_SCORE: &str = "by_score";
 pub const LB_PK: &str = "lb_pk";
@@ -160,6 +162,7 @@ pub fn action_item(item: &OutboxItem) -> Result<Item, StoreError> {
     let mut row = doc_item(action_pk(tenant, id), SK_ACTION, item)?;
     let status = serde_json::to_value(item.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     row.insert(STATUS.to_owned(), s(status));
+    row.insert(REVISION.to_owned(), n(item.revision));
     row.insert(LOG_PK.to_owned(), s(action_log_pk(tenant)));
     row.insert(LOG_SK.to_owned(), s(format!("{}#{id}", sortable_millis(item.action.fired_at))));
     if let Some(at) = item.next_attempt_at.filter(|_| item.status.is_due_kind()) {

@@ -583,7 +583,26 @@ impl Store for DynamoStore {
     }
 
     async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError> {
-        self.put(action_item(item)?).await
+        let row = action_item(&OutboxItem { revision: item.revision + 1, ..item.clone() })?;
+        self.metrics.call();
+        self.metrics.write_units.fetch_add(item_size(&row).div_ceil(1024).max(1) as u64, Ordering::Relaxed);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(row))
+            .condition_expression("#rev = :rev")
+            .expression_attribute_names("#rev", REVISION)
+            .expression_attribute_values(":rev", n(item.revision))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError> {

@@ -27,28 +27,41 @@ impl Recorded {
     }
 }
 
+/// Makes the next request wait for the test's go-ahead before answering.
+type Gate = Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>;
+
 #[derive(Clone)]
 struct Shared {
     sender: mpsc::UnboundedSender<Recorded>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    gate: Gate,
 }
 
 pub struct RecordingCrm {
     pub url: String,
     received: tokio::sync::Mutex<mpsc::UnboundedReceiver<Recorded>>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    gate: Gate,
 }
 
 impl RecordingCrm {
     pub async fn start() -> Self {
         let (sender, received) = mpsc::unbounded_channel();
         let script = Arc::new(Mutex::new(VecDeque::new()));
-        let shared = Shared { sender, script: Arc::clone(&script) };
+        let gate: Gate = Arc::default();
+        let shared = Shared { sender, script: Arc::clone(&script), gate: Arc::clone(&gate) };
         let router = Router::new().route("/actions", post(record)).with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/actions", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self { url, received: tokio::sync::Mutex::new(received), script }
+        Self { url, received: tokio::sync::Mutex::new(received), script, gate }
+    }
+
+    /// The next request is recorded at once but answered only when the returned sender fires.
+    pub fn hold_next(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (release, wait) = tokio::sync::oneshot::channel();
+        *self.gate.lock().unwrap() = Some(wait);
+        release
     }
 
     /// The next requests get these statuses, in order.
@@ -76,6 +89,10 @@ impl RecordingCrm {
 async fn record(State(shared): State<Shared>, headers: HeaderMap, raw: Bytes) -> StatusCode {
     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let status = shared.script.lock().unwrap().pop_front().unwrap_or(204);
+    let gate = shared.gate.lock().unwrap().take();
     let _ = shared.sender.send(Recorded { headers, raw, body });
+    if let Some(gate) = gate {
+        let _ = gate.await;
+    }
     StatusCode::from_u16(status).unwrap()
 }
