@@ -8,7 +8,8 @@
 //! - `crm`: per-provider signatures and outbound delivery.
 //! - `service`: use cases shared by HTTP, CLI and tests.
 //! - `outbox`: the delivery executor for fired actions.
-//! - `http`: the one axum router, served locally and (later) by `lambda_http`.
+//! - `http`: the one axum router, served locally and by `lambda_http`.
+//! - `lambda`: the Lambda entry points (HTTP, stream executor, scheduled sweeper).
 //! - `clock`, `telemetry`, `app`, `receiver`: process wiring and the local action receiver.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod crm;
 pub mod engine;
 pub mod http;
 pub mod ids;
+pub mod lambda;
 pub mod outbox;
 pub mod receiver;
 pub mod service;

@@ -123,6 +123,27 @@ pub async fn deliver_due(
     Ok(step)
 }
 
+/// Delivers one action if it is still due: the stream executor's step. The
+/// item is re-read (a stream image may be stale), so a record seen twice
+/// or after the sweeper got there first sends nothing twice.
+pub async fn deliver_action(
+    store: &dyn Store,
+    deliverer: &Deliverer,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    id: &crate::ids::ActionId,
+) -> Result<bool, StoreError> {
+    let Some(item) = store.action(tenant, id).await? else { return Ok(false) };
+    let due = item.status.is_due_kind() && item.next_attempt_at.is_some_and(|at| at <= clock.now());
+    if !due {
+        return Ok(false);
+    }
+    let span = tracing::info_span!("deliver", tenant = %item.tenant, action_id = %item.action.id,
+        contact_id = %item.action.contact_id, kind = %item.action.kind);
+    deliver_one(store, deliverer, clock, item).instrument(span).await?;
+    Ok(true)
+}
+
 async fn deliver_one(
     store: &dyn Store,
     deliverer: &Deliverer,

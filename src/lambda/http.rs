@@ -1,0 +1,68 @@
+//! The HTTP function: Lambda Function URL (or HttpApi) requests into the
+//! same router `scorehook serve` serves. The router is built on the first
+//! request, once the operator token has been read from SSM Parameter Store
+//! (`SCOREHOOK_ADMIN_TOKEN_PARAMETER`, a SecureString), so a cold start does
+//! no call beyond building clients.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::Router;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{service_fn, Request};
+use tokio::sync::OnceCell;
+
+use super::{clients, Error};
+use crate::clock::SystemClock;
+use crate::service::Service;
+use crate::store::Store;
+use crate::tenant::Secret;
+
+pub async fn run() -> Result<(), Error> {
+    crate::telemetry::init();
+    let clients = clients().await?;
+    let ssm = aws_sdk_ssm::Client::new(&clients.aws);
+    let store: Arc<dyn Store> = clients.store;
+    let router: Arc<OnceCell<Router>> = Arc::default();
+    lambda_http::run(service_fn(move |request: Request| {
+        let (router, ssm, store) = (Arc::clone(&router), ssm.clone(), Arc::clone(&store));
+        async move {
+            let router = router
+                .get_or_try_init(|| async move {
+                    let token = admin_token(&ssm).await?;
+                    Ok::<_, Error>(build_router(store, token))
+                })
+                .await?;
+            Ok::<_, Error>(handle(router, request).await)
+        }
+    }))
+    .await
+}
+
+/// The operator token: `SCOREHOOK_ADMIN_TOKEN` if set, else the SSM parameter.
+async fn admin_token(ssm: &aws_sdk_ssm::Client) -> Result<Option<Secret>, Error> {
+    if let Some(token) = std::env::var("SCOREHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
+        return Ok(Some(Secret::new(token)));
+    }
+    let Some(name) = std::env::var("SCOREHOOK_ADMIN_TOKEN_PARAMETER").ok().filter(|n| !n.is_empty()) else {
+        tracing::warn!("no operator token configured: only tenant tokens can use the admin API");
+        return Ok(None);
+    };
+    let out = ssm.get_parameter().name(name).with_decryption(true).send().await?;
+    Ok(out.parameter().and_then(|p| p.value()).map(Secret::new))
+}
+
+/// The router over `store` with the system clock, as the function serves it.
+pub fn build_router(store: Arc<dyn Store>, admin_token: Option<Secret>) -> Router {
+    crate::http::router(Service::new(store, Arc::new(SystemClock), admin_token))
+}
+
+/// One request through the router. Handler errors are already HTTP answers.
+pub async fn handle(router: &Router, request: Request) -> axum::http::Response<Body> {
+    let result: Result<_, Infallible> = router.clone().oneshot(request.map(Body::new)).await;
+    match result {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}

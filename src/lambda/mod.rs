@@ -1,0 +1,35 @@
+//! AWS Lambda entry points, thin: each turns its event into a call of the
+//! same service, store and outbox code that `scorehook serve` runs.
+//!
+//! - `http`: Function URL / HttpApi requests, through the one router.
+//! - `executor`: DynamoDB Stream batches; delivers newly queued actions.
+//! - `sweeper`: the EventBridge schedule; delivers what is due (retries,
+//!   anything the stream missed) until drained or the time is nearly up.
+//!
+//! Init does only what every invocation needs: the AWS configuration and
+//! SDK clients. Anything that costs a call (the operator token) is fetched
+//! on first use.
+
+pub mod executor;
+pub mod http;
+pub mod sweeper;
+
+use std::sync::Arc;
+
+use crate::store::dynamodb::DynamoStore;
+
+pub type Error = lambda_http::Error;
+
+/// The clients every function builds at init.
+pub struct Clients {
+    pub aws: aws_config::SdkConfig,
+    pub store: Arc<DynamoStore>,
+}
+
+/// Reads `SCOREHOOK_TABLE` and the AWS environment Lambda provides.
+pub async fn clients() -> Result<Clients, Error> {
+    let table = std::env::var("SCOREHOOK_TABLE").map_err(|_| "SCOREHOOK_TABLE is not set")?;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
+    Ok(Clients { aws, store })
+}
