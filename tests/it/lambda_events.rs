@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use scorehook::clock::{Clock, ManualClock};
+use scorehook::clock::ManualClock;
 use scorehook::crm::Deliverer;
 use scorehook::engine::ledger::ContactState;
 use scorehook::ids::{ContactId, TenantId};
