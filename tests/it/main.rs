@@ -10,4 +10,5 @@ mod restart;
 mod seeds;
 mod store_contract;
 mod support;
+mod template;
 mod webhooks;

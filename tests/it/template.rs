@@ -1,0 +1,73 @@
+//! `template.yaml` against the code: the deployed table must be the table
+//! the code creates locally (keys, indexes, projections, TTL, stream), and
+//! every function must build a binary that exists.
+
+use serde_yaml::Value;
+
+use scorehook::store::dynamodb::schema::TABLE;
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+fn strings(list: &Value, field: &str) -> Vec<String> {
+    list.as_sequence().unwrap().iter().map(|v| v[field].as_str().unwrap().to_owned()).collect()
+}
+
+/// (partition, sort) attribute names of a KeySchema list.
+fn keys(schema: &Value) -> (String, String) {
+    let find = |kind: &str| {
+        schema.as_sequence().unwrap().iter().find(|k| k["KeyType"] == kind).unwrap()["AttributeName"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    (find("HASH"), find("RANGE"))
+}
+
+#[test]
+fn the_templates_table_is_the_one_the_code_creates() {
+    let table = &template()["Resources"]["Table"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    let mut attributes = strings(&table["AttributeDefinitions"], "AttributeName");
+    attributes.sort();
+    let mut expected: Vec<String> = TABLE.attributes.iter().map(|a| a.to_string()).collect();
+    expected.sort();
+    assert_eq!(attributes, expected);
+    assert!(table["AttributeDefinitions"].as_sequence().unwrap().iter().all(|a| a["AttributeType"] == "S"));
+    assert_eq!(keys(&table["KeySchema"]), (TABLE.partition_key.to_owned(), TABLE.sort_key.to_owned()));
+
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    assert_eq!(indexes.len(), TABLE.indexes.len());
+    for shape in TABLE.indexes {
+        let index = indexes.iter().find(|i| i["IndexName"] == shape.name).unwrap_or_else(|| panic!("{}", shape.name));
+        assert_eq!(
+            keys(&index["KeySchema"]),
+            (shape.partition_key.to_owned(), shape.sort_key.to_owned()),
+            "{}",
+            shape.name
+        );
+        assert_eq!(index["Projection"]["ProjectionType"], shape.projection, "{}", shape.name);
+    }
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TABLE.ttl_attribute);
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(table["StreamSpecification"]["StreamViewType"], TABLE.stream_view);
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+}
+
+#[test]
+fn every_function_builds_an_existing_binary_for_arm64() {
+    let template = template();
+    assert_eq!(template["Globals"]["Function"]["Runtime"], "provided.al2023");
+    assert_eq!(template["Globals"]["Function"]["Architectures"][0], "arm64");
+    let resources = template["Resources"].as_mapping().unwrap();
+    let functions: Vec<&Value> = resources.values().filter(|r| r["Type"] == "AWS::Serverless::Function").collect();
+    assert_eq!(functions.len(), 3);
+    for function in functions {
+        assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
+        let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let source = format!("{}/src/bin/{binary}.rs", env!("CARGO_MANIFEST_DIR"));
+        assert!(std::path::Path::new(&source).exists(), "{binary} has no {source}");
+    }
+}
