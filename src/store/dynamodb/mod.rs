@@ -562,8 +562,10 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":p", s(DUE_PARTITION))
                 .expression_attribute_values(":end", s(end.clone()))
         };
+        // Twice the page: index hits that turn out stale (already delivered)
+        // are dropped below, and a full page must still mean "more may be due".
         let keys: Vec<Item> = self
-            .query(build, Some(limit), false)
+            .query(build, Some(limit.saturating_mul(2)), false)
             .await?
             .into_iter()
             .map(|k| k.into_iter().filter(|(name, _)| name == PK || name == SK).collect())
@@ -579,6 +581,7 @@ impl Store for DynamoStore {
             })
             .collect::<Result<_, _>>()?;
         due.sort_by_key(|item| item.next_attempt_at);
+        due.truncate(limit);
         Ok(due)
     }
 
