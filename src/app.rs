@@ -12,13 +12,13 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::crm::Deliverer;
-use crate::outbox;
 use crate::service::Service;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
+use crate::sweeper;
 use crate::tenant::Secret;
 
-/// How often the local executor looks for due retries when no commit rings.
+/// How often the local sweeper looks for due work (retries, expiries) when no commit rings.
 pub const OUTBOX_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -58,15 +58,8 @@ impl Local {
         deliver: bool,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
-        let executor = deliver.then(|| {
-            tokio::spawn(outbox::run(
-                Arc::clone(&self.service.store),
-                self.deliverer.clone(),
-                Arc::clone(&self.service.clock),
-                Arc::clone(&self.service.outbox_bell),
-                OUTBOX_TICK,
-            ))
-        });
+        let executor =
+            deliver.then(|| tokio::spawn(sweeper::run(self.service.clone(), self.deliverer.clone(), OUTBOX_TICK)));
         let router = crate::http::router(self.service);
         let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
         if let Some(executor) = executor {

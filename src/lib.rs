@@ -7,7 +7,8 @@
 //! - `store`: the storage port and its embedded (redb) and DynamoDB adapters.
 //! - `crm`: per-provider signatures and outbound delivery.
 //! - `service`: use cases shared by HTTP, CLI and tests.
-//! - `outbox`: the delivery executor for fired actions.
+//! - `outbox`: fired actions and the delivery step.
+//! - `sweeper`: due work (expiries, deliveries) as one step plus a local loop.
 //! - `http`: the one axum router, served locally and by `lambda_http`.
 //! - `lambda`: the Lambda entry points (HTTP, stream executor, scheduled sweeper).
 //! - `clock`, `telemetry`, `app`, `receiver`: process wiring and the local action receiver.
@@ -23,5 +24,6 @@ pub mod outbox;
 pub mod receiver;
 pub mod service;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 pub mod tenant;

@@ -124,6 +124,11 @@ pub struct ContactState {
 }
 
 impl ContactState {
+    /// The instant any of the contact's scores next changes by itself.
+    pub fn next_expiry(&self) -> Option<DateTime<Utc>> {
+        self.scores.values().filter_map(ScoreState::next_expiry).min()
+    }
+
     pub fn new(contact_id: ContactId) -> Self {
         Self {
             contact_id,

@@ -166,6 +166,18 @@ pub fn adjust(
     Outcome { state, ledger: vec![entry], actions }
 }
 
+/// Settles every score at `now` (expired points stop counting) and evaluates
+/// score triggers on the result: how a drop below a threshold fires `lt`
+/// without any interaction. `cause` seeds the fired actions' ids.
+pub fn settle(catalog: &Catalog, before: &ContactState, cause: &str, now: DateTime<Utc>) -> Outcome {
+    let mut state = before.clone();
+    for score in state.scores.values_mut() {
+        score.settle(now);
+    }
+    let actions = fire_triggers(catalog, before, &mut state, None, cause, now);
+    Outcome { state, ledger: Vec::new(), actions }
+}
+
 /// Whether `once` and `cap` still let this rule score at `at`.
 fn rule_allows(rule: &Rule, score: &ScoreState, at: DateTime<Utc>) -> bool {
     if rule.once && score.once_rules.contains(&rule.id) {

@@ -161,6 +161,28 @@ fn expired_points_stop_counting_at_their_instant() {
 }
 
 #[test]
+fn settling_an_expiry_fires_a_drop_below_a_threshold() {
+    let catalog = catalog(
+        json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 5, "expires_in": "1h"}]}),
+        &[(
+            "cold",
+            json!({"name": "Cold", "when": {"score": {"profile": "engagement", "op": "lt", "value": 5}},
+            "actions": [{"type": "add_tag", "tag": "cooling"}]}),
+        )],
+    );
+    let (state, _, fired) = run(&catalog, &[event("o", "email.opened", json!({}), t0())]);
+    assert!(fired.is_empty());
+    assert_eq!(state.next_expiry(), Some(t0() + TimeDelta::hours(1)));
+    let early = settle(&catalog, &state, "sweep", t0() + TimeDelta::minutes(59));
+    assert!(early.actions.is_empty(), "nothing expired yet");
+    let outcome = settle(&catalog, &state, "sweep", t0() + TimeDelta::hours(1));
+    assert_eq!(outcome.state.scores[&engagement()].total, Points::ZERO, "the cached total is settled");
+    assert_eq!(outcome.state.next_expiry(), None);
+    assert_eq!(outcome.actions.len(), 1, "5 -> 0 enters lt 5");
+    assert!(outcome.ledger.is_empty(), "an expiry is not a new ledger entry");
+}
+
+#[test]
 fn contact_field_rules_use_fields_gathered_from_earlier_events() {
     let catalog = catalog(
         json!({"name": "E", "rules": [{"id": "metro", "when": {"contact": {"city": {"in": ["Bogotá", "Medellín"]}}}, "points": 10, "once": true}]}),

@@ -8,11 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
 use super::{clients, Error};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::SystemClock;
 use crate::crm::Deliverer;
-use crate::outbox::{deliver_due, Step};
-use crate::store::{Store, StoreError};
+use crate::outbox::Step;
+use crate::service::{Service, ServiceError};
+use crate::sweeper::sweep_due;
 
 /// Items per step; each step is short, so the deadline check runs often.
 const STEP: usize = 25;
@@ -23,27 +26,24 @@ pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
     let clients = clients().await?;
     let deliverer = Deliverer::new()?;
+    // The sweeper needs no operator token: it serves no admin call.
+    let service = Service::new(clients.store, Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {
-        let (store, deliverer) = (clients.store.clone(), deliverer.clone());
+        let (service, deliverer) = (service.clone(), deliverer.clone());
         async move {
             let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-            Ok::<_, Error>(handle(store.as_ref(), &deliverer, &SystemClock, deadline).await?)
+            Ok::<_, Error>(handle(&service, &deliverer, deadline).await?)
         }
     });
     lambda_http::lambda_runtime::run(handler).await
 }
 
 /// Sweeps until drained or until `deadline - MARGIN`; reports which.
-pub async fn handle(
-    store: &dyn Store,
-    deliverer: &Deliverer,
-    clock: &dyn Clock,
-    deadline: SystemTime,
-) -> Result<Value, StoreError> {
+pub async fn handle(service: &Service, deliverer: &Deliverer, deadline: SystemTime) -> Result<Value, ServiceError> {
     let mut steps = 0u32;
     loop {
         steps += 1;
-        if deliver_due(store, deliverer, clock, STEP).await? == Step::Drained {
+        if sweep_due(service, deliverer, STEP).await? == Step::Drained {
             return Ok(json!({ "drained": true, "steps": steps }));
         }
         if SystemTime::now() + MARGIN >= deadline {

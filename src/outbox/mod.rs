@@ -1,18 +1,14 @@
 //! The transactional outbox: fired actions, their delivery attempts, and the
-//! step that delivers what is due.
+//! step that delivers what is due (run by `sweeper`).
 //!
 //! Actions are written in the same commit as the score change that fired
-//! them. `deliver_due` is one bounded step (tests call it until `Drained`);
-//! `run` is the thin local loop around it. Nothing is ever dropped: an
+//! them. `deliver_due` is one bounded step (tests call it until `Drained`). Nothing is ever dropped: an
 //! action ends `done`, `skipped` with a reason, or `dead` and replayable.
 
 pub mod retry;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::clock::Clock;
@@ -200,24 +196,3 @@ async fn deliver_one(
 
 /// How often a delivery record is re-read and re-saved after a concurrent change.
 const SAVE_RETRIES: usize = 5;
-
-/// The local executor: a step whenever a commit rings `wake`, and at least every `every`.
-pub async fn run(
-    store: Arc<dyn Store>,
-    deliverer: Deliverer,
-    clock: Arc<dyn Clock>,
-    wake: Arc<Notify>,
-    every: std::time::Duration,
-) {
-    loop {
-        match deliver_due(store.as_ref(), &deliverer, clock.as_ref(), 100).await {
-            Ok(Step::More) => continue,
-            Ok(Step::Drained) => {}
-            Err(e) => tracing::error!(error = %e, "outbox step failed; retrying on the next tick"),
-        }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-}

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod catalog;
 pub mod ingest;
 pub mod scores;
+pub mod sweep;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

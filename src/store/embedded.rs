@@ -49,9 +49,11 @@ const OUTBOX: Table = TableDefinition::new("outbox");
 const OUTBOX_DUE: Table = TableDefinition::new("outbox_due");
 /// tenant·fired millis·action → (): a tenant's delivery log, in firing order.
 const OUTBOX_LOG: Table = TableDefinition::new("outbox_log");
+/// next expiry millis·tenant·contact → (): contacts the sweeper must settle.
+const EXPIRY_DUE: Table = TableDefinition::new("expiry_due");
 
-const ALL_TABLES: [Table; 10] =
-    [TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG];
+const ALL_TABLES: [Table; 11] =
+    [TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG, EXPIRY_DUE];
 
 const SEP: &str = "\u{1f}";
 /// The character after `SEP`: the exclusive end of a prefix range.
@@ -256,6 +258,16 @@ impl Store for EmbeddedStore {
                 }
                 contacts.insert(contact_key.as_str(), state_bytes.as_slice()).map_err(unavailable)?;
 
+                let mut expiries = txn.open_table(EXPIRY_DUE).map_err(unavailable)?;
+                if let Some(at) = old.as_ref().and_then(ContactState::next_expiry) {
+                    expiries.remove(key(&[&sortable_millis(at), &tenant, &contact]).as_str()).map_err(unavailable)?;
+                }
+                if let Some(at) = state.next_expiry() {
+                    expiries
+                        .insert(key(&[&sortable_millis(at), &tenant, &contact]).as_str(), [].as_slice())
+                        .map_err(unavailable)?;
+                }
+
                 let mut scores = txn.open_table(SCORES).map_err(unavailable)?;
                 if let Some(old) = &old {
                     for (profile, score) in &old.scores {
@@ -364,6 +376,26 @@ impl Store for EmbeddedStore {
                 None
             };
             Ok(LeaderboardPage { rows: page, next })
+        })
+        .await
+    }
+
+    async fn due_contacts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, ContactId)>, StoreError> {
+        let end = format!("{}{AFTER_SEP}", sortable_millis(now));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let due = txn.open_table(EXPIRY_DUE).map_err(unavailable)?;
+            let mut contacts = Vec::new();
+            for row in due.range::<&str>(..end.as_str()).map_err(unavailable)?.take(limit) {
+                let (k, _) = row.map_err(unavailable)?;
+                let mut parts = k.value().splitn(3, SEP).skip(1);
+                let (Some(tenant), Some(contact)) = (parts.next(), parts.next()) else {
+                    return Err(StoreError::Corrupt(format!("expiry key {:?}", k.value())));
+                };
+                let corrupt = |e: crate::ids::InvalidId| StoreError::Corrupt(e.to_string());
+                contacts.push((TenantId::parse(tenant).map_err(corrupt)?, ContactId::parse(contact).map_err(corrupt)?));
+            }
+            Ok(contacts)
         })
         .await
     }

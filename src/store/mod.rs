@@ -144,6 +144,10 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<LedgerEntry>, StoreError>;
     async fn leaderboard(&self, tenant: &TenantId, query: &LeaderboardQuery) -> Result<LeaderboardPage, StoreError>;
 
+    /// Contacts with points that expire at or before `now` (by their
+    /// state's next expiry), soonest first: the sweeper settles them.
+    async fn due_contacts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, ContactId)>, StoreError>;
+
     /// Pending or failed actions whose next attempt is due at `now`, soonest first.
     async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
     /// Saves an action's delivery record (status, attempts, schedule) as

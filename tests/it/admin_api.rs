@@ -2,6 +2,7 @@
 //! triggers, the leaderboard, contact scores and manual adjustments.
 
 use reqwest::{Method, StatusCode};
+use scorehook::clock::Clock;
 use serde_json::{json, Value};
 
 use crate::support::{interaction, seeds_profile, TestApp, ADMIN_TOKEN};
@@ -344,4 +345,38 @@ async fn limits_keep_every_commit_inside_one_dynamodb_transaction() {
     assert_eq!(status, StatusCode::OK, "editing a trigger counts its new actions, not its old ones");
     let (status, _) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/t4", Some(trigger(1))).await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn expired_points_leave_the_leaderboard_at_their_instant_and_fire_lt_triggers() {
+    let crm = crate::support::RecordingCrm::start().await;
+    let app = TestApp::spawn().await;
+    app.create_tenant("acme", Some(&crm.url)).await;
+    let profile = json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 5, "expires_in": "1h"}]});
+    app.admin(Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(profile)).await;
+    app.admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None).await;
+    let cooling = json!({"name": "Cooling", "when": {"score": {"profile": "engagement", "op": "lt", "value": 5}},
+        "actions": [{"type": "add_tag", "tag": "cooling"}]});
+    app.admin(Method::PUT, "/v1/tenants/acme/triggers/cooling", Some(cooling)).await;
+    let mut opened = interaction("e1", "email.opened", "jhon");
+    opened["occurred_at"] = json!(app.clock.now());
+    app.post_webhook("acme", &opened).await;
+    let board = || async {
+        let (_, body) = app.admin(Method::GET, "/v1/tenants/acme/contacts?profile=engagement&max=4", None).await;
+        body["contacts"].as_array().unwrap().len()
+    };
+    app.sweep().await;
+    assert_eq!(board().await, 0, "5 points: not below 5 yet");
+    assert!(crm.received().await.is_empty());
+
+    app.advance(chrono::TimeDelta::hours(1));
+    app.sweep().await;
+    assert_eq!(board().await, 1, "the leaderboard sees the expiry once swept");
+    let (_, listed) = app.admin(Method::GET, "/v1/tenants/acme/contacts?profile=engagement", None).await;
+    assert_eq!(listed["contacts"][0]["score"], 0);
+    let received = crm.received().await;
+    assert_eq!(received.len(), 1, "the drop below 5 fired the lt trigger");
+    assert_eq!(received[0].body["params"]["tag"], "cooling");
+    app.sweep().await;
+    assert!(crm.received().await.is_empty(), "an expiry is settled once");
 }

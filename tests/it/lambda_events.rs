@@ -139,12 +139,12 @@ async fn the_sweeper_delivers_what_is_due_on_its_schedule() {
     let deliverer = Deliverer::new().unwrap();
     let deadline = SystemTime::now() + Duration::from_secs(60);
 
-    let report = lambda::sweeper::handle(&store, &deliverer, clock.as_ref(), deadline).await.unwrap();
+    let report = lambda::sweeper::handle(&service, &deliverer, deadline).await.unwrap();
     assert_eq!(report["drained"], true);
     assert!(crm.received().await.is_empty(), "not due yet");
 
     clock.advance(chrono::TimeDelta::days(1));
-    lambda::sweeper::handle(&store, &deliverer, clock.as_ref(), deadline).await.unwrap();
+    lambda::sweeper::handle(&service, &deliverer, deadline).await.unwrap();
     let received = crm.received().await;
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].body["id"], item.action.id.as_str());

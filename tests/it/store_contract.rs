@@ -214,6 +214,28 @@ pub async fn ledgers_read_the_latest_entries_in_order(store: &dyn Store) {
     );
 }
 
+pub async fn contacts_with_expiring_points_come_due_at_their_instant(store: &dyn Store) {
+    let mut state = state_with("jhon", 0, Some(1));
+    let expiry = t0() + TimeDelta::hours(1);
+    if let Some(score) = state.scores.get_mut(&profile()) {
+        score.book(Points::whole(2), Some(expiry), t0());
+    }
+    commit(store, 0, &state, None, &[], &[]).await.unwrap();
+    commit(store, 0, &state_with("ana", 0, Some(1)), None, &[], &[]).await.unwrap();
+    assert!(store.due_contacts(expiry - TimeDelta::seconds(1), 10).await.unwrap().is_empty());
+    let due = store.due_contacts(expiry, 10).await.unwrap();
+    assert_eq!(due, vec![(tenant(), ContactId::parse("jhon").unwrap())], "only the contact with expiring points");
+
+    // Settled: the expiry is gone, and so is the contact's due entry.
+    let mut settled = state.clone();
+    settled.version = 1;
+    if let Some(score) = settled.scores.get_mut(&profile()) {
+        score.settle(expiry);
+    }
+    commit(store, 1, &settled, None, &[], &[]).await.unwrap();
+    assert!(store.due_contacts(expiry + TimeDelta::days(1), 10).await.unwrap().is_empty());
+}
+
 macro_rules! contract_suite {
     ($adapter:ident, $open:expr) => {
         mod $adapter {
@@ -223,7 +245,8 @@ macro_rules! contract_suite {
                 a_stale_version_conflicts_and_writes_nothing,
                 the_leaderboard_follows_commits_and_filters,
                 actions_move_through_their_lifecycle,
-                ledgers_read_the_latest_entries_in_order);
+                ledgers_read_the_latest_entries_in_order,
+                contacts_with_expiring_points_come_due_at_their_instant);
         }
     };
     (@tests $open:expr; $($name:ident),*) => {

@@ -37,8 +37,10 @@ pub const LOG_SK: &str = "log_sk";
 pub const DUE: &str = "due";
 pub const DUE_PK: &str = "due_pk";
 pub const DUE_SK: &str = "due_sk";
-/// The one partition of the `due` index (sharding it is a later scale step).
+/// The `due` index partition of action deliveries (sharding it is a later scale step).
 pub const DUE_PARTITION: &str = "DUE";
+/// The `due` index partition of contacts whose points expire.
+pub const EXPIRY_PARTITION: &str = "DUE#EXPIRY";
 
 pub const SK_TENANT: &str = "TENANT";
 pub const SK_STATE: &str = "STATE";

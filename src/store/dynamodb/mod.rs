@@ -263,6 +263,10 @@ impl DynamoStore {
         state.version = commit.expected_version + 1;
         let mut state_item = doc_item(contact_pk(tenant, contact), SK_STATE, &state)?;
         state_item.insert(VERSION.to_owned(), n(state.version));
+        if let Some(at) = state.next_expiry() {
+            state_item.insert(DUE_PK.to_owned(), s(EXPIRY_PARTITION));
+            state_item.insert(DUE_SK.to_owned(), s(format!("{}#{}", sortable_millis(at), contact_pk(tenant, contact))));
+        }
         let guard = match commit.expected_version {
             0 => Guard::MustNotExist,
             v => Guard::Version(v),
@@ -547,6 +551,35 @@ impl Store for DynamoStore {
             None
         };
         Ok(LeaderboardPage { rows, next })
+    }
+
+    async fn due_contacts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, ContactId)>, StoreError> {
+        let end = format!("{}$", sortable_millis(now));
+        let build = || {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE)
+                .key_condition_expression("#p = :p AND #s < :end")
+                .expression_attribute_names("#p", DUE_PK)
+                .expression_attribute_names("#s", DUE_SK)
+                .expression_attribute_values(":p", s(EXPIRY_PARTITION))
+                .expression_attribute_values(":end", s(end.clone()))
+        };
+        let corrupt = |text: &str| StoreError::Corrupt(format!("expiry index key {text:?}"));
+        self.query(build, Some(limit), false)
+            .await?
+            .iter()
+            .map(|item| {
+                let pk = get_s(item, PK)?;
+                let (tenant, contact) =
+                    pk.strip_prefix("T#").and_then(|r| r.split_once("#C#")).ok_or_else(|| corrupt(pk))?;
+                Ok((
+                    TenantId::parse(tenant).map_err(|_| corrupt(pk))?,
+                    ContactId::parse(contact).map_err(|_| corrupt(pk))?,
+                ))
+            })
+            .collect()
     }
 
     async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {

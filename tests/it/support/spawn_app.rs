@@ -182,6 +182,13 @@ impl TestApp {
         body["actions"].as_array().unwrap().clone()
     }
 
+    /// Runs the sweeper (expiries, then deliveries) until nothing is due at the clock's now.
+    pub async fn sweep(&self) {
+        while scorehook::sweeper::sweep_due(&self.local.service, &self.local.deliverer, 10).await.unwrap() == Step::More
+        {
+        }
+    }
+
     /// Runs the outbox executor until nothing is due at the clock's now.
     pub async fn drain_outbox(&self) {
         let (service, deliverer) = (&self.local.service, &self.local.deliverer);
