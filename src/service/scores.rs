@@ -10,6 +10,7 @@ use super::{random_token, Service, ServiceError};
 use crate::engine::duration::Span;
 use crate::engine::ledger::{since_last_reset, LedgerEntry};
 use crate::engine::points::Points;
+use crate::engine::profile::ProfileStatus;
 use crate::engine::{self, AdjustOp, Adjustment};
 use crate::ids::{ContactId, EventId, ProfileId, TenantId};
 use crate::store::{LeaderboardPage, LeaderboardQuery};
@@ -43,11 +44,15 @@ impl Service {
         let Some(state) = self.store.contact(tenant, contact).await? else {
             return Err(ServiceError::NotFound(format!("contact {contact}")));
         };
+        // Only published profiles are shown: an archived one's scores leave listings (history stays).
+        let view = self.tenant_view(tenant).await?.ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))?;
+        let published = |profile: &ProfileId| view.catalog.profiles.iter().any(|p| &p.id == profile);
         let entries = self.store.ledger(tenant, contact, LEDGER_VIEW_LIMIT).await?;
         let now = self.clock.now();
         Ok(state
             .scores
             .iter()
+            .filter(|(profile, _)| published(profile))
             .map(|(profile, score)| {
                 let mine: Vec<LedgerEntry> = entries.iter().filter(|e| &e.profile == profile).cloned().collect();
                 let view = ScoreView {
@@ -100,12 +105,15 @@ impl Service {
         }
     }
 
+    /// Contacts by score; an archived profile lists no one (its rows stay for a re-publish).
     pub async fn leaderboard(
         &self,
         tenant: &TenantId,
         query: &LeaderboardQuery,
     ) -> Result<LeaderboardPage, ServiceError> {
-        self.profile(tenant, &query.profile).await?;
+        if self.profile(tenant, &query.profile).await?.status == ProfileStatus::Archived {
+            return Ok(LeaderboardPage { rows: Vec::new(), next: None });
+        }
         Ok(self.store.leaderboard(tenant, query).await?)
     }
 }

@@ -137,7 +137,18 @@ async fn drafts_never_score_published_profiles_do_and_archived_ones_stop() {
     let (_, archived) = app.admin(Method::POST, &format!("{profile}/archive"), None).await;
     assert_eq!(archived["status"], "archived");
     app.post_webhook("acme", &interaction("e5", "email.opened", "jhon")).await;
-    assert_eq!(app.score("acme", "jhon").await, Some(json!(12)), "archived profiles stop scoring");
+    assert_eq!(app.score("acme", "jhon").await, None, "archived profiles leave listings and stop scoring");
+    let (_, board) = app.admin(Method::GET, "/v1/tenants/acme/contacts?profile=engagement", None).await;
+    assert_eq!(board["contacts"], json!([]));
+    app.admin(Method::POST, &format!("{profile}/publish"), None).await;
+    assert_eq!(
+        app.score("acme", "jhon").await,
+        Some(json!(12)),
+        "re-published, its history is back and e5 never scored"
+    );
+    let (_, board) = app.admin(Method::GET, "/v1/tenants/acme/contacts?profile=engagement", None).await;
+    assert_eq!(board["contacts"][0]["score"], 12);
+    app.admin(Method::POST, &format!("{profile}/archive"), None).await;
 
     let (_, list) = app.admin(Method::GET, "/v1/tenants/acme/profiles", None).await;
     assert_eq!(list["profiles"][0]["id"], "engagement");

@@ -36,7 +36,12 @@ use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use crate::outbox::{ActionStatus, OutboxItem};
 use crate::tenant::TenantRecord;
 use capacity::{item_size, read_half_units, transactional_write_units, Item};
-use items::*;
+use items::{
+    action_item, action_log_pk, action_pk, contact_pk, decode, doc_item, event_pk, get_s, key, leaderboard_pk,
+    leaderboard_sk, ledger_item, n, profile_sk, s, score_item, score_sk, tenant_pk, trigger_sk, ttl, ACTION_LOG,
+    BY_SCORE, DUE, DUE_PARTITION, DUE_PK, DUE_SK, EXPIRY_PARTITION, LB_PK, LB_SK, LOG_PK, PK, REVISION, SK, SK_ACTION,
+    SK_EVENT, SK_LEDGER_PREFIX, SK_PROFILE_PREFIX, SK_STATE, SK_TENANT, SK_TRIGGER_PREFIX, TTL, VERSION,
+};
 
 /// DynamoDB's limit on items per transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
