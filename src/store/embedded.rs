@@ -369,13 +369,7 @@ impl Store for EmbeddedStore {
                     break;
                 }
             }
-            let next = if page.len() > limit {
-                page.truncate(limit);
-                page.last().map(|row| (row.score, row.contact_id.clone()))
-            } else {
-                None
-            };
-            Ok(LeaderboardPage { rows: page, next })
+            Ok(LeaderboardPage::cut(page, limit))
         })
         .await
     }

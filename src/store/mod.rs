@@ -111,6 +111,18 @@ pub struct TenantConfig {
     pub triggers: Vec<TriggerRecord>,
 }
 
+impl LeaderboardPage {
+    /// A page from up to `limit + 1` rows read: the extra row only says more follow.
+    pub fn cut(mut rows: Vec<LeaderboardRow>, limit: usize) -> Self {
+        if rows.len() <= limit {
+            return Self { rows, next: None };
+        }
+        rows.truncate(limit);
+        let next = rows.last().map(|row| (row.score, row.contact_id.clone()));
+        Self { rows, next }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The tenant with its profiles and triggers; adapters that can read them

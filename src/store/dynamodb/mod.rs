@@ -209,6 +209,20 @@ impl DynamoStore {
         self.query(build, None, true).await
     }
 
+    /// The keys in one partition of the `due` index that are due at `now`.
+    fn due_query(&self, partition: &str, now: DateTime<Utc>) -> QueryFluentBuilder {
+        // '#' < '$': every "<millis>#…" of that millisecond sorts below "<millis>$".
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE)
+            .key_condition_expression("#p = :p AND #s < :end")
+            .expression_attribute_names("#p", DUE_PK)
+            .expression_attribute_names("#s", DUE_SK)
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":end", s(format!("{}$", sortable_millis(now))))
+    }
+
     /// Reads base items by key, consistently, in the order asked; missing ones are skipped.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found: Vec<Item> = Vec::with_capacity(keys.len());
@@ -549,28 +563,11 @@ impl Store for DynamoStore {
                 None => break,
             }
         }
-        let next = if rows.len() > query.limit {
-            rows.truncate(query.limit);
-            rows.last().map(|row| (row.score, row.contact_id.clone()))
-        } else {
-            None
-        };
-        Ok(LeaderboardPage { rows, next })
+        Ok(LeaderboardPage::cut(rows, query.limit))
     }
 
     async fn due_contacts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, ContactId)>, StoreError> {
-        let end = format!("{}$", sortable_millis(now));
-        let build = || {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE)
-                .key_condition_expression("#p = :p AND #s < :end")
-                .expression_attribute_names("#p", DUE_PK)
-                .expression_attribute_names("#s", DUE_SK)
-                .expression_attribute_values(":p", s(EXPIRY_PARTITION))
-                .expression_attribute_values(":end", s(end.clone()))
-        };
+        let build = || self.due_query(EXPIRY_PARTITION, now);
         let corrupt = |text: &str| StoreError::Corrupt(format!("expiry index key {text:?}"));
         self.query(build, Some(limit), false)
             .await?
@@ -588,18 +585,7 @@ impl Store for DynamoStore {
     }
 
     async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        let end = format!("{}$", sortable_millis(now));
-        let build = || {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE)
-                .key_condition_expression("#p = :p AND #s < :end")
-                .expression_attribute_names("#p", DUE_PK)
-                .expression_attribute_names("#s", DUE_SK)
-                .expression_attribute_values(":p", s(DUE_PARTITION))
-                .expression_attribute_values(":end", s(end.clone()))
-        };
+        let build = || self.due_query(DUE_PARTITION, now);
         // Twice the page: index hits that turn out stale (already delivered)
         // are dropped below, and a full page must still mean "more may be due".
         let keys: Vec<Item> = self
