@@ -1,5 +1,6 @@
 //! The `scorehook` command: `serve` (the local server), `apply` (config as
-//! code into the local store) and `receiver` (a local action endpoint).
+//! code into the local store), `replay` (re-queue failed or dead actions)
+//! and `receiver` (a local action endpoint).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,9 @@ use tokio::net::TcpListener;
 
 use scorehook::app::Local;
 use scorehook::clock::SystemClock;
+use scorehook::http::extract::MAX_PAGE;
+use scorehook::ids::{ActionId, TenantId};
+use scorehook::outbox::ActionStatus;
 use scorehook::store::dynamodb::DynamoStore;
 use scorehook::tenant::Secret;
 use scorehook::{receiver, telemetry};
@@ -49,6 +53,19 @@ enum Command {
     Apply {
         #[arg(short = 'f', long = "file")]
         path: PathBuf,
+        #[arg(long, default_value = ".scorehook", env = "SCOREHOOK_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Re-queue failed or dead actions of a tenant in the embedded store (stop the server first).
+    Replay {
+        #[arg(long)]
+        tenant: String,
+        /// Action ids to replay (repeatable).
+        #[arg(long = "action")]
+        actions: Vec<String>,
+        /// Replay every failed and dead action of the tenant.
+        #[arg(long, conflicts_with = "actions")]
+        all: bool,
         #[arg(long, default_value = ".scorehook", env = "SCOREHOOK_DATA_DIR")]
         data_dir: PathBuf,
     },
@@ -110,6 +127,27 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Apply { path, data_dir } => {
             let local = Local::open(&data_dir, Arc::new(SystemClock), None).map_err(|e| e.to_string())?;
             apply(&local, &path).await
+        }
+        Command::Replay { tenant, actions, all, data_dir } => {
+            let local = Local::open(&data_dir, Arc::new(SystemClock), None).map_err(|e| e.to_string())?;
+            let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
+            let service = &local.service;
+            let mut ids =
+                actions.into_iter().map(ActionId::parse).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+            if all {
+                for status in [ActionStatus::Failed, ActionStatus::Dead] {
+                    let listed = service.actions(&tenant, Some(status), MAX_PAGE).await.map_err(|e| e.to_string())?;
+                    ids.extend(listed.into_iter().map(|item| item.action.id));
+                }
+            }
+            if ids.is_empty() {
+                return Err("nothing to replay: name --action ID (repeatable) or --all".into());
+            }
+            for id in ids {
+                service.replay(&tenant, &id).await.map_err(|e| format!("{id}: {e}"))?;
+                println!("replayed {id}");
+            }
+            Ok(())
         }
         Command::Receiver { port, secret } => {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -135,3 +135,41 @@ async fn a_stopped_app_restarts_with_its_pending_actions_still_pending() {
     assert_eq!(crm.received().await.len(), 3);
     assert_eq!(app.actions("acme", "done").await.len(), 3);
 }
+
+#[tokio::test]
+async fn the_replay_command_requeues_dead_actions_in_a_stopped_store() {
+    let crm = RecordingCrm::start().await;
+    let app = crate::support::TestApp::spawn().await;
+    app.seeds_tenant("acme", Some(&crm.url)).await;
+    crm.respond_with(&[400, 400, 400]);
+    let events: Vec<Value> = (1..=5).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
+    app.post_webhook("acme", &json!(events)).await;
+    app.drain_outbox().await;
+    assert_eq!(app.actions("acme", "dead").await.len(), 3);
+    let dir = app.stop().await;
+
+    let output = Command::new(env!("CARGO_BIN_EXE_scorehook"))
+        .args(["replay", "--tenant", "acme", "--all", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().filter(|l| l.starts_with("replayed act_")).count(), 3);
+
+    let app = crate::support::TestApp::spawn_in(dir, false).await;
+    assert_eq!(app.actions("acme", "pending").await.len(), 3);
+    // The command stamped the replay with the system clock; move the test clock past it.
+    app.advance(chrono::TimeDelta::seconds(5));
+    app.drain_outbox().await;
+    assert_eq!(app.actions("acme", "done").await.len(), 3);
+
+    let nothing = Command::new(env!("CARGO_BIN_EXE_scorehook"))
+        .args(["replay", "--tenant", "acme", "--data-dir"])
+        .arg(app.stop().await.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!nothing.status.success(), "replay without ids or --all is an error");
+}
