@@ -69,6 +69,9 @@ async fn the_http_handler_serves_every_function_url_sample() {
     assert_eq!(status, 200, "{board}");
     assert_eq!(board["contacts"][0]["contact_id"], "c_42");
     assert_eq!(board["contacts"][0]["score"], 4, "one open and the demo stage");
+    let (status, profile) = call(&router, "function-url-admin-put-profile.json").await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!((profile["version"].clone(), profile["published_version"].clone()), (json!(2), json!(1)));
 }
 
 /// Stores the action the stream sample announces, as a commit would.
