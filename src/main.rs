@@ -121,7 +121,10 @@ async fn run(command: Command) -> Result<(), String> {
             let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             println!("scorehook listening on http://{bound}");
-            tracing::info!(%bound, data_dir = %data_dir.display(), "serving");
+            match store {
+                StoreKind::Embedded => tracing::info!(%bound, data_dir = %data_dir.display(), "serving"),
+                StoreKind::Dynamodb => tracing::info!(%bound, "serving on DynamoDB"),
+            }
             local.serve(listener, true, shutdown_signal()).await.map_err(|e| e.to_string())
         }
         Command::Apply { path, data_dir } => {
