@@ -11,6 +11,7 @@
 //! - `sweeper`: due work (expiries, deliveries) as one step plus a local loop.
 //! - `http`: the one axum router, served locally and by `lambda_http`.
 //! - `lambda`: the Lambda entry points (HTTP, stream executor, scheduled sweeper).
+//! - `keyed_hash`: HMAC-SHA256 for signatures and cursor tags.
 //! - `clock`, `telemetry`, `app`, `receiver`: process wiring and the local action receiver.
 
 pub mod app;
@@ -19,6 +20,7 @@ pub mod crm;
 pub mod engine;
 pub mod http;
 pub mod ids;
+pub mod keyed_hash;
 pub mod lambda;
 pub mod outbox;
 pub mod receiver;

@@ -6,8 +6,9 @@
 //! request cannot be replayed later. Comparison is constant-time.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+
+use crate::keyed_hash::{keyed, HmacSha256};
 
 pub const TIMESTAMP_HEADER: &str = "x-scorehook-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-scorehook-signature";
@@ -26,14 +27,8 @@ pub enum SignatureError {
     Mismatch,
 }
 
-fn mac(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
+fn mac(secret: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
+    keyed(secret.as_bytes(), &[timestamp.as_bytes(), b".", body])
 }
 
 /// The two header values for `body`, signed at `now`.

@@ -3,8 +3,9 @@
 //! per-tenant secret (the hash of the tenant's token, which never leaves the
 //! store), so an edited or forged cursor is refused.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+
+use crate::keyed_hash::{keyed, HmacSha256};
 
 use crate::engine::points::Points;
 use crate::ids::{ContactId, ProfileId, TenantId};
@@ -22,10 +23,8 @@ fn order_name(order: Order) -> &'static str {
     }
 }
 
-fn mac(key: &[u8], payload: &[u8]) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-    mac.update(payload);
-    mac
+fn mac(key: &[u8], payload: &[u8]) -> HmacSha256 {
+    keyed(key, &[payload])
 }
 
 pub fn encode(key: &[u8], tenant: &TenantId, profile: &ProfileId, order: Order, after: &(Points, ContactId)) -> String {
