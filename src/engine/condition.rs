@@ -243,17 +243,6 @@ impl Condition {
             Condition::Not(inner) => !inner.holds(subject),
         }
     }
-
-    /// Whether this condition reads the interaction at all; a rule that only
-    /// looks at contact fields ("fit" scoring) also holds on manual changes.
-    pub fn needs_interaction(&self) -> bool {
-        match self {
-            Condition::Type(_) | Condition::Attribute(..) => true,
-            Condition::Contact(..) => false,
-            Condition::All(parts) | Condition::Any(parts) => parts.iter().any(Condition::needs_interaction),
-            Condition::Not(inner) => inner.needs_interaction(),
-        }
-    }
 }
 
 /// A field by its exact key, else by a dotted path into nested objects.
@@ -431,7 +420,6 @@ mod tests {
         assert!(cond(json!({"not": {"type": "email.opened"}})).holds(subject));
         assert!(cond(json!({})).holds(subject), "an empty condition matches everything");
         assert!(!cond(json!({"type": "page.visited"})).holds(Subject { interaction: None, fields: &fields }));
-        assert!(!cond(json!({"contact": {"city": {"exists": true}}})).needs_interaction());
     }
 
     #[test]

@@ -59,11 +59,6 @@ impl Points {
             serde_json::Value::from(self.0 as f64 / SCALE as f64)
         }
     }
-
-    /// The value as a float, for comparisons with attribute numbers only.
-    pub fn as_f64(self) -> f64 {
-        self.0 as f64 / SCALE as f64
-    }
 }
 
 /// `-12.5` → -1250; `None` for exponents, more than two places or overflow.
