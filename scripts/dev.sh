@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 export SCOREHOOK_ADMIN_TOKEN="${SCOREHOOK_ADMIN_TOKEN:-dev-admin-token}"
 echo "building scorehook (the first build takes a few minutes)…"
 cargo build --quiet
-./target/debug/scorehook receiver --port 4000 --secret demo-secret-change-me &
+bin="${CARGO_TARGET_DIR:-target}/debug/scorehook"
+"$bin" receiver --port 4000 --secret demo-secret-change-me &
 receiver=$!
 trap 'kill $receiver 2>/dev/null' EXIT
 echo "operator token: $SCOREHOOK_ADMIN_TOKEN"
-./target/debug/scorehook serve --port "${PORT:-3000}" --config examples/ "$@"
+"$bin" serve --port "${PORT:-3000}" --config examples/ "$@"
