@@ -1,9 +1,10 @@
 //! A contact's scoring state and the ledger entries that explain it.
 //!
-//! The ledger is the append-only truth: a score is the sum of its unexpired
-//! entries since the last reset. `ScoreState::total` is a cache of that sum;
-//! `expiring` holds what will leave it and when, so the cache can be settled
-//! exactly at any instant without reading the ledger.
+//! The ledger is the append-only truth: a score is the sum of its entries'
+//! current values (expired entries count zero, decayed ones their decayed
+//! value) since the last reset. `ScoreState::total` is a cache of that sum;
+//! `pending` holds the entries whose value will still change and when, so the
+//! cache can be settled exactly at any instant without reading the ledger.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::decay::Decay;
 use super::points::Points;
 use crate::ids::{ContactId, EventId, ProfileId, RuleId, TriggerId};
 
@@ -33,11 +35,14 @@ pub struct LedgerEntry {
     pub event_id: Option<EventId>,
     pub at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<Decay>,
 }
 
 impl LedgerEntry {
-    pub fn counts_at(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at.is_none_or(|t| t > now)
+    /// What the entry counts at `now`: its points, decayed, or zero once expired.
+    pub fn value_at(&self, now: DateTime<Utc>) -> Points {
+        value_at(self.points, self.at, self.expires_at, self.decay, now)
     }
 
     pub fn is_reset(&self) -> bool {
@@ -45,22 +50,68 @@ impl LedgerEntry {
     }
 }
 
-/// Points that stop counting at `at`.
+fn value_at(
+    points: Points,
+    at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    decay: Option<Decay>,
+    now: DateTime<Utc>,
+) -> Points {
+    if expires_at.is_some_and(|t| t <= now) {
+        return Points::ZERO;
+    }
+    match decay {
+        Some(decay) => decay.apply(points, decay.steps(at, now)),
+        None => points,
+    }
+}
+
+/// A counted entry whose value will still change by itself: it expires,
+/// decays, or both. `counted` is the part of `total` it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Expiring {
-    pub at: DateTime<Utc>,
+pub struct Pending {
+    /// When the value next changes; `pending` is sorted by it.
+    pub next_at: DateTime<Utc>,
     pub points: Points,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<Decay>,
+    pub counted: Points,
+}
+
+impl Pending {
+    fn value_at(&self, now: DateTime<Utc>) -> Points {
+        value_at(self.points, self.at, self.expires_at, self.decay, now)
+    }
+
+    /// The next instant after `now` the value changes; `None` once it is final
+    /// (expired, or decayed to zero).
+    fn next_change_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.expires_at.is_some_and(|t| t <= now) {
+            return None;
+        }
+        let step = match self.decay {
+            Some(decay) if self.value_at(now) != Points::ZERO => decay.step_at(self.at, decay.steps(self.at, now)),
+            _ => None,
+        };
+        match (self.expires_at, step) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// One contact's score in one profile. Present means "has a score" (the
 /// `not_empty` filter); a reset removes it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScoreState {
-    /// Sum of the entries since the last reset, minus those already settled as expired.
+    /// Sum of the entries' values since the last reset, as of the last settle.
     pub total: Points,
-    /// Entries with an expiry that are still counted in `total`, soonest first.
+    /// Entries that expire or decay, soonest change first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expiring: Vec<Expiring>,
+    pub pending: Vec<Pending>,
     /// `once` rules that have already scored for this contact.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub once_rules: BTreeSet<RuleId>,
@@ -71,35 +122,57 @@ pub struct ScoreState {
 }
 
 impl ScoreState {
-    /// The exact score at `now`, whether or not expiries were settled yet.
+    /// The exact score at `now`, whether or not due changes were settled yet.
     pub fn live_total(&self, now: DateTime<Utc>) -> Points {
-        self.total - self.expiring.iter().filter(|e| e.at <= now).map(|e| e.points).sum()
+        let due = self.pending.iter().take_while(|p| p.next_at <= now);
+        self.total + due.map(|p| p.value_at(now) - p.counted).sum()
     }
 
-    /// Moves expired points out of `total`; returns whether anything expired.
+    /// Applies every expiry and decay step due at `now` to `total`; returns
+    /// whether anything was due.
     pub fn settle(&mut self, now: DateTime<Utc>) -> bool {
-        let due = self.expiring.partition_point(|e| e.at <= now);
+        let due = self.pending.partition_point(|p| p.next_at <= now);
         if due == 0 {
             return false;
         }
-        let gone: Points = self.expiring.drain(..due).map(|e| e.points).sum();
-        self.total = self.total - gone;
+        let settled: Vec<Pending> = self.pending.drain(..due).collect();
+        for mut entry in settled {
+            let value = entry.value_at(now);
+            self.total += value - entry.counted;
+            entry.counted = value;
+            if let Some(next_at) = entry.next_change_after(now) {
+                self.track(Pending { next_at, ..entry });
+            }
+        }
         true
     }
 
-    /// Books points, keeping `expiring` sorted.
-    pub fn book(&mut self, points: Points, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
-        self.total += points;
-        if let Some(at) = expires_at {
-            let index = self.expiring.partition_point(|e| e.at <= at);
-            self.expiring.insert(index, Expiring { at, points });
+    /// Books an entry made at `at`, counting its value as of `now`.
+    pub fn book(&mut self, entry: &LedgerEntry, now: DateTime<Utc>) {
+        let value = entry.value_at(now);
+        self.total += value;
+        let pending = Pending {
+            next_at: now,
+            points: entry.points,
+            at: entry.at,
+            expires_at: entry.expires_at,
+            decay: entry.decay,
+            counted: value,
+        };
+        if let Some(next_at) = pending.next_change_after(now) {
+            self.track(Pending { next_at, ..pending });
         }
         self.updated_at = Some(now);
     }
 
+    fn track(&mut self, pending: Pending) {
+        let index = self.pending.partition_point(|p| p.next_at <= pending.next_at);
+        self.pending.insert(index, pending);
+    }
+
     /// The instant the score next changes by itself, for the due-work index.
-    pub fn next_expiry(&self) -> Option<DateTime<Utc>> {
-        self.expiring.first().map(|e| e.at)
+    pub fn next_change(&self) -> Option<DateTime<Utc>> {
+        self.pending.first().map(|p| p.next_at)
     }
 }
 
@@ -125,8 +198,8 @@ pub struct ContactState {
 
 impl ContactState {
     /// The instant any of the contact's scores next changes by itself.
-    pub fn next_expiry(&self) -> Option<DateTime<Utc>> {
-        self.scores.values().filter_map(ScoreState::next_expiry).min()
+    pub fn next_change(&self) -> Option<DateTime<Utc>> {
+        self.scores.values().filter_map(ScoreState::next_change).min()
     }
 
     pub fn new(contact_id: ContactId) -> Self {
@@ -155,6 +228,6 @@ pub fn score_from_ledger(entries: &[LedgerEntry], now: DateTime<Utc>) -> Option<
     match current.last() {
         None => None,
         Some(last) if last.is_reset() => None,
-        Some(_) => Some(current.iter().filter(|e| e.counts_at(now)).map(|e| e.points).sum()),
+        Some(_) => Some(current.iter().map(|e| e.value_at(now)).sum()),
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod condition;
+pub mod decay;
 pub mod duration;
 pub mod error;
 pub mod interaction;
@@ -96,10 +97,7 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
             if !rule_allows(rule, score, at) {
                 continue;
             }
-            let expires_at = rule.expires_in.map(|span| at + span.as_delta());
-            score.book(rule.points, expires_at, now);
-            record_hit(rule, score, at);
-            ledger.push(LedgerEntry {
+            let entry = LedgerEntry {
                 seq: state.next_seq,
                 profile: profile.id.clone(),
                 version: profile.version,
@@ -107,8 +105,12 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
                 points: rule.points,
                 event_id: Some(interaction.id.clone()),
                 at,
-                expires_at,
-            });
+                expires_at: rule.expires_in.map(|span| at + span.as_delta()),
+                decay: rule.decay,
+            };
+            score.book(&entry, now);
+            record_hit(rule, score, at);
+            ledger.push(entry);
             state.next_seq += 1;
             booked = true;
         }
@@ -144,13 +146,6 @@ pub fn adjust(
         AdjustOp::Reset => None,
         _ => change.expires_at,
     };
-    if change.op == AdjustOp::Reset {
-        state.scores.remove(profile);
-    } else {
-        let score = state.scores.entry(profile.clone()).or_default();
-        score.settle(now);
-        score.book(points, expires_at, now);
-    }
     let entry = LedgerEntry {
         seq: state.next_seq,
         profile: profile.clone(),
@@ -160,13 +155,22 @@ pub fn adjust(
         event_id: None,
         at: now,
         expires_at,
+        decay: None,
     };
+    if change.op == AdjustOp::Reset {
+        state.scores.remove(profile);
+    } else {
+        let score = state.scores.entry(profile.clone()).or_default();
+        score.settle(now);
+        score.book(&entry, now);
+    }
     state.next_seq += 1;
     let actions = fire_triggers(catalog, before, &mut state, None, cause.as_str(), now);
     Outcome { state, ledger: vec![entry], actions }
 }
 
-/// Settles every score at `now` (expired points stop counting) and evaluates
+/// Settles every score at `now` (expired points stop counting, decay steps
+/// apply) and evaluates
 /// score triggers on the result: how a drop below a threshold fires `lt`
 /// without any interaction. `cause` seeds the fired actions' ids.
 pub fn settle(catalog: &Catalog, before: &ContactState, cause: &str, now: DateTime<Utc>) -> Outcome {

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::condition::{Condition, MatchSpec};
+use super::decay::Decay;
 use super::duration::Span;
 use super::error::ConfigError;
 use super::points::Points;
@@ -26,6 +27,9 @@ pub struct ProfileSpec {
     pub description: String,
     #[serde(default)]
     pub subject: SubjectKind,
+    /// The decay of every rule that names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<Decay>,
     pub rules: Vec<RuleSpec>,
 }
 
@@ -52,6 +56,8 @@ pub struct RuleSpec {
     pub cap: Option<Cap>,
     #[serde(default, skip_serializing_if = "Expiry::is_never")]
     pub expires_in: Expiry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<Decay>,
 }
 
 /// At most `max` hits per rolling `per` window.
@@ -98,6 +104,7 @@ pub struct Rule {
     pub once: bool,
     pub cap: Option<Cap>,
     pub expires_in: Option<Span>,
+    pub decay: Option<Decay>,
 }
 
 /// A compiled, published profile: what the engine scores with.
@@ -123,6 +130,9 @@ impl ProfileSpec {
         if self.rules.len() > MAX_RULES {
             return Err(ConfigError::new("rules", format!("at most {MAX_RULES} rules per profile")));
         }
+        if let Some(decay) = &self.decay {
+            decay.validate("decay")?;
+        }
         let mut seen = BTreeSet::new();
         let rules = self
             .rules
@@ -144,6 +154,9 @@ impl ProfileSpec {
                 if spec.cap.is_some_and(|cap| cap.max == 0) {
                     return Err(ConfigError::new(format!("{path}.cap.max"), "must be at least 1"));
                 }
+                if let Some(decay) = &spec.decay {
+                    decay.validate(&format!("{path}.decay"))?;
+                }
                 Ok(Rule {
                     id: rule_id,
                     when: spec.when.compile(&format!("{path}.when"))?,
@@ -151,6 +164,7 @@ impl ProfileSpec {
                     once: spec.once,
                     cap: spec.cap,
                     expires_in: spec.expires_in.0,
+                    decay: spec.decay.or(self.decay),
                 })
             })
             .collect::<Result<_, _>>()?;

@@ -172,14 +172,43 @@ fn settling_an_expiry_fires_a_drop_below_a_threshold() {
     );
     let (state, _, fired) = run(&catalog, &[event("o", "email.opened", json!({}), t0())]);
     assert!(fired.is_empty());
-    assert_eq!(state.next_expiry(), Some(t0() + TimeDelta::hours(1)));
+    assert_eq!(state.next_change(), Some(t0() + TimeDelta::hours(1)));
     let early = settle(&catalog, &state, "sweep", t0() + TimeDelta::minutes(59));
     assert!(early.actions.is_empty(), "nothing expired yet");
     let outcome = settle(&catalog, &state, "sweep", t0() + TimeDelta::hours(1));
     assert_eq!(outcome.state.scores[&engagement()].total, Points::ZERO, "the cached total is settled");
-    assert_eq!(outcome.state.next_expiry(), None);
+    assert_eq!(outcome.state.next_change(), None);
     assert_eq!(outcome.actions.len(), 1, "5 -> 0 enters lt 5");
     assert!(outcome.ledger.is_empty(), "an expiry is not a new ledger entry");
+}
+
+#[test]
+fn decay_steps_apply_at_their_instants_and_the_ledger_keeps_the_original() {
+    let catalog = catalog(
+        json!({"name": "E", "decay": {"percent": 25, "every": "30d"}, "rules": [
+            {"id": "demo", "when": {"type": "form.submitted"}, "points": 10},
+            {"id": "opened", "when": {"type": "email.opened"}, "points": 4, "decay": {"percent": 50, "every": "1d"}, "expires_in": "3d"}]}),
+        &[(
+            "cooling",
+            json!({"name": "Cooling", "when": {"score": {"profile": "engagement", "op": "lt", "value": 8}},
+            "actions": [{"type": "add_tag", "tag": "cooling"}]}),
+        )],
+    );
+    let (state, entries, _) = run(&catalog, &[event("f", "form.submitted", json!({}), t0())]);
+    assert_eq!(entries[0].points, Points::whole(10), "the ledger keeps the original points");
+    let step = t0() + TimeDelta::days(30);
+    assert_eq!(state.next_change(), Some(step));
+    assert_eq!(score(&state, step - TimeDelta::seconds(1)), Some(Points::whole(10)));
+    let outcome = settle(&catalog, &state, "sweep", step);
+    assert_eq!(outcome.state.scores[&engagement()].total, Points::from_cents(750), "10 × 0.75");
+    assert_eq!(outcome.actions.len(), 1, "a decay step below the threshold fires lt");
+    assert_eq!(outcome.state.next_change(), Some(t0() + TimeDelta::days(60)));
+    assert_eq!(entries[0].value_at(t0() + TimeDelta::days(60)), Points::from_cents(562), "5.625 rounds half-even");
+
+    let (state, entries, _) = run(&catalog, &[event("o", "email.opened", json!({}), t0())]);
+    assert_eq!(entries[0].decay.map(|d| d.percent), Some(50), "a rule's own decay wins over the profile's");
+    assert_eq!(score(&state, t0() + TimeDelta::days(2)), Some(Points::whole(1)), "4 → 2 → 1");
+    assert_eq!(score(&state, t0() + TimeDelta::days(3)), Some(Points::ZERO), "and the expiry still ends it");
 }
 
 #[test]
@@ -329,6 +358,7 @@ fn set_field_writes_the_live_score_to_the_tenant_field() {
 enum Step {
     Event { kind: usize, minutes: i64 },
     Adjust { op: AdjustOp, points: i64, expires_minutes: Option<i64>, minutes: i64 },
+    Sweep { minutes: i64 },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -337,13 +367,14 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (prop_oneof![Just(AdjustOp::Add), Just(AdjustOp::Subtract), Just(AdjustOp::Set), Just(AdjustOp::Reset)],
               -50..50i64, proptest::option::of(1..300i64), 0..600i64)
             .prop_map(|(op, points, expires_minutes, minutes)| Step::Adjust { op, points, expires_minutes, minutes }),
+        1 => (0..600i64).prop_map(|minutes| Step::Sweep { minutes }),
     ]
 }
 
 fn property_catalog() -> Catalog {
     catalog(
-        json!({"name": "E", "rules": [
-            {"id": "opened", "when": {"type": "email.opened"}, "points": 1, "expires_in": "1h"},
+        json!({"name": "E", "decay": {"percent": 30, "every": "20m"}, "rules": [
+            {"id": "opened", "when": {"type": "email.opened"}, "points": 1, "expires_in": "1h", "decay": {"percent": 50, "every": "7m"}},
             {"id": "clicked", "when": {"type": "email.clicked"}, "points": 2.5, "cap": {"max": 3, "per": "2h"}},
             {"id": "pricing", "when": {"type": "page.visited"}, "points": 10, "once": true, "expires_in": "3h"},
             {"id": "unsub", "when": {"type": "list.unsubscribed"}, "points": -20}]}),
@@ -358,7 +389,8 @@ const KINDS: [&str; 4] = ["email.opened", "email.clicked", "page.visited", "list
 
 proptest! {
     /// Whatever happens, in whatever order, the cached score equals the sum of
-    /// the unexpired ledger entries since the last reset, at every instant.
+    /// the ledger entries' current (decayed, unexpired) values since the last
+    /// reset, at every instant; after a sweep the cached total itself does.
     #[test]
     fn total_always_equals_the_unexpired_ledger_sum(steps in proptest::collection::vec(step(), 1..40), probe in 0..900i64) {
         let catalog = property_catalog();
@@ -375,6 +407,14 @@ proptest! {
                     now = now.max(t0() + TimeDelta::minutes(*minutes));
                     let change = Adjustment { op: *op, points: Points::whole(*points), expires_at: expires_minutes.map(|m| now + TimeDelta::minutes(m)) };
                     adjust(&catalog, &state, &engagement(), change, &EventId::parse(format!("a{i}")).unwrap(), now)
+                }
+                Step::Sweep { minutes } => {
+                    now = now.max(t0() + TimeDelta::minutes(*minutes));
+                    let outcome = settle(&catalog, &state, "sweep", now);
+                    let cached = outcome.state.scores.get(&engagement()).map(|s| s.total);
+                    prop_assert_eq!(cached, score_from_ledger(&entries, now), "settled cache equals the ledger");
+                    prop_assert!(outcome.state.next_change().is_none_or(|t| t > now), "nothing due is left behind");
+                    outcome
                 }
             };
             state = outcome.state;

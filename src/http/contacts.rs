@@ -103,8 +103,9 @@ async fn scores(
                 .ledger
                 .iter()
                 .map(|e| {
-                    json!({"rule": e.rule, "points": e.points, "event_id": e.event_id, "at": e.at,
-                           "expires_at": e.expires_at, "profile_version": e.version})
+                    json!({"rule": e.rule, "points": e.points, "current": e.value_at(view.as_of),
+                           "event_id": e.event_id, "at": e.at, "expires_at": e.expires_at, "decay": e.decay,
+                           "profile_version": e.version})
                 })
                 .collect();
             (profile.to_string(), json!({"score": view.score, "updated_at": view.updated_at, "ledger": ledger}))

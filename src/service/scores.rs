@@ -23,6 +23,8 @@ pub const LEDGER_VIEW_LIMIT: usize = 1000;
 pub struct ScoreView {
     pub score: Points,
     pub updated_at: Option<DateTime<Utc>>,
+    /// The instant `score` and the entries' current values are computed at.
+    pub as_of: DateTime<Utc>,
     pub ledger: Vec<LedgerEntry>,
 }
 
@@ -58,6 +60,7 @@ impl Service {
                 let view = ScoreView {
                     score: score.live_total(now),
                     updated_at: score.updated_at,
+                    as_of: now,
                     ledger: since_last_reset(&mine).to_vec(),
                 };
                 (profile.clone(), view)

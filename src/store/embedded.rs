@@ -259,10 +259,10 @@ impl Store for EmbeddedStore {
                 contacts.insert(contact_key.as_str(), state_bytes.as_slice()).map_err(unavailable)?;
 
                 let mut expiries = txn.open_table(EXPIRY_DUE).map_err(unavailable)?;
-                if let Some(at) = old.as_ref().and_then(ContactState::next_expiry) {
+                if let Some(at) = old.as_ref().and_then(ContactState::next_change) {
                     expiries.remove(key(&[&sortable_millis(at), &tenant, &contact]).as_str()).map_err(unavailable)?;
                 }
-                if let Some(at) = state.next_expiry() {
+                if let Some(at) = state.next_change() {
                     expiries
                         .insert(key(&[&sortable_millis(at), &tenant, &contact]).as_str(), [].as_slice())
                         .map_err(unavailable)?;

@@ -7,6 +7,7 @@ mod delivery;
 mod dynamodb;
 mod lambda_events;
 mod restart;
+mod scoring_over_time;
 mod seeds;
 mod store_contract;
 mod support;

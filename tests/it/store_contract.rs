@@ -6,6 +6,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
 use scorehook::engine::action::FiredAction;
+use scorehook::engine::decay::Decay;
+use scorehook::engine::duration::Span;
 use scorehook::engine::interaction::Interaction;
 use scorehook::engine::ledger::{ContactState, LedgerEntry, ScoreState};
 use scorehook::engine::points::Points;
@@ -52,6 +54,7 @@ fn entry(seq: u64, points: i64) -> LedgerEntry {
         event_id: None,
         at: t0(),
         expires_at: None,
+        decay: None,
     }
 }
 
@@ -218,7 +221,7 @@ pub async fn contacts_with_expiring_points_come_due_at_their_instant(store: &dyn
     let mut state = state_with("jhon", 0, Some(1));
     let expiry = t0() + TimeDelta::hours(1);
     if let Some(score) = state.scores.get_mut(&profile()) {
-        score.book(Points::whole(2), Some(expiry), t0());
+        score.book(&LedgerEntry { expires_at: Some(expiry), ..entry(0, 2) }, t0());
     }
     commit(store, 0, &state, None, &[], &[]).await.unwrap();
     commit(store, 0, &state_with("ana", 0, Some(1)), None, &[], &[]).await.unwrap();
@@ -236,6 +239,32 @@ pub async fn contacts_with_expiring_points_come_due_at_their_instant(store: &dyn
     assert!(store.due_contacts(expiry + TimeDelta::days(1), 10).await.unwrap().is_empty());
 }
 
+pub async fn contacts_with_decaying_points_come_due_at_each_step(store: &dyn Store) {
+    let mut state = state_with("jhon", 0, Some(0));
+    let decay = Decay { percent: 50, every: Span::parse("1h").unwrap() };
+    if let Some(score) = state.scores.get_mut(&profile()) {
+        score.book(&LedgerEntry { decay: Some(decay), ..entry(0, 8) }, t0());
+    }
+    commit(store, 0, &state, None, &[], &[]).await.unwrap();
+    let step = t0() + TimeDelta::hours(1);
+    assert!(store.due_contacts(step - TimeDelta::seconds(1), 10).await.unwrap().is_empty());
+    assert_eq!(store.due_contacts(step, 10).await.unwrap().len(), 1, "due at the first step");
+
+    let mut settled = state.clone();
+    settled.version = 1;
+    if let Some(score) = settled.scores.get_mut(&profile()) {
+        score.settle(step);
+        assert_eq!(score.total, Points::whole(4));
+    }
+    commit(store, 1, &settled, None, &[], &[]).await.unwrap();
+    assert!(store.due_contacts(step, 10).await.unwrap().is_empty(), "the first step is settled");
+    assert_eq!(store.due_contacts(step + TimeDelta::hours(1), 10).await.unwrap().len(), 1, "due again at the next");
+    let query =
+        LeaderboardQuery { profile: profile(), order: Order::Desc, min: None, max: None, limit: 10, after: None };
+    let board = store.leaderboard(&tenant(), &query).await.unwrap();
+    assert_eq!(board.rows[0].score, Points::whole(4), "the leaderboard holds the decayed total");
+}
+
 macro_rules! contract_suite {
     ($adapter:ident, $open:expr) => {
         mod $adapter {
@@ -246,7 +275,8 @@ macro_rules! contract_suite {
                 the_leaderboard_follows_commits_and_filters,
                 actions_move_through_their_lifecycle,
                 ledgers_read_the_latest_entries_in_order,
-                contacts_with_expiring_points_come_due_at_their_instant);
+                contacts_with_expiring_points_come_due_at_their_instant,
+                contacts_with_decaying_points_come_due_at_each_step);
         }
     };
     (@tests $open:expr; $($name:ident),*) => {

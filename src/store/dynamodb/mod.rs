@@ -282,7 +282,7 @@ impl DynamoStore {
         state.version = commit.expected_version + 1;
         let mut state_item = doc_item(contact_pk(tenant, contact), SK_STATE, &state)?;
         state_item.insert(VERSION.to_owned(), n(state.version));
-        if let Some(at) = state.next_expiry() {
+        if let Some(at) = state.next_change() {
             state_item.insert(DUE_PK.to_owned(), s(EXPIRY_PARTITION));
             state_item.insert(DUE_SK.to_owned(), s(format!("{}#{}", sortable_millis(at), contact_pk(tenant, contact))));
         }
