@@ -8,9 +8,10 @@
 //! - `crm`: per-provider signatures and outbound delivery.
 //! - `service`: use cases shared by HTTP, CLI and tests.
 //! - `outbox`: fired actions and the delivery step.
-//! - `sweeper`: due work (expiries, deliveries) as one step plus a local loop.
+//! - `sweeper`: due work (expiries, deliveries, recomputes) as one step plus a local loop.
 //! - `http`: the one axum router, served locally and by `lambda_http`.
 //! - `lambda`: the Lambda entry points (HTTP, stream executor, scheduled sweeper).
+//! - `offline`: `scorehook simulate`, a profile over interactions from files.
 //! - `keyed_hash`: HMAC-SHA256 for signatures and cursor tags.
 //! - `clock`, `telemetry`, `app`, `receiver`: process wiring and the local action receiver.
 
@@ -22,6 +23,7 @@ pub mod http;
 pub mod ids;
 pub mod keyed_hash;
 pub mod lambda;
+pub mod offline;
 pub mod outbox;
 pub mod receiver;
 pub mod service;

@@ -12,8 +12,10 @@ use tokio::net::TcpListener;
 
 use scorehook::app::Local;
 use scorehook::clock::SystemClock;
+use scorehook::engine::points::Points;
 use scorehook::http::extract::MAX_PAGE;
 use scorehook::ids::{ActionId, TenantId};
+use scorehook::offline::{self, OfflineRun};
 use scorehook::outbox::ActionStatus;
 use scorehook::store::dynamodb::DynamoStore;
 use scorehook::tenant::Secret;
@@ -68,6 +70,27 @@ enum Command {
         all: bool,
         #[arg(long, default_value = ".scorehook", env = "SCOREHOOK_DATA_DIR")]
         data_dir: PathBuf,
+    },
+    /// Run a profile over interactions from a file and print the report; writes nothing.
+    Simulate {
+        /// A profile spec (JSON, as PUT …/profiles/{p} takes it); its file name is the profile id.
+        #[arg(long)]
+        profile: PathBuf,
+        /// Interactions, one JSON object per line.
+        #[arg(long)]
+        events: PathBuf,
+        /// Triggers to count: a JSON object of trigger id → trigger spec.
+        #[arg(long)]
+        triggers: Option<PathBuf>,
+        /// Width of each score band.
+        #[arg(long, default_value = "10")]
+        band: String,
+        /// How many top contacts to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// The instant to report scores at, RFC 3339 (default: now); expiry and decay count up to it.
+        #[arg(long)]
+        at: Option<String>,
     },
     /// Listen for the generic provider's actions at POST /actions, verify and print them.
     Receiver {
@@ -152,6 +175,19 @@ async fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Simulate { profile, events, triggers, band, top, at } => {
+            let band = serde_json::from_str::<Points>(&band).map_err(|_| format!("--band {band:?} is not a number"))?;
+            let now = match at {
+                Some(at) => chrono::DateTime::parse_from_rfc3339(&at)
+                    .map_err(|e| format!("--at {at:?} is not an RFC 3339 instant: {e}"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let run = OfflineRun { profile: &profile, events: &events, triggers: triggers.as_deref(), band, top, now };
+            let report = offline::simulate(&run).map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            Ok(())
+        }
         Command::Receiver { port, secret } => {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -166,7 +202,7 @@ async fn dynamodb() -> Result<Arc<dyn scorehook::store::Store>, String> {
     let table =
         std::env::var("SCOREHOOK_TABLE").map_err(|_| "--store dynamodb needs SCOREHOOK_TABLE (the table name)")?;
     let endpoint = std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty());
-    let store = DynamoStore::connect(table.clone(), endpoint.as_deref()).await;
+    let store = DynamoStore::connect(table.clone(), endpoint.as_deref()).await.with_history_retention_from_env()?;
     if endpoint.is_some() && store.ensure_table().await.map_err(|e| e.to_string())? {
         tracing::info!(%table, "created the DynamoDB table");
     }

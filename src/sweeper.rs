@@ -1,5 +1,6 @@
-//! Due work, one bounded step at a time: contacts whose points expire, then
-//! actions whose delivery is due. The local server runs the step in a loop
+//! Due work, one bounded step at a time: contacts whose points expire or
+//! decay, actions whose delivery is due, and a batch of each running
+//! recompute. The local server runs the step in a loop
 //! (woken by commits, and every second); on Lambda the scheduled sweeper
 //! runs it until drained or near its deadline. Tests call it directly.
 
@@ -10,11 +11,13 @@ use crate::crm::Deliverer;
 use crate::outbox::{deliver_due, Step};
 use crate::service::{Service, ServiceError};
 
-/// Runs one step of each kind of due work; `More` if either has more.
+/// Runs one step of each kind of due work; `More` if any has more.
 pub async fn sweep_due(service: &Service, deliverer: &Deliverer, limit: usize) -> Result<Step, ServiceError> {
     let expiries = service.sweep_expiries(limit).await?;
     let deliveries = deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), limit).await?;
-    Ok(if expiries == Step::More || deliveries == Step::More { Step::More } else { Step::Drained })
+    let recomputes = service.advance_recomputes().await?;
+    let more = [expiries, deliveries, recomputes].contains(&Step::More);
+    Ok(if more { Step::More } else { Step::Drained })
 }
 
 /// The local loop: a step whenever a commit rings the bell, and at least every `every`.

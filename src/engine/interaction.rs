@@ -38,6 +38,14 @@ pub const KNOWN_TYPES: &[&str] = &[
     "contact.updated",
 ];
 
+/// An interaction as history keeps it: with the instant it was received,
+/// which is the `now` it was scored at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub interaction: Interaction,
+    pub received_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct InteractionType(String);

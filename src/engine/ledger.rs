@@ -21,6 +21,8 @@ pub const MANUAL_ADD: &str = "manual.add";
 pub const MANUAL_SUBTRACT: &str = "manual.subtract";
 pub const MANUAL_SET: &str = "manual.set";
 pub const MANUAL_RESET: &str = "manual.reset";
+/// The marker a recompute books before the entries it rebuilt from history.
+pub const RECOMPUTE: &str = "profile.recompute";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerEntry {
@@ -37,6 +39,10 @@ pub struct LedgerEntry {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decay: Option<Decay>,
+    /// Set on an entry a recompute merged from this many interactions'
+    /// points that never change (no expiry, no decay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<u32>,
 }
 
 impl LedgerEntry {
@@ -45,8 +51,13 @@ impl LedgerEntry {
         value_at(self.points, self.at, self.expires_at, self.decay, now)
     }
 
+    /// A reset or a recompute: entries before it no longer explain the score.
     pub fn is_reset(&self) -> bool {
-        self.rule == MANUAL_RESET
+        self.rule == MANUAL_RESET || self.rule == RECOMPUTE
+    }
+
+    pub fn is_manual(&self) -> bool {
+        self.rule.starts_with("manual.")
     }
 }
 
@@ -122,6 +133,14 @@ pub struct ScoreState {
 }
 
 impl ScoreState {
+    /// The same score, ignoring when it was last touched.
+    pub fn same_as(&self, other: &ScoreState) -> bool {
+        self.total == other.total
+            && self.pending == other.pending
+            && self.once_rules == other.once_rules
+            && self.cap_hits == other.cap_hits
+    }
+
     /// The exact score at `now`, whether or not due changes were settled yet.
     pub fn live_total(&self, now: DateTime<Utc>) -> Points {
         let due = self.pending.iter().take_while(|p| p.next_at <= now);
@@ -194,6 +213,10 @@ pub struct ContactState {
     /// The `seq` of the next ledger entry.
     #[serde(default)]
     pub next_seq: u64,
+    /// When each profile's score was last reset by hand: a recompute does
+    /// not bring back history from before it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reset_at: BTreeMap<ProfileId, DateTime<Utc>>,
 }
 
 impl ContactState {
@@ -210,6 +233,7 @@ impl ContactState {
             scores: BTreeMap::new(),
             fired_once: BTreeSet::new(),
             next_seq: 0,
+            reset_at: BTreeMap::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod interaction;
 pub mod ledger;
 pub mod points;
 pub mod profile;
+pub mod replay;
 pub mod template;
 pub mod trigger;
 
@@ -69,7 +70,7 @@ pub struct Adjustment {
 }
 
 impl Catalog {
-    fn profile(&self, id: &ProfileId) -> Option<&Profile> {
+    pub(crate) fn profile(&self, id: &ProfileId) -> Option<&Profile> {
         self.profiles.iter().find(|p| &p.id == id)
     }
 }
@@ -107,6 +108,7 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
                 at,
                 expires_at: rule.expires_in.map(|span| at + span.as_delta()),
                 decay: rule.decay,
+                merged: None,
             };
             score.book(&entry, now);
             record_hit(rule, score, at);
@@ -156,9 +158,11 @@ pub fn adjust(
         at: now,
         expires_at,
         decay: None,
+        merged: None,
     };
     if change.op == AdjustOp::Reset {
         state.scores.remove(profile);
+        state.reset_at.insert(profile.clone(), now);
     } else {
         let score = state.scores.entry(profile.clone()).or_default();
         score.settle(now);
@@ -222,7 +226,7 @@ fn score_of(
     })
 }
 
-fn fire_triggers(
+pub(crate) fn fire_triggers(
     catalog: &Catalog,
     before: &ContactState,
     state: &mut ContactState,

@@ -354,6 +354,110 @@ fn set_field_writes_the_live_score_to_the_tenant_field() {
     assert_eq!(fired[0].params["field"], "lead_score");
 }
 
+fn recorded(events: &[Interaction]) -> Vec<interaction::Recorded> {
+    events.iter().map(|e| interaction::Recorded { interaction: e.clone(), received_at: e.occurred_at }).collect()
+}
+
+#[test]
+fn a_recompute_rebuilds_from_history_keeps_manual_points_and_respects_resets() {
+    let v1 =
+        catalog(json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 1}]}), &[]);
+    let v2 = catalog(
+        json!({"name": "E", "rules": [
+            {"id": "opened", "when": {"type": "email.opened"}, "points": 2},
+            {"id": "clicked", "when": {"type": "email.clicked"}, "points": 5, "once": true}]}),
+        &[(
+            "hot",
+            json!({"name": "Hot", "when": {"score": {"profile": "engagement", "op": "gte", "value": 10}},
+            "actions": [{"type": "add_tag", "tag": "hot"}]}),
+        )],
+    );
+    let events: Vec<_> = (0..4)
+        .map(|i| {
+            event(
+                &format!("e{i}"),
+                ["email.opened", "email.clicked"][i % 2],
+                json!({}),
+                t0() + TimeDelta::hours(i as i64),
+            )
+        })
+        .collect();
+    let (live, _, _) = run(&v1, &events);
+    let now = t0() + TimeDelta::days(1);
+    let added = adjust(
+        &v1,
+        &live,
+        &engagement(),
+        Adjustment { op: AdjustOp::Add, points: Points::whole(3), expires_at: None },
+        &EventId::parse("adj").unwrap(),
+        now,
+    );
+    let before = added.state;
+    assert_eq!(score(&before, now), Some(Points::whole(5)), "two opens and the manual 3");
+
+    let outcome =
+        replay::recompute(&v2, &before, &v2.profiles[0], &recorded(&events), &added.ledger, "publish", now).unwrap();
+    assert_eq!(score(&outcome.state, now), Some(Points::whole(12)), "2 × 2 + one click 5 (once) + manual 3");
+    assert_eq!(outcome.ledger[0].rule, ledger::RECOMPUTE);
+    assert_eq!(
+        outcome.ledger.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (before.next_seq..before.next_seq + 4).collect::<Vec<_>>()
+    );
+    let opened = outcome.ledger.iter().find(|e| e.rule == "opened").unwrap();
+    assert_eq!((opened.points, opened.merged), (Points::whole(4), Some(2)), "fixed points merge per rule");
+    assert_eq!(outcome.actions.len(), 1, "5 → 12 crosses gte 10");
+    assert_eq!(score_from_ledger(&outcome.ledger, now), Some(Points::whole(12)), "the ledger explains the new score");
+
+    assert!(
+        replay::recompute(&v2, &outcome.state, &v2.profiles[0], &recorded(&events), &outcome.ledger, "again", now)
+            .is_none(),
+        "recomputing the same history changes nothing"
+    );
+
+    let reset = adjust(
+        &v1,
+        &before,
+        &engagement(),
+        Adjustment { op: AdjustOp::Reset, points: Points::ZERO, expires_at: None },
+        &EventId::parse("r").unwrap(),
+        now,
+    );
+    assert!(
+        replay::recompute(&v2, &reset.state, &v2.profiles[0], &recorded(&events), &reset.ledger, "publish", now)
+            .is_none(),
+        "history from before a manual reset does not come back"
+    );
+}
+
+#[test]
+fn a_simulation_reports_bands_top_contacts_and_trigger_counts() {
+    let catalog = seeds_catalog();
+    let results: Vec<(ContactId, replay::Replay)> = (0..5)
+        .map(|n| {
+            let contact = ContactId::parse(format!("c{n}")).unwrap();
+            let events: Vec<_> = (0..n * 2)
+                .map(|i| event(&format!("e{i}"), "email.opened", json!({}), t0() + TimeDelta::minutes(i as i64)))
+                .collect();
+            (
+                contact.clone(),
+                replay::replay(
+                    &catalog.profiles[0],
+                    &catalog.triggers,
+                    &contact,
+                    &recorded(&events),
+                    t0() + TimeDelta::days(1),
+                ),
+            )
+        })
+        .collect();
+    let report = replay::Simulation::report(&results, Points::whole(5), 2);
+    assert_eq!((report.contacts, report.scored), (5, 4), "c0 had no history");
+    let bands: Vec<(Points, usize)> = report.bands.iter().map(|b| (b.from, b.count)).collect();
+    assert_eq!(bands, vec![(Points::ZERO, 2), (Points::whole(5), 2)], "scores 2, 4 | 6, 8");
+    assert_eq!(report.top.iter().map(|t| t.contact_id.as_str()).collect::<Vec<_>>(), ["c4", "c3"]);
+    assert_eq!(report.triggers.get(&TriggerId::parse("hot").unwrap()), Some(&2), "c3 and c4 crossed 5, once each");
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Event { kind: usize, minutes: i64 },
@@ -425,6 +529,22 @@ proptest! {
         prop_assert_eq!(score(&state, later), score_from_ledger(&entries, later));
         let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
         prop_assert_eq!(seqs, (0..entries.len() as u64).collect::<Vec<_>>(), "ledger seqs are dense and ordered");
+    }
+
+    /// Replaying a contact's history books what live scoring booked: once,
+    /// caps, expiry and decay relative to each interaction's own time.
+    #[test]
+    fn replay_equals_live_scoring(steps in proptest::collection::vec((0..4usize, 0..600i64), 1..30), probe in 0..900i64) {
+        let catalog = property_catalog();
+        let mut events: Vec<_> = steps.iter().enumerate()
+            .map(|(i, (kind, minutes))| event(&format!("e{i}"), KINDS[*kind], json!({}), t0() + TimeDelta::minutes(*minutes)))
+            .collect();
+        events.sort_by_key(|e| e.occurred_at);
+        let (live, entries, _) = run(&catalog, &events);
+        let now = t0() + TimeDelta::minutes(600 + probe);
+        let replayed = replay::replay(&catalog.profiles[0], &[], &live.contact_id, &recorded(&events), now);
+        prop_assert_eq!(replayed.score.map(|s| s.total), score(&live, now));
+        prop_assert_eq!(replayed.entries, entries);
     }
 
     /// The engine is a function: the same inputs give the same outcome, so a

@@ -105,7 +105,7 @@ async fn scores(
                 .map(|e| {
                     json!({"rule": e.rule, "points": e.points, "current": e.value_at(view.as_of),
                            "event_id": e.event_id, "at": e.at, "expires_at": e.expires_at, "decay": e.decay,
-                           "profile_version": e.version})
+                           "merged": e.merged, "profile_version": e.version})
                 })
                 .collect();
             (profile.to_string(), json!({"score": view.score, "updated_at": view.updated_at, "ledger": ledger}))

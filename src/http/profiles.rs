@@ -1,5 +1,8 @@
-//! Scoring profiles: `PUT|GET /v1/tenants/{t}/profiles/{p}`, list, publish, archive.
+//! Scoring profiles: `PUT|GET /v1/tenants/{t}/profiles/{p}`, list, publish,
+//! archive, simulate, and the progress of a publish's recompute.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -8,10 +11,12 @@ use serde_json::{json, Value};
 
 use super::auth::Scoped;
 use super::error::ApiError;
-use super::extract::{path_id, JsonBody};
+use super::extract::{body_bytes, parse_json, path_id, JsonBody};
 use crate::engine::profile::{Change, ProfileRecord, ProfileSpec};
-use crate::ids::ProfileId;
+use crate::ids::{ProfileId, TenantId};
+use crate::service::simulate::SimulateInput;
 use crate::service::Service;
+use crate::store::RecomputeJob;
 
 pub fn router() -> Router<Service> {
     Router::new()
@@ -19,6 +24,25 @@ pub fn router() -> Router<Service> {
         .route("/v1/tenants/{tenant}/profiles/{profile}", put(save).get(show))
         .route("/v1/tenants/{tenant}/profiles/{profile}/publish", post(publish))
         .route("/v1/tenants/{tenant}/profiles/{profile}/archive", post(archive))
+        .route("/v1/tenants/{tenant}/profiles/{profile}/simulate", post(simulate))
+}
+
+fn job_out(job: &RecomputeJob) -> Value {
+    json!({
+        "version": job.version,
+        "status": job.status,
+        "contacts_done": job.contacts_done,
+        "contacts_changed": job.contacts_changed,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    })
+}
+
+/// A profile with the progress of its latest recompute.
+async fn detailed(service: &Service, tenant: &TenantId, record: &ProfileRecord) -> Result<Value, ApiError> {
+    let mut out = profile_out(record);
+    out["recompute"] = service.recompute_job(tenant, &record.id).await?.as_ref().map_or(Value::Null, job_out);
+    Ok(out)
 }
 
 fn profile_out(record: &ProfileRecord) -> Value {
@@ -61,7 +85,8 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
-    Ok(Json(profile_out(&service.profile(&tenant, &profile).await?)))
+    let record = service.profile(&tenant, &profile).await?;
+    Ok(Json(detailed(&service, &tenant, &record).await?))
 }
 
 async fn publish(
@@ -71,7 +96,8 @@ async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
-    Ok(Json(profile_out(&service.publish_profile(&tenant, &profile).await?)))
+    let record = service.publish_profile(&tenant, &profile).await?;
+    Ok(Json(detailed(&service, &tenant, &record).await?))
 }
 
 async fn archive(
@@ -82,4 +108,30 @@ async fn archive(
     let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
     Ok(Json(profile_out(&service.profile_step(&tenant, &profile, ProfileRecord::archive).await?)))
+}
+
+/// `POST …/simulate` with an optional body `{"contacts": 1000, "band": 10, "top": 10}`.
+async fn simulate(
+    State(service): State<Service>,
+    Path((_, profile)): Path<(String, String)>,
+    scope: Scoped,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = scope.tenant;
+    let profile = path_id::<ProfileId>(profile)?;
+    let bytes = body_bytes(body)?;
+    let input: SimulateInput =
+        if bytes.iter().all(u8::is_ascii_whitespace) { SimulateInput::default() } else { parse_json(&bytes)? };
+    let run = service.simulate(&tenant, &profile, &input).await?;
+    let report = &run.report;
+    Ok(Json(json!({
+        "profile": profile,
+        "version": run.version,
+        "complete": run.complete,
+        "contacts": report.contacts,
+        "scored": report.scored,
+        "bands": report.bands,
+        "top": report.top,
+        "triggers": report.triggers,
+    })))
 }

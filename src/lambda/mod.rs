@@ -26,10 +26,11 @@ pub struct Clients {
     pub store: Arc<DynamoStore>,
 }
 
-/// Reads `SCOREHOOK_TABLE` and the AWS environment Lambda provides.
+/// Reads `SCOREHOOK_TABLE`, `SCOREHOOK_HISTORY_DAYS` and the AWS environment Lambda provides.
 pub async fn clients() -> Result<Clients, Error> {
     let table = std::env::var("SCOREHOOK_TABLE").map_err(|_| "SCOREHOOK_TABLE is not set")?;
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table).with_history_retention_from_env()?;
+    let store = Arc::new(store);
     Ok(Clients { aws, store })
 }

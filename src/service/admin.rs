@@ -29,8 +29,8 @@ pub struct TenantWritten {
 }
 
 /// Published profiles per tenant. With `MAX_ENABLED_ACTIONS`, this bounds
-/// one commit to 1 marker + 1 state + 25 leaderboard rows + 1 ledger item +
-/// 60 actions = 88 items, inside DynamoDB's 100 per transaction.
+/// one commit to 1 marker + 1 state + 1 history item + 25 leaderboard rows +
+/// 1 ledger item + 60 actions = 89 items, inside DynamoDB's 100 per transaction.
 pub const MAX_PUBLISHED_PROFILES: usize = 25;
 /// Actions across all enabled triggers of a tenant: the most one interaction can fire.
 pub const MAX_ENABLED_ACTIONS: usize = 60;
@@ -160,7 +160,13 @@ impl Service {
                  commit atomically); archive one first"
             )));
         }
-        self.profile_step(tenant, id, ProfileRecord::publish).await
+        let before = self.profile(tenant, id).await?.scoring().map(|v| v.version);
+        let record = self.profile_step(tenant, id, ProfileRecord::publish).await?;
+        if let Some(live) = record.scoring().filter(|live| before != Some(live.version)) {
+            // A new version (or a re-publish after archiving) applies to the stored history.
+            self.start_recompute(tenant, id, live.version).await?;
+        }
+        Ok(record)
     }
 
     /// `publish` or `archive`: a lifecycle step on a stored profile.

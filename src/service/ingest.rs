@@ -20,7 +20,7 @@ use crate::outbox::OutboxItem;
 use crate::store::{Commit, StoreError};
 
 /// How many times one interaction is re-evaluated after losing a race.
-const MAX_CONFLICT_RETRIES: u32 = 10;
+pub(crate) const MAX_CONFLICT_RETRIES: u32 = 10;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IngestReport {
@@ -81,43 +81,66 @@ impl Service {
     ) -> Result<Committed, ServiceError> {
         let _queued = self.contact_lock(tenant, contact).lock().await;
         for attempt in 0..=MAX_CONFLICT_RETRIES {
-            let state =
-                self.store.contact(tenant, contact).await?.unwrap_or_else(|| ContactState::new(contact.clone()));
+            let state = self.load_contact(tenant, contact).await?;
             let now = self.clock.now();
             let outcome = change(&state, now);
-            let actions: Vec<OutboxItem> =
-                outcome.actions.iter().map(|a| OutboxItem::new(tenant.clone(), a.clone())).collect();
-            let commit = Commit {
-                tenant,
-                expected_version: state.version,
-                before: (state.version > 0).then_some(&state),
-                state: &outcome.state,
-                interaction,
-                received_at: now,
-                ledger: &outcome.ledger,
-                actions: &actions,
-            };
-            match self.store.commit(commit).await {
-                Ok(()) => {
-                    if !actions.is_empty() {
-                        self.outbox_bell.notify_one();
-                    }
-                    return Ok(Committed::Done(Box::new(outcome)));
-                }
-                Err(StoreError::Duplicate) => return Ok(Committed::Duplicate),
-                Err(StoreError::Conflict) => {
+            match self.try_commit(tenant, &state, interaction, now, outcome).await? {
+                Some(committed) => return Ok(committed),
+                None => {
                     tracing::debug!(attempt, "version conflict; re-reading the contact");
                     tokio::time::sleep(conflict_backoff(attempt)).await;
                 }
-                Err(other) => return Err(other.into()),
             }
         }
         Err(ServiceError::Busy)
     }
+
+    pub(crate) async fn load_contact(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> Result<ContactState, ServiceError> {
+        Ok(self.store.contact(tenant, contact).await?.unwrap_or_else(|| ContactState::new(contact.clone())))
+    }
+
+    /// Commits an outcome computed from `state`; `None` when another writer
+    /// moved the contact first (re-read and try again).
+    pub(crate) async fn try_commit(
+        &self,
+        tenant: &TenantId,
+        state: &ContactState,
+        interaction: Option<&Interaction>,
+        now: chrono::DateTime<chrono::Utc>,
+        outcome: Outcome,
+    ) -> Result<Option<Committed>, ServiceError> {
+        let actions: Vec<OutboxItem> =
+            outcome.actions.iter().map(|a| OutboxItem::new(tenant.clone(), a.clone())).collect();
+        let commit = Commit {
+            tenant,
+            expected_version: state.version,
+            before: (state.version > 0).then_some(state),
+            state: &outcome.state,
+            interaction,
+            received_at: now,
+            ledger: &outcome.ledger,
+            actions: &actions,
+        };
+        match self.store.commit(commit).await {
+            Ok(()) => {
+                if !actions.is_empty() {
+                    self.outbox_bell.notify_one();
+                }
+                Ok(Some(Committed::Done(Box::new(outcome))))
+            }
+            Err(StoreError::Duplicate) => Ok(Some(Committed::Duplicate)),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
 }
 
 /// 1, 2, 4 … ms, capped at 50 ms, plus up to as much again of jitter.
-fn conflict_backoff(attempt: u32) -> Duration {
+pub(crate) fn conflict_backoff(attempt: u32) -> Duration {
     let base = (1u64 << attempt.min(6)).min(50);
     let mut byte = [0u8; 1];
     let jitter = match getrandom::fill(&mut byte) {

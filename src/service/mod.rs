@@ -10,7 +10,9 @@ pub mod admin;
 pub mod apply;
 pub mod catalog;
 pub mod ingest;
+pub mod recompute;
 pub mod scores;
+pub mod simulate;
 pub mod sweep;
 
 use std::hash::{Hash, Hasher};

@@ -15,11 +15,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
-use super::{Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, Store, StoreError, TriggerRecord};
-use crate::engine::interaction::Interaction;
+use super::{
+    Commit, JobStatus, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, RecomputeJob, Store, StoreError,
+    TriggerRecord,
+};
+use crate::engine::interaction::Recorded;
 use crate::engine::ledger::{ContactState, LedgerEntry};
 use crate::engine::points::Points;
 use crate::engine::profile::ProfileRecord;
@@ -37,8 +40,12 @@ const PROFILES: Table = TableDefinition::new("profiles");
 const TRIGGERS: Table = TableDefinition::new("triggers");
 /// tenant·contact → ContactState
 const CONTACTS: Table = TableDefinition::new("contacts");
-/// tenant·event → StoredInteraction: the dedupe marker and the scoring history.
+/// tenant·event → received_at: the dedupe marker.
 const EVENTS: Table = TableDefinition::new("events");
+/// tenant·contact·state version → Recorded: each contact's scoring history.
+const HISTORY: Table = TableDefinition::new("history");
+/// tenant·profile → RecomputeJob
+const JOBS: Table = TableDefinition::new("jobs");
 /// tenant·contact·seq → LedgerEntry
 const LEDGER: Table = TableDefinition::new("ledger");
 /// tenant·profile·sortable score·contact → updated_at: the leaderboard index.
@@ -52,18 +59,14 @@ const OUTBOX_LOG: Table = TableDefinition::new("outbox_log");
 /// next expiry millis·tenant·contact → (): contacts the sweeper must settle.
 const EXPIRY_DUE: Table = TableDefinition::new("expiry_due");
 
-const ALL_TABLES: [Table; 11] =
-    [TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG, EXPIRY_DUE];
+const ALL_TABLES: [Table; 13] = [
+    TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, HISTORY, JOBS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG,
+    EXPIRY_DUE,
+];
 
 const SEP: &str = "\u{1f}";
 /// The character after `SEP`: the exclusive end of a prefix range.
 const AFTER_SEP: &str = "\u{20}";
-
-#[derive(Serialize, Deserialize)]
-struct StoredInteraction {
-    interaction: Interaction,
-    received_at: DateTime<Utc>,
-}
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -219,8 +222,14 @@ impl Store for EmbeddedStore {
         let event = commit
             .interaction
             .map(|i| {
-                let stored = StoredInteraction { interaction: i.clone(), received_at: commit.received_at };
-                Ok::<_, StoreError>((key(&[&tenant, i.id.as_str()]), encode(&stored)?))
+                let recorded = Recorded { interaction: i.clone(), received_at: commit.received_at };
+                let history_key = key(&[&tenant, &contact, &format!("{:020}", state.version)]);
+                Ok::<_, StoreError>((
+                    key(&[&tenant, i.id.as_str()]),
+                    encode(&commit.received_at)?,
+                    history_key,
+                    encode(&recorded)?,
+                ))
             })
             .transpose()?;
         let ledger = commit
@@ -242,11 +251,13 @@ impl Store for EmbeddedStore {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
-                if let Some((event_key, bytes)) = &event {
+                if let Some((event_key, marker, history_key, recorded)) = &event {
                     if events.get(event_key.as_str()).map_err(unavailable)?.is_some() {
                         return Err(StoreError::Duplicate);
                     }
-                    events.insert(event_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+                    events.insert(event_key.as_str(), marker.as_slice()).map_err(unavailable)?;
+                    let mut history = txn.open_table(HISTORY).map_err(unavailable)?;
+                    history.insert(history_key.as_str(), recorded.as_slice()).map_err(unavailable)?;
                 }
 
                 let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
@@ -323,6 +334,81 @@ impl Store for EmbeddedStore {
             Ok(entries)
         })
         .await
+    }
+
+    async fn history(&self, tenant: &TenantId, contact: &ContactId) -> Result<Vec<Recorded>, StoreError> {
+        self.scan(HISTORY, &[tenant.as_str(), contact.as_str()]).await
+    }
+
+    async fn contacts(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        let (start, end) = prefix(&[tenant.as_str()]);
+        let lower = match after {
+            Some(after) => Bound::Excluded(key(&[tenant.as_str(), after.as_str()])),
+            None => Bound::Included(start),
+        };
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(CONTACTS).map_err(unavailable)?;
+            let bounds = (lower.as_ref().map(String::as_str), Bound::Excluded(end.as_str()));
+            let mut contacts = Vec::new();
+            for row in table.range::<&str>(bounds).map_err(unavailable)?.take(limit) {
+                let (k, _) = row.map_err(unavailable)?;
+                let contact = k.value().rsplit(SEP).next().unwrap_or_default();
+                contacts.push(ContactId::parse(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+            Ok(contacts)
+        })
+        .await
+    }
+
+    async fn save_job(&self, job: &RecomputeJob) -> Result<(), StoreError> {
+        let job_key = key(&[job.tenant.as_str(), job.profile.as_str()]);
+        let expected = job.revision;
+        let bytes = encode(&RecomputeJob { revision: expected + 1, ..job.clone() })?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+                let old: Option<RecomputeJob> =
+                    jobs.get(job_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
+                if old.map_or(0, |o| o.revision) != expected {
+                    return Err(StoreError::Conflict);
+                }
+                jobs.insert(job_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn job(&self, tenant: &TenantId, profile: &ProfileId) -> Result<Option<RecomputeJob>, StoreError> {
+        self.get(JOBS, key(&[tenant.as_str(), profile.as_str()])).await
+    }
+
+    async fn running_jobs(&self, limit: usize) -> Result<Vec<RecomputeJob>, StoreError> {
+        // Jobs are few (one per published profile at most), so a scan is cheap.
+        let mut running: Vec<RecomputeJob> = self
+            .blocking(|db| {
+                let txn = db.begin_read().map_err(unavailable)?;
+                let table = txn.open_table(JOBS).map_err(unavailable)?;
+                let mut jobs = Vec::new();
+                for row in table.iter().map_err(unavailable)? {
+                    let job: RecomputeJob = decode(row.map_err(unavailable)?.1.value())?;
+                    if job.status == JobStatus::Running {
+                        jobs.push(job);
+                    }
+                }
+                Ok(jobs)
+            })
+            .await?;
+        running.sort_by_key(|job| job.started_at);
+        running.truncate(limit);
+        Ok(running)
     }
 
     async fn leaderboard(&self, tenant: &TenantId, query: &LeaderboardQuery) -> Result<LeaderboardPage, StoreError> {

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::interaction::Interaction;
+use crate::engine::interaction::{Interaction, Recorded};
 use crate::engine::ledger::{ContactState, LedgerEntry};
 use crate::engine::points::Points;
 use crate::engine::profile::ProfileRecord;
@@ -55,8 +55,9 @@ pub struct Commit<'a> {
     pub before: Option<&'a ContactState>,
     /// The new state; stored with `version = expected_version + 1`.
     pub state: &'a ContactState,
-    /// The interaction, recorded as history and as the dedupe marker (fails
-    /// with `Duplicate` if its id is known). `None` for manual adjustments.
+    /// The interaction, recorded as the dedupe marker (fails with
+    /// `Duplicate` if its id is known) and in the contact's history under
+    /// the new state version. `None` for manual adjustments.
     pub interaction: Option<&'a Interaction>,
     pub received_at: DateTime<Utc>,
     pub ledger: &'a [LedgerEntry],
@@ -101,6 +102,35 @@ pub struct LeaderboardPage {
     pub rows: Vec<LeaderboardRow>,
     /// Set when more rows may follow: pass it back as `after`.
     pub next: Option<(Points, ContactId)>,
+}
+
+/// Applying a newly published profile version to stored history, one batch
+/// of contacts at a time; saved after each batch, so it survives restarts
+/// and continues across Lambda invocations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecomputeJob {
+    pub tenant: TenantId,
+    pub profile: ProfileId,
+    pub version: u32,
+    pub status: JobStatus,
+    /// The last contact done; the next batch starts after it.
+    pub after: Option<ContactId>,
+    pub contacts_done: u64,
+    pub contacts_changed: u64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Save counter: `save_job` writes `revision + 1` only over `revision`.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Done,
+    /// The profile was archived or a newer version published before it finished.
+    Cancelled,
 }
 
 /// Everything scoring needs to know about a tenant's configuration.
@@ -155,6 +185,23 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<LedgerEntry>, StoreError>;
     async fn leaderboard(&self, tenant: &TenantId, query: &LeaderboardQuery) -> Result<LeaderboardPage, StoreError>;
+
+    /// The contact's recorded interactions (within retention), in the order they were scored.
+    async fn history(&self, tenant: &TenantId, contact: &ContactId) -> Result<Vec<Recorded>, StoreError>;
+    /// A tenant's contacts in id order, starting after `after`.
+    async fn contacts(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError>;
+
+    /// Saves a recompute job as revision `job.revision + 1`, only if the
+    /// stored one is at `job.revision` (0: none stored); else `Conflict`.
+    async fn save_job(&self, job: &RecomputeJob) -> Result<(), StoreError>;
+    async fn job(&self, tenant: &TenantId, profile: &ProfileId) -> Result<Option<RecomputeJob>, StoreError>;
+    /// Jobs still running, oldest first.
+    async fn running_jobs(&self, limit: usize) -> Result<Vec<RecomputeJob>, StoreError>;
 
     /// Contacts with points that expire at or before `now` (by their
     /// state's next expiry), soonest first: the sweeper settles them.

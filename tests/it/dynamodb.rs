@@ -92,8 +92,8 @@ async fn a_common_interaction_costs_two_dynamodb_calls() {
     assert_eq!(status, StatusCode::ACCEPTED);
     let after = store.metrics();
     assert_eq!(after.calls - before.calls, 2, "one GetItem of the contact, one TransactWriteItems");
-    // Marker, state, one leaderboard row and one ledger item: 4 small items at 2 WCU each.
-    assert_eq!(after.write_units - before.write_units, 8);
+    // Marker, state, history, one leaderboard row and one ledger item: 5 small items at 2 WCU each.
+    assert_eq!(after.write_units - before.write_units, 10);
     assert_eq!(after.read_half_units - before.read_half_units, 2, "one strongly consistent read of a new contact");
 }
 

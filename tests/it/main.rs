@@ -6,6 +6,7 @@ mod concurrency;
 mod delivery;
 mod dynamodb;
 mod lambda_events;
+mod recompute;
 mod restart;
 mod scoring_over_time;
 mod seeds;

@@ -55,6 +55,7 @@ fn entry(seq: u64, points: i64) -> LedgerEntry {
         at: t0(),
         expires_at: None,
         decay: None,
+        merged: None,
     }
 }
 

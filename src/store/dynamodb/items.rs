@@ -15,7 +15,7 @@ use crate::engine::ledger::{LedgerEntry, ScoreState};
 use crate::ids::{ActionId, ContactId, EventId, ProfileId, TenantId, TriggerId};
 use crate::outbox::OutboxItem;
 use crate::store::keys::{sortable_millis, sortable_score};
-use crate::store::StoreError;
+use crate::store::{JobStatus, RecomputeJob, StoreError};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -37,6 +37,12 @@ pub const LOG_SK: &str = "log_sk";
 pub const DUE: &str = "due";
 pub const DUE_PK: &str = "due_pk";
 pub const DUE_SK: &str = "due_sk";
+/// GSI `contacts`: a tenant's contacts by id (a recompute walks them).
+pub const CONTACTS: &str = "contacts";
+pub const CT_PK: &str = "ct_pk";
+pub const CT_SK: &str = "ct_sk";
+/// The `due` index partition of running recompute jobs.
+pub const JOB_PARTITION: &str = "DUE#JOB";
 /// The `due` index partition of action deliveries (sharding it is a later scale step).
 pub const DUE_PARTITION: &str = "DUE";
 /// The `due` index partition of contacts whose points expire.
@@ -50,6 +56,8 @@ pub const SK_PROFILE_PREFIX: &str = "PROFILE#";
 pub const SK_TRIGGER_PREFIX: &str = "TRIGGER#";
 pub const SK_SCORE_PREFIX: &str = "SCORE#";
 pub const SK_LEDGER_PREFIX: &str = "LEDGER#";
+pub const SK_HISTORY_PREFIX: &str = "HIST#";
+pub const SK_JOB_PREFIX: &str = "JOB#";
 
 pub fn tenant_pk(tenant: &TenantId) -> String {
     format!("T#{tenant}")
@@ -74,6 +82,14 @@ pub fn leaderboard_pk(tenant: &TenantId, profile: &ProfileId) -> String {
 /// `<sortable score>#<contact>`: the leaderboard's order, ties by contact id.
 pub fn leaderboard_sk(score: crate::engine::points::Points, contact: &ContactId) -> String {
     format!("{}#{contact}", sortable_score(score))
+}
+
+pub fn contacts_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#CONTACTS")
+}
+
+pub fn job_sk(profile: &ProfileId) -> String {
+    format!("{SK_JOB_PREFIX}{profile}")
 }
 
 pub fn action_log_pk(tenant: &TenantId) -> String {
@@ -155,6 +171,20 @@ pub fn ledger_item(
         item.insert(TTL.to_owned(), ttl(latest));
     }
     Ok(Some(item))
+}
+
+/// A recompute job, with due-index attributes while it runs.
+pub fn job_item(job: &RecomputeJob) -> Result<Item, StoreError> {
+    let mut item = doc_item(tenant_pk(&job.tenant), job_sk(&job.profile), job)?;
+    item.insert(REVISION.to_owned(), n(job.revision));
+    if job.status == JobStatus::Running {
+        item.insert(DUE_PK.to_owned(), s(JOB_PARTITION));
+        item.insert(
+            DUE_SK.to_owned(),
+            s(format!("{}#{}#{}", sortable_millis(job.started_at), tenant_pk(&job.tenant), job.profile)),
+        );
+    }
+    Ok(item)
 }
 
 /// An action with its log and (while due) due-index attributes.

@@ -28,8 +28,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
 use super::{
-    Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, Store, StoreError, TenantConfig, TriggerRecord,
+    Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, RecomputeJob, Store, StoreError, TenantConfig,
+    TriggerRecord,
 };
+use crate::engine::interaction::Recorded;
 use crate::engine::ledger::{ContactState, LedgerEntry};
 use crate::engine::profile::ProfileRecord;
 use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
@@ -42,12 +44,16 @@ use items::{
     BY_SCORE, DUE, DUE_PARTITION, DUE_PK, DUE_SK, EXPIRY_PARTITION, LB_PK, LB_SK, LOG_PK, PK, REVISION, SK, SK_ACTION,
     SK_EVENT, SK_LEDGER_PREFIX, SK_PROFILE_PREFIX, SK_STATE, SK_TENANT, SK_TRIGGER_PREFIX, TTL, VERSION,
 };
+use items::{contacts_pk, job_item, job_sk, CONTACTS, CT_PK, CT_SK, JOB_PARTITION, SK_HISTORY_PREFIX};
 
 /// DynamoDB's limit on items per transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
-/// How long a dedupe marker (and the stored interaction) is kept: a CRM
-/// redelivering after this would score again.
+/// How long a dedupe marker and the contact's history item are kept (TTL):
+/// a CRM redelivering after this would score again, and a recompute no
+/// longer sees the interaction.
 pub const DEFAULT_EVENT_RETENTION: TimeDelta = TimeDelta::days(90);
+/// The environment variable that sets the history retention, in days.
+pub const HISTORY_DAYS_VAR: &str = "SCOREHOOK_HISTORY_DAYS";
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
 
@@ -123,6 +129,21 @@ impl DynamoStore {
             loader = loader.endpoint_url(endpoint).region(region);
         }
         Self::new(Client::new(&loader.load().await), table)
+    }
+
+    /// Keeps dedupe markers and history for `retention` instead of the default 90 days.
+    pub fn with_history_retention(mut self, retention: TimeDelta) -> Self {
+        self.event_retention = retention;
+        self
+    }
+
+    /// Applies `SCOREHOOK_HISTORY_DAYS` (1-3650) when set.
+    pub fn with_history_retention_from_env(self) -> Result<Self, String> {
+        let Ok(raw) = std::env::var(HISTORY_DAYS_VAR) else { return Ok(self) };
+        match raw.trim().parse::<i64>() {
+            Ok(days @ 1..=3650) => Ok(self.with_history_retention(TimeDelta::days(days))),
+            _ => Err(format!("{HISTORY_DAYS_VAR} must be a whole number of days from 1 to 3650, not {raw:?}")),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -272,16 +293,25 @@ impl DynamoStore {
         let (tenant, before) = (commit.tenant, commit.before);
         let contact = &commit.state.contact_id;
         let mut writes: Vec<(Item, Option<Guard>)> = Vec::new();
-        if let Some(interaction) = commit.interaction {
-            let stored = serde_json::json!({"interaction": interaction, "received_at": commit.received_at});
-            let mut item = doc_item(event_pk(tenant, &interaction.id), SK_EVENT, &stored)?;
-            item.insert(TTL.to_owned(), ttl(commit.received_at + self.event_retention));
-            writes.push((item, Some(Guard::MustNotExist)));
-        }
         let mut state = commit.state.clone();
         state.version = commit.expected_version + 1;
+        let mut history = None;
+        if let Some(interaction) = commit.interaction {
+            let expires = ttl(commit.received_at + self.event_retention);
+            let marker = serde_json::json!({"received_at": commit.received_at, "contact_id": contact});
+            let mut item = doc_item(event_pk(tenant, &interaction.id), SK_EVENT, &marker)?;
+            item.insert(TTL.to_owned(), expires.clone());
+            writes.push((item, Some(Guard::MustNotExist)));
+            let recorded = Recorded { interaction: interaction.clone(), received_at: commit.received_at };
+            let sk = format!("{SK_HISTORY_PREFIX}{:020}", state.version);
+            let mut item = doc_item(contact_pk(tenant, contact), sk, &recorded)?;
+            item.insert(TTL.to_owned(), expires);
+            history = Some(item);
+        }
         let mut state_item = doc_item(contact_pk(tenant, contact), SK_STATE, &state)?;
         state_item.insert(VERSION.to_owned(), n(state.version));
+        state_item.insert(CT_PK.to_owned(), s(contacts_pk(tenant)));
+        state_item.insert(CT_SK.to_owned(), s(contact.as_str()));
         if let Some(at) = state.next_change() {
             state_item.insert(DUE_PK.to_owned(), s(EXPIRY_PARTITION));
             state_item.insert(DUE_SK.to_owned(), s(format!("{}#{}", sortable_millis(at), contact_pk(tenant, contact))));
@@ -291,6 +321,9 @@ impl DynamoStore {
             v => Guard::Version(v),
         };
         writes.push((state_item, Some(guard)));
+        if let Some(item) = history {
+            writes.push((item, None));
+        }
 
         let mut deletes = Vec::new();
         let profiles: BTreeSet<&ProfileId> =
@@ -509,6 +542,81 @@ impl Store for DynamoStore {
                 }
             }
         }
+    }
+
+    async fn history(&self, tenant: &TenantId, contact: &ContactId) -> Result<Vec<Recorded>, StoreError> {
+        self.query_prefix(contact_pk(tenant, contact), SK_HISTORY_PREFIX).await?.iter().map(decode).collect()
+    }
+
+    async fn contacts(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        let build = || {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(CONTACTS)
+                .expression_attribute_names("#p", CT_PK)
+                .expression_attribute_values(":p", s(contacts_pk(tenant)));
+            match after {
+                Some(after) => query
+                    .key_condition_expression("#p = :p AND #s > :after")
+                    .expression_attribute_names("#s", CT_SK)
+                    .expression_attribute_values(":after", s(after.as_str())),
+                None => query.key_condition_expression("#p = :p"),
+            }
+        };
+        self.query(build, Some(limit), false)
+            .await?
+            .iter()
+            .map(|item| ContactId::parse(get_s(item, CT_SK)?).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    async fn save_job(&self, job: &RecomputeJob) -> Result<(), StoreError> {
+        let item = job_item(&RecomputeJob { revision: job.revision + 1, ..job.clone() })?;
+        self.metrics.call();
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = match job.revision {
+            0 => request.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
+            revision => request
+                .condition_expression("#rev = :rev")
+                .expression_attribute_names("#rev", REVISION)
+                .expression_attribute_values(":rev", n(revision)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn job(&self, tenant: &TenantId, profile: &ProfileId) -> Result<Option<RecomputeJob>, StoreError> {
+        self.get_doc(key(tenant_pk(tenant), job_sk(profile))).await
+    }
+
+    async fn running_jobs(&self, limit: usize) -> Result<Vec<RecomputeJob>, StoreError> {
+        let far = DateTime::<Utc>::MAX_UTC;
+        let build = || self.due_query(JOB_PARTITION, far);
+        let keys: Vec<Item> = self
+            .query(build, Some(limit), false)
+            .await?
+            .into_iter()
+            .map(|k| k.into_iter().filter(|(name, _)| name == PK || name == SK).collect())
+            .collect();
+        // The index lags: keep only what the base items still say is running.
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(decode::<RecomputeJob>)
+            .filter(|job| job.as_ref().map_or(true, |j| j.status == super::JobStatus::Running))
+            .collect()
     }
 
     async fn leaderboard(&self, tenant: &TenantId, query: &LeaderboardQuery) -> Result<LeaderboardPage, StoreError> {

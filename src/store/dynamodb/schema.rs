@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::items::{ACTION_LOG, BY_SCORE, DUE, DUE_PK, DUE_SK, LB_PK, LB_SK, LOG_PK, LOG_SK, PK, SK, TTL};
+use super::items::{
+    ACTION_LOG, BY_SCORE, CONTACTS, CT_PK, CT_SK, DUE, DUE_PK, DUE_SK, LB_PK, LB_SK, LOG_PK, LOG_SK, PK, SK, TTL,
+};
 use crate::store::StoreError;
 
 /// One global secondary index: name, keys and projection (`ALL` or `KEYS_ONLY`).
@@ -37,11 +39,12 @@ pub struct TableShape {
 pub const TABLE: TableShape = TableShape {
     partition_key: PK,
     sort_key: SK,
-    attributes: &[PK, SK, LB_PK, LB_SK, LOG_PK, LOG_SK, DUE_PK, DUE_SK],
+    attributes: &[PK, SK, LB_PK, LB_SK, LOG_PK, LOG_SK, DUE_PK, DUE_SK, CT_PK, CT_SK],
     indexes: &[
         IndexShape { name: BY_SCORE, partition_key: LB_PK, sort_key: LB_SK, projection: "ALL" },
         IndexShape { name: ACTION_LOG, partition_key: LOG_PK, sort_key: LOG_SK, projection: "KEYS_ONLY" },
         IndexShape { name: DUE, partition_key: DUE_PK, sort_key: DUE_SK, projection: "KEYS_ONLY" },
+        IndexShape { name: CONTACTS, partition_key: CT_PK, sort_key: CT_SK, projection: "KEYS_ONLY" },
     ],
     ttl_attribute: TTL,
     stream_view: "NEW_IMAGE",

@@ -1,0 +1,151 @@
+//! Retroactive publish: a newly published profile version is applied to the
+//! stored history of every contact of the tenant, in bounded batches.
+//!
+//! Publishing saves a `RecomputeJob`; the sweeper (a background loop
+//! locally, the scheduled function on Lambda) advances running jobs one
+//! batch of contacts at a time and saves the cursor after each, so a job
+//! survives restarts and continues across invocations. Each contact is
+//! rebuilt through the same versioned commit as a webhook, under the same
+//! per-contact queue, so ingestion goes on meanwhile and loses nothing.
+
+use super::ingest::{conflict_backoff, MAX_CONFLICT_RETRIES};
+use super::scores::LEDGER_VIEW_LIMIT;
+use super::{Service, ServiceError};
+use crate::engine::ledger::since_last_reset;
+use crate::engine::profile::Profile;
+use crate::engine::replay::recompute;
+use crate::engine::Catalog;
+use crate::ids::{ContactId, ProfileId, TenantId};
+use crate::outbox::Step;
+use crate::store::{JobStatus, RecomputeJob, StoreError};
+
+/// Contacts one job advances by per sweep step.
+pub const RECOMPUTE_BATCH: usize = 50;
+/// Jobs advanced per sweep step.
+const JOBS_PER_STEP: usize = 4;
+
+impl Service {
+    /// Starts (or restarts, for a newer version) the recompute of a profile.
+    pub(crate) async fn start_recompute(
+        &self,
+        tenant: &TenantId,
+        profile: &ProfileId,
+        version: u32,
+    ) -> Result<RecomputeJob, ServiceError> {
+        for _ in 0..3 {
+            let revision = self.store.job(tenant, profile).await?.map_or(0, |job| job.revision);
+            let job = RecomputeJob {
+                tenant: tenant.clone(),
+                profile: profile.clone(),
+                version,
+                status: JobStatus::Running,
+                after: None,
+                contacts_done: 0,
+                contacts_changed: 0,
+                started_at: self.clock.now(),
+                finished_at: None,
+                revision,
+            };
+            match self.store.save_job(&job).await {
+                Ok(()) => {
+                    self.outbox_bell.notify_one();
+                    tracing::info!(tenant = %tenant, profile = %profile, version, "recompute started");
+                    return Ok(RecomputeJob { revision: revision + 1, ..job });
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Busy)
+    }
+
+    pub async fn recompute_job(
+        &self,
+        tenant: &TenantId,
+        profile: &ProfileId,
+    ) -> Result<Option<RecomputeJob>, ServiceError> {
+        Ok(self.store.job(tenant, profile).await?)
+    }
+
+    /// Advances each running job by one batch; `More` while any still runs.
+    pub async fn advance_recomputes(&self) -> Result<Step, ServiceError> {
+        let jobs = self.store.running_jobs(JOBS_PER_STEP).await?;
+        let mut more = jobs.len() == JOBS_PER_STEP;
+        for job in jobs {
+            more |= self.advance(job).await? == JobStatus::Running;
+        }
+        Ok(if more { Step::More } else { Step::Drained })
+    }
+
+    async fn advance(&self, mut job: RecomputeJob) -> Result<JobStatus, ServiceError> {
+        let record = self.store.profile(&job.tenant, &job.profile).await?;
+        let live = record.as_ref().and_then(|r| r.scoring()).filter(|v| v.version == job.version);
+        let Some(live) = live else {
+            // Archived, deleted or superseded: a newer publish starts its own job.
+            job.status = JobStatus::Cancelled;
+            job.finished_at = Some(self.clock.now());
+            return self.save_progress(job).await;
+        };
+        let profile = live.spec.compile(&job.profile, live.version)?;
+        let Some(view) = self.tenant_view(&job.tenant).await? else {
+            job.status = JobStatus::Cancelled;
+            return self.save_progress(job).await;
+        };
+        let mut catalog = view.catalog.clone();
+        catalog.profiles.retain(|p| p.id != profile.id);
+        catalog.profiles.push(profile.clone());
+
+        let contacts = self.store.contacts(&job.tenant, job.after.as_ref(), RECOMPUTE_BATCH).await?;
+        for contact in &contacts {
+            if self.recompute_contact(&catalog, &profile, &job.tenant, contact).await? {
+                job.contacts_changed += 1;
+            }
+            job.contacts_done += 1;
+        }
+        job.after = contacts.last().cloned().or(job.after);
+        if contacts.len() < RECOMPUTE_BATCH {
+            job.status = JobStatus::Done;
+            job.finished_at = Some(self.clock.now());
+            tracing::info!(tenant = %job.tenant, profile = %job.profile, version = job.version,
+                contacts = job.contacts_done, changed = job.contacts_changed, "recompute done");
+        }
+        self.save_progress(job).await
+    }
+
+    /// Saves a job's progress; a job replaced meanwhile (a newer publish) is left alone.
+    async fn save_progress(&self, job: RecomputeJob) -> Result<JobStatus, ServiceError> {
+        match self.store.save_job(&job).await {
+            Ok(()) => Ok(job.status),
+            Err(StoreError::Conflict) => Ok(JobStatus::Cancelled),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Rebuilds one contact's score in `profile` from its history; whether it changed.
+    async fn recompute_contact(
+        &self,
+        catalog: &Catalog,
+        profile: &Profile,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> Result<bool, ServiceError> {
+        let _queued = self.contact_lock(tenant, contact).lock().await;
+        let cause = format!("recompute:{}:{}:{contact}", profile.id, profile.version);
+        for attempt in 0..=MAX_CONFLICT_RETRIES {
+            let Some(state) = self.store.contact(tenant, contact).await? else { return Ok(false) };
+            let history = self.store.history(tenant, contact).await?;
+            let ledger = self.store.ledger(tenant, contact, LEDGER_VIEW_LIMIT).await?;
+            let mine: Vec<_> = ledger.into_iter().filter(|e| e.profile == profile.id).collect();
+            let now = self.clock.now();
+            let Some(outcome) = recompute(catalog, &state, profile, &history, since_last_reset(&mine), &cause, now)
+            else {
+                return Ok(false);
+            };
+            match self.try_commit(tenant, &state, None, now, outcome).await? {
+                Some(_) => return Ok(true),
+                None => tokio::time::sleep(conflict_backoff(attempt)).await,
+            }
+        }
+        Err(ServiceError::Busy)
+    }
+}
