@@ -11,12 +11,14 @@
 //! - `sweeper`: due work (expiries, deliveries, recomputes) as one step plus a local loop.
 //! - `http`: the one axum router, served locally and by `lambda_http`.
 //! - `lambda`: the Lambda entry points (HTTP, stream executor, scheduled sweeper).
+//! - `config_client`: `scorehook apply|export` against a running instance's admin API.
 //! - `offline`: `scorehook simulate`, a profile over interactions from files.
 //! - `keyed_hash`: HMAC-SHA256 for signatures and cursor tags.
 //! - `clock`, `telemetry`, `app`, `receiver`: process wiring and the local action receiver.
 
 pub mod app;
 pub mod clock;
+pub mod config_client;
 pub mod crm;
 pub mod engine;
 pub mod http;

@@ -12,11 +12,13 @@ use tokio::net::TcpListener;
 
 use scorehook::app::Local;
 use scorehook::clock::SystemClock;
+use scorehook::config_client::{self, Remote};
 use scorehook::engine::points::Points;
 use scorehook::http::extract::MAX_PAGE;
 use scorehook::ids::{ActionId, TenantId};
 use scorehook::offline::{self, OfflineRun};
 use scorehook::outbox::ActionStatus;
+use scorehook::service::apply::read_tenant_files;
 use scorehook::store::dynamodb::DynamoStore;
 use scorehook::tenant::Secret;
 use scorehook::{receiver, telemetry};
@@ -51,12 +53,27 @@ enum Command {
         #[arg(long, default_value_t = 5, env = "SCOREHOOK_CONFIG_REFRESH_SECS")]
         config_refresh_secs: u64,
     },
-    /// Apply tenant files to the embedded store (stop the server first: the file is locked).
+    /// Show what tenant files would change on a running instance; change it with --yes.
     Apply {
+        /// Tenant files: a directory of *.json, or one file.
         #[arg(short = 'f', long = "file")]
         path: PathBuf,
-        #[arg(long, default_value = ".scorehook", env = "SCOREHOOK_DATA_DIR")]
-        data_dir: PathBuf,
+        /// The instance's base URL (local `serve`, or a deployed Function URL).
+        #[arg(long, default_value = "http://127.0.0.1:3000", env = "SCOREHOOK_URL")]
+        url: String,
+        /// Apply the plan; without it nothing is changed.
+        #[arg(long)]
+        yes: bool,
+        /// Also send webhook secrets and CRM credentials of existing tenants (write-only, never compared).
+        #[arg(long)]
+        update_secrets: bool,
+    },
+    /// Print a tenant's configuration as a tenant file (without secrets).
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "http://127.0.0.1:3000", env = "SCOREHOOK_URL")]
+        url: String,
     },
     /// Re-queue failed or dead actions of a tenant in the embedded store (stop the server first).
     Replay {
@@ -150,9 +167,41 @@ async fn run(command: Command) -> Result<(), String> {
             }
             local.serve(listener, true, shutdown_signal()).await.map_err(|e| e.to_string())
         }
-        Command::Apply { path, data_dir } => {
-            let local = Local::open(&data_dir, Arc::new(SystemClock), None).map_err(|e| e.to_string())?;
-            apply(&local, &path).await
+        Command::Apply { path, url, yes, update_secrets } => {
+            let remote = Remote::new(&url, admin_token().as_ref().map_or("", |t| t.expose()));
+            let files = read_tenant_files(&path).map_err(|e| e.to_string())?;
+            let mut changes = 0;
+            for (file, doc) in &files {
+                let plan = config_client::plan(&remote, doc, update_secrets)
+                    .await
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                print!("{plan}");
+                changes += plan.steps.len();
+                if yes && !plan.steps.is_empty() {
+                    let token = config_client::execute(&remote, doc, &plan, update_secrets)
+                        .await
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    if let Some(token) = token {
+                        println!("tenant {} created; its admin token (shown once): {token}", doc.tenant);
+                    }
+                }
+            }
+            match (changes, yes) {
+                (0, _) => println!("No changes."),
+                (n, true) => println!("Applied {n} change(s)."),
+                (n, false) => println!("{n} change(s) planned; nothing changed. Run again with --yes to apply."),
+            }
+            Ok(())
+        }
+        Command::Export { tenant, url } => {
+            let remote = Remote::new(&url, admin_token().as_ref().map_or("", |t| t.expose()));
+            let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
+            let (file, notes) = config_client::export(&remote, &tenant).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?);
+            for note in notes {
+                eprintln!("note: {note}");
+            }
+            Ok(())
         }
         Command::Replay { tenant, actions, all, data_dir } => {
             let local = Local::open(&data_dir, Arc::new(SystemClock), None).map_err(|e| e.to_string())?;

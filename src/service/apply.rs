@@ -23,7 +23,9 @@ use crate::tenant::{Provider, Secret};
 pub struct TenantFile {
     pub tenant: TenantId,
     pub provider: Provider,
-    pub webhook_secret: String,
+    /// Required to create the tenant; an existing tenant keeps its secret when omitted.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
     #[serde(default)]
     pub actions_url: Option<String>,
     #[serde(default)]
@@ -67,15 +69,24 @@ fn files(path: &Path) -> Result<Vec<PathBuf>, ApplyError> {
     Ok(files)
 }
 
+/// Every tenant file under `path` (a directory's `*.json` in name order, or one file), parsed.
+pub fn read_tenant_files(path: &Path) -> Result<Vec<(PathBuf, TenantFile)>, ApplyError> {
+    files(path)?
+        .into_iter()
+        .map(|file| {
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| ApplyError::Read { path: file.clone(), source })?;
+            let doc = serde_json::from_str(&text).map_err(|source| ApplyError::Parse { path: file.clone(), source })?;
+            Ok((file, doc))
+        })
+        .collect()
+}
+
 impl Service {
     /// Applies every tenant file under `path` (a directory or one file).
     pub async fn apply(&self, path: &Path) -> Result<Vec<Applied>, ApplyError> {
         let mut applied = Vec::new();
-        for file in files(path)? {
-            let text =
-                std::fs::read_to_string(&file).map_err(|source| ApplyError::Read { path: file.clone(), source })?;
-            let doc: TenantFile =
-                serde_json::from_str(&text).map_err(|source| ApplyError::Parse { path: file.clone(), source })?;
+        for (file, doc) in read_tenant_files(path)? {
             let result =
                 self.apply_tenant(doc).await.map_err(|source| ApplyError::Rejected { path: file.clone(), source })?;
             applied.push(result);
@@ -86,7 +97,7 @@ impl Service {
     async fn apply_tenant(&self, doc: TenantFile) -> Result<Applied, ServiceError> {
         let input = TenantInput {
             provider: doc.provider,
-            webhook_secret: Some(Secret::new(doc.webhook_secret)),
+            webhook_secret: doc.webhook_secret.map(Secret::new),
             actions_url: doc.actions_url,
             crm: doc.crm,
         };

@@ -3,6 +3,7 @@
 
 mod admin_api;
 mod concurrency;
+mod config_as_code;
 mod delivery;
 mod dynamodb;
 mod lambda_events;
