@@ -37,6 +37,18 @@ pub struct MatchSpec {
     pub not: Option<Box<MatchSpec>>,
 }
 
+impl MatchSpec {
+    /// A fit rule's condition: only contact fields, nothing about the interaction.
+    pub fn is_fit(&self) -> bool {
+        !self.contact.is_empty()
+            && self.kind.is_none()
+            && self.attributes.is_empty()
+            && self.all.is_none()
+            && self.any.is_none()
+            && self.not.is_none()
+    }
+}
+
 /// Tests on one field's value; every key present must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -145,10 +145,13 @@ impl ProfileSpec {
                 if !seen.insert(rule_id.clone()) {
                     return Err(ConfigError::new(format!("{path}.id"), format!("rule id {rule_id} is used twice")));
                 }
-                if spec.once && spec.cap.is_some() {
+                // A fit rule (contact fields only) describes who the contact is, not
+                // what they did: it scores once per contact, whether or not it says so.
+                let once = spec.once || spec.when.is_fit();
+                if once && spec.cap.is_some() {
                     return Err(ConfigError::new(
                         format!("{path}.cap"),
-                        "a once rule scores at most once; drop the cap",
+                        "a once rule (and a fit rule, on contact fields only) scores at most once; drop the cap",
                     ));
                 }
                 if spec.cap.is_some_and(|cap| cap.max == 0) {
@@ -161,7 +164,7 @@ impl ProfileSpec {
                     id: rule_id,
                     when: spec.when.compile(&format!("{path}.when"))?,
                     points: spec.points,
-                    once: spec.once,
+                    once,
                     cap: spec.cap,
                     expires_in: spec.expires_in.0,
                     decay: spec.decay.or(self.decay),

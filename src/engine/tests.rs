@@ -212,6 +212,25 @@ fn decay_steps_apply_at_their_instants_and_the_ledger_keeps_the_original() {
 }
 
 #[test]
+fn fit_rules_score_once_per_contact_on_any_interaction_carrying_the_fields() {
+    let catalog = catalog(
+        json!({"name": "E", "rules": [{"id": "ceo", "when": {"contact": {"title": {"equals": "CEO"}}}, "points": 15}]}),
+        &[],
+    );
+    let mut updated = event("u", "contact.updated", json!({}), t0());
+    updated.contact = json!({"title": "CEO"}).as_object().unwrap().clone();
+    let mut opened = event("o", "email.opened", json!({}), t0() + TimeDelta::hours(1));
+    opened.contact = json!({"title": "CEO"}).as_object().unwrap().clone();
+    let (state, entries, _) = run(&catalog, &[updated, opened]);
+    assert_eq!(entries.len(), 1, "a fit rule is once per contact without saying so");
+    assert_eq!(score(&state, t0() + TimeDelta::hours(2)), Some(Points::whole(15)));
+    let capped: ProfileSpec = serde_json::from_value(json!({"name": "E", "rules": [
+        {"id": "ceo", "when": {"contact": {"title": {"equals": "CEO"}}}, "points": 15, "cap": {"max": 2, "per": "1d"}}]}))
+    .unwrap();
+    assert_eq!(capped.compile(&engagement(), 1).unwrap_err().path, "rules[0].cap");
+}
+
+#[test]
 fn contact_field_rules_use_fields_gathered_from_earlier_events() {
     let catalog = catalog(
         json!({"name": "E", "rules": [{"id": "metro", "when": {"contact": {"city": {"in": ["Bogotá", "Medellín"]}}}, "points": 10, "once": true}]}),
@@ -529,6 +548,33 @@ proptest! {
         prop_assert_eq!(score(&state, later), score_from_ledger(&entries, later));
         let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
         prop_assert_eq!(seqs, (0..entries.len() as u64).collect::<Vec<_>>(), "ledger seqs are dense and ordered");
+    }
+
+    /// A capped rule never books more than `max` hits in any window of
+    /// `per` ending at a hit, and refuses a hit only when the window is full.
+    #[test]
+    fn caps_hold_over_every_sliding_window(minutes in proptest::collection::vec(0..600i64, 1..60)) {
+        let catalog = catalog(
+            json!({"name": "E", "rules": [{"id": "c", "when": {"type": "email.clicked"}, "points": 1, "cap": {"max": 3, "per": "1h"}}]}),
+            &[],
+        );
+        let mut sorted = minutes.clone();
+        sorted.sort_unstable();
+        let events: Vec<_> = sorted.iter().enumerate()
+            .map(|(i, m)| event(&format!("e{i}"), "email.clicked", json!({}), t0() + TimeDelta::minutes(*m)))
+            .collect();
+        let (_, entries, _) = run(&catalog, &events);
+        let booked: Vec<DateTime<Utc>> = entries.iter().map(|e| e.at).collect();
+        for &at in &booked {
+            let in_window = booked.iter().filter(|&&t| t > at - TimeDelta::hours(1) && t <= at).count();
+            prop_assert!(in_window <= 3, "{} hits in the hour up to {}", in_window, at);
+        }
+        for e in &events {
+            if !booked.contains(&e.occurred_at) {
+                let window = booked.iter().filter(|&&t| t > e.occurred_at - TimeDelta::hours(1) && t <= e.occurred_at).count();
+                prop_assert_eq!(window, 3, "a hit was refused with room in its window");
+            }
+        }
     }
 
     /// Replaying a contact's history books what live scoring booked: once,
