@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::duration::Span;
 use super::error::ConfigError;
+use super::points::Points;
 use super::template::{Context, Template};
+use super::AdjustOp;
 use crate::ids::{ActionId, ContactId, DealId, ProfileId, TriggerId};
 
 /// Where `set_field` writes when neither the action nor the tenant names a field.
@@ -51,6 +53,16 @@ pub enum ActionSpec {
     Webhook {
         url: String,
     },
+    /// Moves a score of the same contact (in any published profile) inside
+    /// the commit; applied by the engine, never delivered to the CRM.
+    AdjustScore {
+        profile: ProfileId,
+        op: AdjustOp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        points: Option<Points>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_in: Option<Span>,
+    },
 }
 
 /// A compiled action: templates parsed, defaults resolved.
@@ -63,6 +75,7 @@ pub enum Action {
     AddNote(Template),
     SetField { field: Option<String>, profile: ProfileId },
     Webhook { url: String },
+    AdjustScore { profile: ProfileId, op: AdjustOp, points: Points, expires_in: Option<Span> },
 }
 
 /// An action the engine decided to fire; the outbox delivers it.
@@ -126,6 +139,25 @@ impl ActionSpec {
                 }
                 Action::Webhook { url: url.clone() }
             }
+            ActionSpec::AdjustScore { profile, op, points, expires_in } => {
+                let points = match (op, points) {
+                    (AdjustOp::Reset, None) => Points::ZERO,
+                    (AdjustOp::Reset, Some(_)) => {
+                        return Err(ConfigError::new(format!("{path}.points"), "a reset takes no points"))
+                    }
+                    (_, None) => {
+                        return Err(ConfigError::new(format!("{path}.points"), "required for add, subtract and set"))
+                    }
+                    (AdjustOp::Add | AdjustOp::Subtract, Some(p)) if *p <= Points::ZERO => {
+                        return Err(ConfigError::new(
+                            format!("{path}.points"),
+                            "give a positive number; the op says the direction",
+                        ))
+                    }
+                    (_, Some(p)) => *p,
+                };
+                Action::AdjustScore { profile: profile.clone(), op: *op, points, expires_in: *expires_in }
+            }
         })
     }
 }
@@ -140,6 +172,7 @@ impl Action {
             Action::AddNote(_) => "add_note",
             Action::SetField { .. } => "set_field",
             Action::Webhook { .. } => "webhook",
+            Action::AdjustScore { .. } => "adjust_score",
         }
     }
 
@@ -162,6 +195,9 @@ impl Action {
                 "value": cx.scores.get(profile).map(|s| s.live_total(cx.now)),
             }),
             Action::Webhook { url } => json!({"url": url}),
+            Action::AdjustScore { profile, op, points, expires_in } => {
+                json!({"profile": profile, "op": op, "points": points, "expires_in": expires_in})
+            }
         }
     }
 }

@@ -51,13 +51,17 @@ impl LedgerEntry {
         value_at(self.points, self.at, self.expires_at, self.decay, now)
     }
 
-    /// A reset or a recompute: entries before it no longer explain the score.
+    /// A reset (by hand or by a trigger) or a recompute: entries before it
+    /// no longer explain the score. Rule ids cannot hold a dot, so no rule's
+    /// entry ends in `.reset`.
     pub fn is_reset(&self) -> bool {
-        self.rule == MANUAL_RESET || self.rule == RECOMPUTE
+        self.rule.ends_with(".reset") || self.rule == RECOMPUTE
     }
 
+    /// An adjustment by hand (`manual.*`) or by a trigger's `adjust_score`
+    /// (`trigger.<id>.*`): not rebuilt from history, so a recompute keeps it.
     pub fn is_manual(&self) -> bool {
-        self.rule.starts_with("manual.")
+        self.rule.starts_with("manual.") || self.rule.starts_with("trigger.")
     }
 }
 

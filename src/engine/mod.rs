@@ -18,13 +18,13 @@ pub mod replay;
 pub mod template;
 pub mod trigger;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, ProfileId};
-use action::{action_id, FiredAction};
+use crate::ids::{EventId, ProfileId, TriggerId};
+use action::{action_id, Action, FiredAction};
 use condition::Subject;
 use interaction::Interaction;
 use ledger::{ContactState, LedgerEntry, ScoreState};
@@ -121,7 +121,8 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
             state.scores.remove(&profile.id);
         }
     }
-    let actions = fire_triggers(catalog, before, &mut state, Some(interaction), interaction.id.as_str(), now);
+    let (actions, adjusted) = react(catalog, before, &mut state, Some(interaction), interaction.id.as_str(), now);
+    ledger.extend(adjusted);
     Outcome { state, ledger, actions }
 }
 
@@ -136,13 +137,29 @@ pub fn adjust(
     now: DateTime<Utc>,
 ) -> Outcome {
     let mut state = before.clone();
+    let entry = apply_adjustment(catalog, &mut state, profile, change, "manual", now);
+    let (actions, mut ledger) = react(catalog, before, &mut state, None, cause.as_str(), now);
+    ledger.insert(0, entry);
+    Outcome { state, ledger, actions }
+}
+
+/// Books one adjustment of `profile`'s score; `source` names who made it
+/// (`manual`, or `trigger.<id>`) in the entry's rule.
+fn apply_adjustment(
+    catalog: &Catalog,
+    state: &mut ContactState,
+    profile: &ProfileId,
+    change: Adjustment,
+    source: &str,
+    now: DateTime<Utc>,
+) -> LedgerEntry {
     let version = catalog.profile(profile).map_or(0, |p| p.version);
     let current = state.scores.get(profile).map(|s| s.live_total(now));
-    let (rule, points) = match change.op {
-        AdjustOp::Add => (ledger::MANUAL_ADD, change.points),
-        AdjustOp::Subtract => (ledger::MANUAL_SUBTRACT, -change.points),
-        AdjustOp::Set => (ledger::MANUAL_SET, change.points - current.unwrap_or_default()),
-        AdjustOp::Reset => (ledger::MANUAL_RESET, Points::ZERO),
+    let (op, points) = match change.op {
+        AdjustOp::Add => ("add", change.points),
+        AdjustOp::Subtract => ("subtract", -change.points),
+        AdjustOp::Set => ("set", change.points - current.unwrap_or_default()),
+        AdjustOp::Reset => ("reset", Points::ZERO),
     };
     let expires_at = match change.op {
         AdjustOp::Reset => None,
@@ -152,7 +169,7 @@ pub fn adjust(
         seq: state.next_seq,
         profile: profile.clone(),
         version,
-        rule: rule.to_owned(),
+        rule: format!("{source}.{op}"),
         points,
         event_id: None,
         at: now,
@@ -169,8 +186,7 @@ pub fn adjust(
         score.book(&entry, now);
     }
     state.next_seq += 1;
-    let actions = fire_triggers(catalog, before, &mut state, None, cause.as_str(), now);
-    Outcome { state, ledger: vec![entry], actions }
+    entry
 }
 
 /// Settles every score at `now` (expired points stop counting, decay steps
@@ -182,8 +198,8 @@ pub fn settle(catalog: &Catalog, before: &ContactState, cause: &str, now: DateTi
     for score in state.scores.values_mut() {
         score.settle(now);
     }
-    let actions = fire_triggers(catalog, before, &mut state, None, cause, now);
-    Outcome { state, ledger: Vec::new(), actions }
+    let (actions, ledger) = react(catalog, before, &mut state, None, cause, now);
+    Outcome { state, ledger, actions }
 }
 
 /// Whether `once` and `cap` still let this rule score at `at`.
@@ -226,16 +242,67 @@ fn score_of(
     })
 }
 
-pub(crate) fn fire_triggers(
+/// How many rounds of `adjust_score` one change may cascade through.
+const MAX_ADJUST_ROUNDS: usize = 3;
+
+/// A score change made by a trigger's `adjust_score` action.
+struct TriggeredAdjustment {
+    trigger: TriggerId,
+    profile: ProfileId,
+    change: Adjustment,
+}
+
+/// Evaluates triggers on the change from `before` to `state`, applies the
+/// `adjust_score` actions they fire (which may fire further score
+/// triggers), and returns the actions to deliver and the adjustments'
+/// ledger entries. Loop protection: a trigger fires at most once per
+/// change, and cascades stop after `MAX_ADJUST_ROUNDS` rounds.
+pub(crate) fn react(
     catalog: &Catalog,
     before: &ContactState,
     state: &mut ContactState,
     interaction: Option<&Interaction>,
     cause: &str,
     now: DateTime<Utc>,
-) -> Vec<FiredAction> {
+) -> (Vec<FiredAction>, Vec<LedgerEntry>) {
+    let mut fired_triggers = BTreeSet::new();
+    let (mut actions, mut adjustments) =
+        fire_triggers(catalog, before, state, interaction, cause, now, &mut fired_triggers);
+    let mut ledger = Vec::new();
+    for _ in 0..MAX_ADJUST_ROUNDS {
+        if adjustments.is_empty() {
+            break;
+        }
+        let round_before = state.clone();
+        for adjustment in adjustments.drain(..) {
+            if catalog.profile(&adjustment.profile).is_none() {
+                continue; // the target profile is not published (any more)
+            }
+            let source = format!("trigger.{}", adjustment.trigger);
+            ledger.push(apply_adjustment(catalog, state, &adjustment.profile, adjustment.change, &source, now));
+        }
+        let (more, next) = fire_triggers(catalog, &round_before, state, None, cause, now, &mut fired_triggers);
+        actions.extend(more);
+        adjustments = next;
+    }
+    (actions, ledger)
+}
+
+fn fire_triggers(
+    catalog: &Catalog,
+    before: &ContactState,
+    state: &mut ContactState,
+    interaction: Option<&Interaction>,
+    cause: &str,
+    now: DateTime<Utc>,
+    fired_triggers: &mut BTreeSet<TriggerId>,
+) -> (Vec<FiredAction>, Vec<TriggeredAdjustment>) {
     let mut fired = Vec::new();
+    let mut adjustments = Vec::new();
     for trigger in &catalog.triggers {
+        if fired_triggers.contains(&trigger.id) {
+            continue;
+        }
         let (holds_now, entered) = match &trigger.when {
             When::Score(filter) => {
                 if catalog.profile(&filter.profile).is_none() {
@@ -265,6 +332,7 @@ pub(crate) fn fire_triggers(
         if trigger.runs == Runs::Once {
             state.fired_once.insert(trigger.id.clone());
         }
+        fired_triggers.insert(trigger.id.clone());
         let cx = Context {
             contact_id: &state.contact_id,
             fields: &state.fields,
@@ -276,6 +344,12 @@ pub(crate) fn fire_triggers(
             now,
         };
         for (position, action) in trigger.actions.iter().enumerate() {
+            if let Action::AdjustScore { profile, op, points, expires_in } = action {
+                let expires_at = expires_in.map(|span| now + span.as_delta());
+                let change = Adjustment { op: *op, points: *points, expires_at };
+                adjustments.push(TriggeredAdjustment { trigger: trigger.id.clone(), profile: profile.clone(), change });
+                continue;
+            }
             fired.push(FiredAction {
                 id: action_id(cause, &trigger.id, position),
                 trigger: trigger.id.clone(),
@@ -287,7 +361,7 @@ pub(crate) fn fire_triggers(
             });
         }
     }
-    fired
+    (fired, adjustments)
 }
 
 #[cfg(test)]

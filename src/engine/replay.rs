@@ -19,7 +19,7 @@ use super::ledger::{ContactState, LedgerEntry, ScoreState, RECOMPUTE};
 use super::points::Points;
 use super::profile::Profile;
 use super::trigger::Trigger;
-use super::{evaluate, fire_triggers, Catalog, Outcome};
+use super::{evaluate, react, Catalog, Outcome};
 use crate::ids::{ContactId, TriggerId};
 
 /// What a profile books over one contact's history.
@@ -48,8 +48,11 @@ pub fn replay(
         let at = recorded.received_at.min(now);
         let outcome = evaluate(&catalog, &state, &recorded.interaction, at);
         for trigger in &catalog.triggers {
-            // A firing queues one action per action of the trigger.
-            if outcome.actions.iter().any(|a| a.trigger == trigger.id) {
+            // A firing queues its actions, or books its adjust_score entries.
+            let adjusted = format!("trigger.{}.", trigger.id);
+            if outcome.actions.iter().any(|a| a.trigger == trigger.id)
+                || outcome.ledger.iter().any(|e| e.rule.starts_with(&adjusted))
+            {
                 *replay.fired.entry(trigger.id.clone()).or_default() += 1;
             }
         }
@@ -131,7 +134,10 @@ pub fn recompute(
             state.scores.remove(&profile.id);
         }
     }
-    let actions = fire_triggers(catalog, before, &mut state, None, cause, now);
+    let (actions, adjusted) = react(catalog, before, &mut state, None, cause, now);
+    for entry in adjusted {
+        ledger.push(entry);
+    }
     Some(Outcome { state, ledger, actions })
 }
 

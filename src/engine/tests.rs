@@ -358,6 +358,64 @@ fn manual_adjustments_add_subtract_set_with_expiry() {
     assert_eq!(score(&state, t0() + TimeDelta::hours(1)), Some(Points::whole(2)), "the expiring add lapsed");
 }
 
+fn two_profiles(triggers: &[(&str, Value)]) -> Catalog {
+    let mut catalog = catalog(
+        json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 5}]}),
+        triggers,
+    );
+    let intent: ProfileSpec = serde_json::from_value(json!({"name": "Intent", "rules": []})).unwrap();
+    catalog.profiles.push(intent.compile(&ProfileId::parse("intent").unwrap(), 1).unwrap());
+    catalog
+}
+
+#[test]
+fn adjust_score_moves_another_profile_inside_the_same_change() {
+    let catalog = two_profiles(&[
+        (
+            "boost",
+            json!({"name": "Boost", "when": {"score": {"profile": "engagement", "op": "gte", "value": 5}},
+            "actions": [{"type": "adjust_score", "profile": "intent", "op": "add", "points": 2, "expires_in": "1d"},
+                        {"type": "add_tag", "tag": "warm"}]}),
+        ),
+        (
+            "intent-hot",
+            json!({"name": "Intent hot", "when": {"score": {"profile": "intent", "op": "gte", "value": 2}},
+            "actions": [{"type": "add_note", "text": "intent"}]}),
+        ),
+    ]);
+    let (state, entries, fired) = run(&catalog, &[event("o", "email.opened", json!({}), t0())]);
+    let intent = ProfileId::parse("intent").unwrap();
+    assert_eq!(state.scores[&intent].live_total(t0()), Points::whole(2));
+    assert_eq!(entries.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>(), ["opened", "trigger.boost.add"]);
+    assert_eq!(entries[1].expires_at, Some(t0() + TimeDelta::days(1)));
+    let kinds: Vec<&str> = fired.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["add_tag", "add_note"], "adjust_score is applied, not delivered; the cascade fires intent-hot");
+}
+
+#[test]
+fn adjust_score_loops_stop_each_trigger_fires_once_per_change() {
+    // a raises intent, which raises engagement, which would raise intent again…
+    let catalog = two_profiles(&[
+        (
+            "a",
+            json!({"name": "A", "when": {"score": {"profile": "engagement", "op": "gte", "value": 1}}, "runs": "every_time",
+            "actions": [{"type": "adjust_score", "profile": "intent", "op": "add", "points": 1}]}),
+        ),
+        (
+            "b",
+            json!({"name": "B", "when": {"score": {"profile": "intent", "op": "gte", "value": 1}}, "runs": "every_time",
+            "actions": [{"type": "adjust_score", "profile": "engagement", "op": "add", "points": 1}]}),
+        ),
+    ]);
+    let (state, entries, _) = run(&catalog, &[event("o", "email.opened", json!({}), t0())]);
+    assert_eq!(entries.len(), 3, "the event, then a, then b; a does not fire twice");
+    assert_eq!(score(&state, t0()), Some(Points::whole(6)));
+    let spec: TriggerSpec = serde_json::from_value(json!({"name": "x", "when": {"event": {"type": "email.opened"}},
+        "actions": [{"type": "adjust_score", "profile": "intent", "op": "add", "points": -1}]}))
+    .unwrap();
+    assert_eq!(spec.compile(&TriggerId::parse("x").unwrap()).unwrap_err().path, "actions[0].points");
+}
+
 #[test]
 fn set_field_writes_the_live_score_to_the_tenant_field() {
     let catalog = catalog(

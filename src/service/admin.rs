@@ -196,7 +196,9 @@ impl Service {
         spec.compile(id)?;
         let named = spec.score_profile().map(|p| ("when.score.profile".to_owned(), p)).into_iter().chain(
             spec.actions.iter().enumerate().filter_map(|(i, action)| match action {
-                ActionSpec::SetField { profile: Some(p), .. } => Some((format!("actions[{i}].profile"), p)),
+                ActionSpec::SetField { profile: Some(p), .. } | ActionSpec::AdjustScore { profile: p, .. } => {
+                    Some((format!("actions[{i}].profile"), p))
+                }
                 _ => None,
             }),
         );

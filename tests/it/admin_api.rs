@@ -391,3 +391,31 @@ async fn expired_points_leave_the_leaderboard_at_their_instant_and_fire_lt_trigg
     app.sweep().await;
     assert!(crm.received().await.is_empty(), "an expiry is settled once");
 }
+
+#[tokio::test]
+async fn an_adjust_score_action_moves_another_profile_atomically() {
+    let crm = crate::support::RecordingCrm::start().await;
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", Some(&crm.url)).await;
+    let boost = json!({"name": "Boost", "when": {"score": {"profile": "engagement", "op": "gte", "value": 2}},
+        "actions": [{"type": "adjust_score", "profile": "intent", "op": "add", "points": 10}]});
+    let (status, body) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/boost", Some(boost.clone())).await;
+    assert_eq!(
+        (status, body["error"]["path"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("actions[0].profile"))
+    );
+
+    let intent = json!({"name": "Intent", "rules": []});
+    app.admin(Method::PUT, "/v1/tenants/acme/profiles/intent", Some(intent)).await;
+    app.admin(Method::POST, "/v1/tenants/acme/profiles/intent/publish", None).await;
+    let (status, body) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/boost", Some(boost)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for i in 0..2 {
+        app.post_webhook("acme", &interaction(&format!("o{i}"), "email.opened", "jhon")).await;
+    }
+    let (_, view) = app.admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
+    assert_eq!(view["scores"]["intent"]["score"], 10);
+    assert_eq!(view["scores"]["intent"]["ledger"][0]["rule"], "trigger.boost.add");
+    app.drain_outbox().await;
+    assert!(crm.received().await.is_empty(), "adjust_score never reaches the CRM");
+}
