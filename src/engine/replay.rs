@@ -145,28 +145,28 @@ pub fn recompute(
 /// nothing for good, and merges the rest (points that never change) into
 /// one entry per rule, so a long history books a bounded ledger.
 fn compact(entries: Vec<LedgerEntry>, now: DateTime<Utc>) -> Vec<LedgerEntry> {
-    let mut kept = Vec::new();
-    let mut merged: BTreeMap<String, LedgerEntry> = BTreeMap::new();
+    let mut all = Vec::new();
+    let mut fixed: BTreeMap<String, Vec<LedgerEntry>> = BTreeMap::new();
     for entry in entries {
-        let value = entry.value_at(now);
-        let fixed = entry.expires_at.is_none() && entry.decay.is_none();
-        if fixed {
-            let slot = merged.entry(entry.rule.clone()).or_insert_with(|| LedgerEntry {
-                points: Points::ZERO,
-                event_id: None,
-                merged: Some(0),
-                ..entry.clone()
-            });
-            slot.points += entry.points;
-            slot.at = slot.at.max(entry.at);
-            slot.merged = slot.merged.map(|n| n + 1);
-        } else if value != Points::ZERO {
-            kept.push(entry);
+        if entry.expires_at.is_none() && entry.decay.is_none() {
+            fixed.entry(entry.rule.clone()).or_default().push(entry);
+        } else if entry.value_at(now) != Points::ZERO {
+            all.push(entry);
         }
     }
-    let mut all: Vec<LedgerEntry> =
-        merged.into_values().map(|e| if e.merged == Some(1) { LedgerEntry { merged: None, ..e } } else { e }).collect();
-    all.extend(kept);
+    for (_, group) in fixed {
+        match group.as_slice() {
+            [single] => all.push(single.clone()),
+            [.., last] => all.push(LedgerEntry {
+                points: group.iter().map(|e| e.points).sum(),
+                event_id: None,
+                at: last.at,
+                merged: u32::try_from(group.len()).ok(),
+                ..last.clone()
+            }),
+            [] => {}
+        }
+    }
     all.sort_by_key(|e| e.at);
     all
 }

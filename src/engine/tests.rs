@@ -482,6 +482,12 @@ fn a_recompute_rebuilds_from_history_keeps_manual_points_and_respects_resets() {
     );
     let opened = outcome.ledger.iter().find(|e| e.rule == "opened").unwrap();
     assert_eq!((opened.points, opened.merged), (Points::whole(4), Some(2)), "fixed points merge per rule");
+    let clicked = outcome.ledger.iter().find(|e| e.rule == "clicked").unwrap();
+    assert_eq!(
+        (clicked.merged, clicked.event_id.as_ref().map(|e| e.as_str())),
+        (None, Some("e1")),
+        "a single entry stays itself"
+    );
     assert_eq!(outcome.actions.len(), 1, "5 → 12 crosses gte 10");
     assert_eq!(score_from_ledger(&outcome.ledger, now), Some(Points::whole(12)), "the ledger explains the new score");
 
