@@ -13,7 +13,7 @@ use crate::engine::profile::ProfileSpec;
 use crate::engine::trigger::TriggerSpec;
 use crate::ids::{ProfileId, TenantId, TriggerId};
 use crate::service::apply::TenantFile;
-use crate::tenant::PUBLIC_CRM_KEYS;
+use crate::tenant::public_crm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -177,13 +177,7 @@ pub async fn plan(remote: &Remote, file: &TenantFile, update_secrets: bool) -> R
             if current["actions_url"] != json!(file.actions_url) {
                 changed.push("actions_url".to_owned());
             }
-            let public: Map<String, Value> = file
-                .crm
-                .iter()
-                .filter(|(k, _)| PUBLIC_CRM_KEYS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            if current["crm"] != Value::Object(public) {
+            if current["crm"] != Value::Object(public_crm(&file.crm)) {
                 changed.push("crm".to_owned());
             }
             if update_secrets {
@@ -234,6 +228,11 @@ pub async fn plan(remote: &Remote, file: &TenantFile, update_secrets: bool) -> R
     Ok(plan)
 }
 
+/// A plan step naming something its file does not hold: a plan made from another file.
+fn not_in_file(kind: &str, id: &str) -> ClientError {
+    ClientError::Plan(format!("the plan names {kind} {id}, which the file does not hold"))
+}
+
 /// Carries out a plan; returns the new tenant's admin token, if it created one.
 pub async fn execute(
     remote: &Remote,
@@ -251,7 +250,7 @@ pub async fn execute(
                 if creating || update_secrets {
                     body["webhook_secret"] = json!(file.webhook_secret);
                     body["crm"] = json!(file.crm);
-                } else if file.crm.keys().all(|k| PUBLIC_CRM_KEYS.contains(&k.as_str())) {
+                } else if public_crm(&file.crm).len() == file.crm.len() {
                     body["crm"] = json!(file.crm);
                 } else {
                     return Err(ClientError::Plan(format!(
@@ -265,13 +264,15 @@ pub async fn execute(
             Step::Profile { id, changed, new } => {
                 let path = format!("/v1/tenants/{tenant}/profiles/{id}");
                 if *new || !changed.is_empty() {
-                    remote.call(Method::PUT, &path, Some(&json!(file.profiles[id]))).await?;
+                    let spec = file.profiles.get(id).ok_or_else(|| not_in_file("profile", id.as_str()))?;
+                    remote.call(Method::PUT, &path, Some(&json!(spec))).await?;
                 }
                 remote.call(Method::POST, &format!("{path}/publish"), None).await?;
             }
             Step::Trigger { id, .. } => {
                 let path = format!("/v1/tenants/{tenant}/triggers/{id}");
-                remote.call(Method::PUT, &path, Some(&json!(file.triggers[id]))).await?;
+                let spec = file.triggers.get(id).ok_or_else(|| not_in_file("trigger", id.as_str()))?;
+                remote.call(Method::PUT, &path, Some(&json!(spec))).await?;
             }
         }
     }

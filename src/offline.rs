@@ -10,11 +10,10 @@ use chrono::{DateTime, Utc};
 use crate::engine::interaction::{Interaction, Recorded};
 use crate::engine::points::Points;
 use crate::engine::profile::ProfileSpec;
-use crate::engine::replay::{replay, Simulation};
+use crate::engine::replay::{replay, score_triggers_on, Simulation};
 use crate::engine::trigger::TriggerSpec;
 use crate::engine::ConfigError;
 use crate::ids::{ContactId, ProfileId, TriggerId};
-use crate::service::simulate::triggers_on;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -69,7 +68,7 @@ pub fn simulate(run: &OfflineRun<'_>) -> Result<Simulation, OfflineError> {
             triggers.push(trigger);
         }
     }
-    let triggers = triggers_on(&triggers, &id);
+    let triggers = score_triggers_on(&triggers, &id);
 
     let mut by_contact: BTreeMap<ContactId, Vec<Recorded>> = BTreeMap::new();
     for (number, line) in read(run.events)?.lines().enumerate() {

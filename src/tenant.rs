@@ -88,12 +88,13 @@ impl TenantRecord {
     }
 
     pub fn public_crm(&self) -> Map<String, Value> {
-        self.crm
-            .iter()
-            .filter(|(k, _)| PUBLIC_CRM_KEYS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        public_crm(&self.crm)
     }
+}
+
+/// The CRM settings that may be shown: everything but credentials.
+pub fn public_crm(crm: &Map<String, Value>) -> Map<String, Value> {
+    crm.iter().filter(|(k, _)| PUBLIC_CRM_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 pub fn hash_token(token: &str) -> String {

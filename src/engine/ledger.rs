@@ -101,14 +101,14 @@ impl Pending {
         value_at(self.points, self.at, self.expires_at, self.decay, now)
     }
 
-    /// The next instant after `now` the value changes; `None` once it is final
-    /// (expired, or decayed to zero).
-    fn next_change_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// The next instant after `now` the value (`value` at `now`) changes;
+    /// `None` once it is final (expired, or decayed to zero).
+    fn next_change_after(&self, now: DateTime<Utc>, value: Points) -> Option<DateTime<Utc>> {
         if self.expires_at.is_some_and(|t| t <= now) {
             return None;
         }
         let step = match self.decay {
-            Some(decay) if self.value_at(now) != Points::ZERO => decay.step_at(self.at, decay.steps(self.at, now)),
+            Some(decay) if value != Points::ZERO => decay.step_at(self.at, decay.steps(self.at, now)),
             _ => None,
         };
         match (self.expires_at, step) {
@@ -163,14 +163,14 @@ impl ScoreState {
             let value = entry.value_at(now);
             self.total += value - entry.counted;
             entry.counted = value;
-            if let Some(next_at) = entry.next_change_after(now) {
+            if let Some(next_at) = entry.next_change_after(now, value) {
                 self.track(Pending { next_at, ..entry });
             }
         }
         true
     }
 
-    /// Books an entry made at `at`, counting its value as of `now`.
+    /// Books an entry (made at its `at`), counting its value as of `now`.
     pub fn book(&mut self, entry: &LedgerEntry, now: DateTime<Utc>) {
         let value = entry.value_at(now);
         self.total += value;
@@ -182,7 +182,7 @@ impl ScoreState {
             decay: entry.decay,
             counted: value,
         };
-        if let Some(next_at) = pending.next_change_after(now) {
+        if let Some(next_at) = pending.next_change_after(now, value) {
             self.track(Pending { next_at, ..pending });
         }
         self.updated_at = Some(now);

@@ -70,7 +70,7 @@ pub struct Adjustment {
 }
 
 impl Catalog {
-    pub(crate) fn profile(&self, id: &ProfileId) -> Option<&Profile> {
+    fn profile(&self, id: &ProfileId) -> Option<&Profile> {
         self.profiles.iter().find(|p| &p.id == id)
     }
 }

@@ -18,9 +18,9 @@ use super::interaction::Recorded;
 use super::ledger::{ContactState, LedgerEntry, ScoreState, RECOMPUTE};
 use super::points::Points;
 use super::profile::Profile;
-use super::trigger::Trigger;
+use super::trigger::{Trigger, When};
 use super::{evaluate, react, Catalog, Outcome};
-use crate::ids::{ContactId, TriggerId};
+use crate::ids::{ContactId, ProfileId, TriggerId};
 
 /// What a profile books over one contact's history.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,11 @@ pub struct Replay {
     pub entries: Vec<LedgerEntry>,
     /// How often each trigger fired over the history.
     pub fired: BTreeMap<TriggerId, u32>,
+}
+
+/// The score triggers on `profile`: the ones a simulation of it counts.
+pub fn score_triggers_on(triggers: &[Trigger], profile: &ProfileId) -> Vec<Trigger> {
+    triggers.iter().filter(|t| matches!(&t.when, When::Score(f) if &f.profile == profile)).cloned().collect()
 }
 
 /// Runs `profile` (and `triggers`, only to count them) over `history`, in
@@ -135,9 +140,7 @@ pub fn recompute(
         }
     }
     let (actions, adjusted) = react(catalog, before, &mut state, None, cause, now);
-    for entry in adjusted {
-        ledger.push(entry);
-    }
+    ledger.extend(adjusted);
     Some(Outcome { state, ledger, actions })
 }
 

@@ -38,11 +38,11 @@ fn job_out(job: &RecomputeJob) -> Value {
     })
 }
 
-/// A profile with the progress of its latest recompute.
-async fn detailed(service: &Service, tenant: &TenantId, record: &ProfileRecord) -> Result<Value, ApiError> {
+/// One profile, as show, publish and archive answer it: with the progress of its latest recompute.
+async fn detailed(service: &Service, tenant: &TenantId, record: &ProfileRecord) -> Result<Json<Value>, ApiError> {
     let mut out = profile_out(record);
     out["recompute"] = service.recompute_job(tenant, &record.id).await?.as_ref().map_or(Value::Null, job_out);
-    Ok(out)
+    Ok(Json(out))
 }
 
 fn profile_out(record: &ProfileRecord) -> Value {
@@ -86,7 +86,7 @@ async fn show(
     let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
     let record = service.profile(&tenant, &profile).await?;
-    Ok(Json(detailed(&service, &tenant, &record).await?))
+    detailed(&service, &tenant, &record).await
 }
 
 async fn publish(
@@ -97,7 +97,7 @@ async fn publish(
     let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
     let record = service.publish_profile(&tenant, &profile).await?;
-    Ok(Json(detailed(&service, &tenant, &record).await?))
+    detailed(&service, &tenant, &record).await
 }
 
 async fn archive(
@@ -107,7 +107,8 @@ async fn archive(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
-    Ok(Json(profile_out(&service.profile_step(&tenant, &profile, ProfileRecord::archive).await?)))
+    let record = service.profile_step(&tenant, &profile, ProfileRecord::archive).await?;
+    detailed(&service, &tenant, &record).await
 }
 
 /// `POST …/simulate` with an optional body `{"contacts": 1000, "band": 10, "top": 10}`.

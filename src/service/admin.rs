@@ -147,20 +147,15 @@ impl Service {
 
     /// Publishes a profile, within the tenant's limit of published profiles.
     pub async fn publish_profile(&self, tenant: &TenantId, id: &ProfileId) -> Result<ProfileRecord, ServiceError> {
-        let others = self
-            .store
-            .profiles(tenant)
-            .await?
-            .iter()
-            .filter(|p| &p.id != id && p.status == ProfileStatus::Published)
-            .count();
+        let profiles = self.store.profiles(tenant).await?;
+        let others = profiles.iter().filter(|p| &p.id != id && p.status == ProfileStatus::Published).count();
         if others >= MAX_PUBLISHED_PROFILES {
             return Err(ServiceError::Conflict(format!(
                 "a tenant can have at most {MAX_PUBLISHED_PROFILES} published profiles (one interaction's changes must \
                  commit atomically); archive one first"
             )));
         }
-        let before = self.profile(tenant, id).await?.scoring().map(|v| v.version);
+        let before = profiles.iter().find(|p| &p.id == id).and_then(|p| p.scoring()).map(|v| v.version);
         let record = self.profile_step(tenant, id, ProfileRecord::publish).await?;
         if let Some(live) = record.scoring().filter(|live| before != Some(live.version)) {
             // A new version (or a re-publish after archiving) applies to the stored history.

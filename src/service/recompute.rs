@@ -82,14 +82,11 @@ impl Service {
         let live = record.as_ref().and_then(|r| r.scoring()).filter(|v| v.version == job.version);
         let Some(live) = live else {
             // Archived, deleted or superseded: a newer publish starts its own job.
-            job.status = JobStatus::Cancelled;
-            job.finished_at = Some(self.clock.now());
-            return self.save_progress(job).await;
+            return self.finish(job, JobStatus::Cancelled).await;
         };
         let profile = live.spec.compile(&job.profile, live.version)?;
         let Some(view) = self.tenant_view(&job.tenant).await? else {
-            job.status = JobStatus::Cancelled;
-            return self.save_progress(job).await;
+            return self.finish(job, JobStatus::Cancelled).await;
         };
         let mut catalog = view.catalog.clone();
         catalog.profiles.retain(|p| p.id != profile.id);
@@ -104,12 +101,15 @@ impl Service {
         }
         job.after = contacts.last().cloned().or(job.after);
         if contacts.len() < RECOMPUTE_BATCH {
-            job.status = JobStatus::Done;
-            job.finished_at = Some(self.clock.now());
             tracing::info!(tenant = %job.tenant, profile = %job.profile, version = job.version,
                 contacts = job.contacts_done, changed = job.contacts_changed, "recompute done");
+            return self.finish(job, JobStatus::Done).await;
         }
         self.save_progress(job).await
+    }
+
+    async fn finish(&self, job: RecomputeJob, status: JobStatus) -> Result<JobStatus, ServiceError> {
+        self.save_progress(RecomputeJob { status, finished_at: Some(self.clock.now()), ..job }).await
     }
 
     /// Saves a job's progress; a job replaced meanwhile (a newer publish) is left alone.

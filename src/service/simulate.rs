@@ -9,8 +9,7 @@ use serde::Deserialize;
 
 use super::{Service, ServiceError};
 use crate::engine::points::Points;
-use crate::engine::replay::{replay, Simulation};
-use crate::engine::trigger::{Trigger, When};
+use crate::engine::replay::{replay, score_triggers_on, Simulation};
 use crate::ids::{ProfileId, TenantId};
 
 /// The most contacts one simulation reads: it answers within one request.
@@ -58,11 +57,6 @@ pub struct SimulationRun {
     pub report: Simulation,
 }
 
-/// The score triggers on `profile` among the tenant's enabled triggers.
-pub fn triggers_on(triggers: &[Trigger], profile: &ProfileId) -> Vec<Trigger> {
-    triggers.iter().filter(|t| matches!(&t.when, When::Score(f) if &f.profile == profile)).cloned().collect()
-}
-
 impl Service {
     pub async fn simulate(
         &self,
@@ -78,7 +72,7 @@ impl Service {
         let profile = spec.spec.compile(id, spec.version)?;
         let view: Arc<_> =
             self.tenant_view(tenant).await?.ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))?;
-        let triggers = triggers_on(&view.catalog.triggers, id);
+        let triggers = score_triggers_on(&view.catalog.triggers, id);
         let now = self.clock.now();
         let mut results = Vec::new();
         let mut after = None;
