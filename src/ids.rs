@@ -112,6 +112,70 @@ id_type!(
     ActionId, "action id", 64, is_name_char, "use 1-64 characters from A-Z a-z 0-9 _ -"
 );
 
+/// The key prefix of a deal's scoring state: deals are scored as subjects
+/// of their own, stored beside contacts under `deal#<deal id>`. No CRM id
+/// can contain `#`, so a deal's key never meets a contact's.
+const DEAL_SUBJECT: &str = "deal#";
+
+impl ContactId {
+    /// The key a deal's scoring state is stored under.
+    pub fn for_deal(deal: &DealId) -> Self {
+        Self(format!("{DEAL_SUBJECT}{deal}"))
+    }
+
+    /// The deal whose scoring state this key holds; `None` for a contact.
+    pub fn deal(&self) -> Option<DealId> {
+        self.0.strip_prefix(DEAL_SUBJECT).map(|deal| DealId(deal.to_owned()))
+    }
+
+    /// A stored subject key: a contact id, or a deal's `deal#<deal id>`.
+    /// Only the stores read this form; ids from outside go through `parse`.
+    pub fn parse_subject(value: impl Into<String>) -> Result<Self, InvalidId> {
+        let value = value.into();
+        match value.strip_prefix(DEAL_SUBJECT) {
+            Some(deal) => DealId::parse(deal).map(|deal| Self::for_deal(&deal)),
+            None => Self::parse(value),
+        }
+    }
+}
+
+/// Serde for stored subject keys (`#[serde(with = "crate::ids::subject")]`):
+/// the state of a deal is stored like a contact's, under its subject key.
+pub mod subject {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::ContactId;
+
+    pub fn serialize<S: Serializer>(id: &ContactId, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(id.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ContactId, D::Error> {
+        ContactId::parse_subject(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for an optional key.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::super::ContactId;
+
+        pub fn serialize<S: Serializer>(id: &Option<ContactId>, serializer: S) -> Result<S::Ok, S::Error> {
+            match id {
+                Some(id) => serializer.serialize_some(id.as_str()),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ContactId>, D::Error> {
+            Option::<String>::deserialize(deserializer)?
+                .map(ContactId::parse_subject)
+                .transpose()
+                .map_err(serde::de::Error::custom)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +195,17 @@ mod tests {
         for bad in ["", "a b", "a#b", "a\u{1f}b", "tab\t"] {
             assert!(ContactId::parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn deal_subjects_round_trip_and_never_pass_as_contacts() {
+        let deal = DealId::parse("d-7").unwrap();
+        let subject = ContactId::for_deal(&deal);
+        assert_eq!(subject.deal(), Some(deal));
+        assert_eq!(ContactId::parse_subject(subject.as_str()).unwrap(), subject);
+        assert!(ContactId::parse(subject.as_str()).is_err(), "a subject key is not a contact id");
+        assert!(ContactId::parse_subject("deal#a#b").is_err());
+        assert_eq!(ContactId::parse("deal").unwrap().deal(), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::interaction::{Interaction, Recorded};
 use crate::engine::points::Points;
-use crate::engine::profile::ProfileSpec;
+use crate::engine::profile::{ProfileSpec, SubjectKind};
 use crate::engine::replay::{replay, score_triggers_on, Simulation};
 use crate::engine::trigger::TriggerSpec;
 use crate::engine::ConfigError;
@@ -77,8 +77,14 @@ pub fn simulate(run: &OfflineRun<'_>) -> Result<Simulation, OfflineError> {
         }
         let interaction: Interaction =
             serde_json::from_str(line).map_err(|e| invalid(run.events, format!("line {}: {e}", number + 1)))?;
+        // A deal profile scores each deal on the interactions naming it.
+        let subject = match (profile.subject, &interaction.deal_id) {
+            (SubjectKind::Contact, _) => interaction.contact_id.clone(),
+            (SubjectKind::Deal, Some(deal)) => ContactId::for_deal(deal),
+            (SubjectKind::Deal, None) => continue,
+        };
         let recorded = Recorded { received_at: interaction.occurred_at, interaction };
-        by_contact.entry(recorded.interaction.contact_id.clone()).or_default().push(recorded);
+        by_contact.entry(subject).or_default().push(recorded);
     }
     let results: Vec<_> = by_contact
         .into_iter()
@@ -90,4 +96,33 @@ pub fn simulate(run: &OfflineRun<'_>) -> Result<Simulation, OfflineError> {
         })
         .collect();
     Ok(Simulation::report(&results, run.band, run.top))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deal_profile_scores_each_deal_on_the_interactions_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("heat.json");
+        let events = dir.path().join("events.jsonl");
+        std::fs::write(&profile, r#"{"name": "Heat", "subject": "deal", "rules": [{"id": "call", "when": {"type": "call.outgoing"}, "points": 2}]}"#).unwrap();
+        let lines: Vec<String> = [("a", Some("d1")), ("b", Some("d1")), ("a", Some("d2")), ("a", None)]
+            .iter()
+            .enumerate()
+            .map(|(n, (contact, deal))| {
+                serde_json::json!({"id": format!("e{n}"), "type": "call.outgoing", "contact_id": contact,
+                    "deal_id": deal, "occurred_at": "2026-11-22T10:00:00Z"})
+                .to_string()
+            })
+            .collect();
+        std::fs::write(&events, lines.join("\n")).unwrap();
+        let now = "2026-11-23T00:00:00Z".parse().unwrap();
+        let run =
+            OfflineRun { profile: &profile, events: &events, triggers: None, band: Points::whole(1), top: 5, now };
+        let report = serde_json::to_value(simulate(&run).unwrap()).unwrap();
+        assert_eq!(report["contacts"], 2, "two deals; the interaction without a deal is ignored");
+        assert_eq!(report["top"], serde_json::json!([{"deal_id": "d1", "score": 4}, {"deal_id": "d2", "score": 2}]));
+    }
 }

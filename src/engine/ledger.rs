@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::decay::Decay;
 use super::points::Points;
-use crate::ids::{ContactId, EventId, ProfileId, RuleId, TriggerId};
+use crate::ids::{ContactId, DealId, EventId, ProfileId, RuleId, TriggerId};
 
 /// The `rule` of a ledger entry written by a manual adjustment (rule ids cannot contain a dot).
 pub const MANUAL_ADD: &str = "manual.add";
@@ -203,6 +203,8 @@ impl ScoreState {
 /// one unit under `version` (optimistic concurrency).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactState {
+    /// The contact, or for a deal's state its subject key (`ContactId::for_deal`).
+    #[serde(with = "crate::ids::subject")]
     pub contact_id: ContactId,
     /// 0 for a contact never stored; each commit writes `version + 1`.
     pub version: u64,
@@ -221,6 +223,10 @@ pub struct ContactState {
     /// not bring back history from before it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reset_at: BTreeMap<ProfileId, DateTime<Utc>>,
+    /// For a deal's state: the contact of its latest interaction, whom the
+    /// actions its triggers fire concern along with the deal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact: Option<ContactId>,
 }
 
 impl ContactState {
@@ -238,7 +244,19 @@ impl ContactState {
             fired_once: BTreeSet::new(),
             next_seq: 0,
             reset_at: BTreeMap::new(),
+            last_contact: None,
         }
+    }
+
+    /// The deal this state scores; `None` for a contact's state.
+    pub fn deal(&self) -> Option<DealId> {
+        self.contact_id.deal()
+    }
+
+    /// The contact fired actions concern: the contact itself, or for a
+    /// deal the contact of its latest interaction.
+    pub fn acting_contact(&self) -> &ContactId {
+        self.last_contact.as_ref().unwrap_or(&self.contact_id)
     }
 }
 

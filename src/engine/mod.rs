@@ -84,6 +84,9 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
     for (key, value) in &interaction.contact {
         state.fields.insert(key.clone(), value.clone());
     }
+    if state.deal().is_some() {
+        state.last_contact = Some(interaction.contact_id.clone());
+    }
     let at = interaction.effective_at(now);
     let mut ledger = Vec::new();
     for profile in &catalog.profiles {
@@ -333,10 +336,12 @@ fn fire_triggers(
             state.fired_once.insert(trigger.id.clone());
         }
         fired_triggers.insert(trigger.id.clone());
+        // A deal's triggers act on the deal, and on the contact who last acted on it.
+        let deal_id = state.deal().or_else(|| interaction.and_then(|i| i.deal_id.clone()));
         let cx = Context {
-            contact_id: &state.contact_id,
+            contact_id: state.acting_contact(),
             fields: &state.fields,
-            deal_id: interaction.and_then(|i| i.deal_id.as_ref()),
+            deal_id: deal_id.as_ref(),
             event: interaction,
             trigger_id: &trigger.id,
             trigger_name: &trigger.name,
@@ -355,7 +360,7 @@ fn fire_triggers(
                 trigger: trigger.id.clone(),
                 kind: action.kind().to_owned(),
                 params: action.params(&cx, &catalog.score_field),
-                contact_id: state.contact_id.clone(),
+                contact_id: state.acting_contact().clone(),
                 deal_id: cx.deal_id.cloned(),
                 fired_at: now,
             });

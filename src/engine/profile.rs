@@ -14,7 +14,7 @@ use super::decay::Decay;
 use super::duration::Span;
 use super::error::ConfigError;
 use super::points::Points;
-use crate::ids::{ProfileId, RuleId};
+use crate::ids::{ContactId, ProfileId, RuleId};
 
 /// The most rules one profile may hold; bounds evaluation cost per interaction.
 pub const MAX_RULES: usize = 1000;
@@ -33,14 +33,33 @@ pub struct ProfileSpec {
     pub rules: Vec<RuleSpec>,
 }
 
-/// What a profile scores. Deal scoring is part of the contract and arrives
-/// with the complete scoring model; until then only contacts are accepted.
+/// What a profile scores: contacts, or deals (keyed by the interaction's
+/// `deal_id`; interactions without one are ignored by a deal profile).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectKind {
     #[default]
     Contact,
     Deal,
+}
+
+impl SubjectKind {
+    /// The kind of a stored subject key.
+    pub fn of(subject: &ContactId) -> Self {
+        if subject.deal().is_some() {
+            Self::Deal
+        } else {
+            Self::Contact
+        }
+    }
+
+    /// The plural the API lists this kind under.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Contact => "contacts",
+            Self::Deal => "deals",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,7 +131,15 @@ pub struct Rule {
 pub struct Profile {
     pub id: ProfileId,
     pub version: u32,
+    pub subject: SubjectKind,
     pub rules: Vec<Rule>,
+}
+
+impl Profile {
+    /// Whether this profile scores the subject (a contact, or a deal's key).
+    pub fn scores(&self, subject: &ContactId) -> bool {
+        self.subject == SubjectKind::of(subject)
+    }
 }
 
 impl ProfileSpec {
@@ -123,9 +150,6 @@ impl ProfileSpec {
         }
         if self.description.len() > 2000 {
             return Err(ConfigError::new("description", "at most 2000 characters"));
-        }
-        if self.subject == SubjectKind::Deal {
-            return Err(ConfigError::new("subject", "deal scoring is not available yet; use \"contact\""));
         }
         if self.rules.len() > MAX_RULES {
             return Err(ConfigError::new("rules", format!("at most {MAX_RULES} rules per profile")));
@@ -171,7 +195,7 @@ impl ProfileSpec {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Profile { id: id.clone(), version, rules })
+        Ok(Profile { id: id.clone(), version, subject: self.subject, rules })
     }
 }
 
@@ -193,6 +217,13 @@ pub struct ProfileRecord {
     /// An edit not yet published.
     pub draft: Option<Versioned>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl ProfileRecord {
+    /// What the profile scores, as its latest spec (the draft, if any) says.
+    pub fn subject(&self) -> SubjectKind {
+        self.draft.as_ref().or(self.live.as_ref()).map_or_else(SubjectKind::default, |v| v.spec.subject)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -322,7 +353,6 @@ mod tests {
             compile(json!({"name": "x", "rules": [{"id": "a", "points": 1, "when": {"type": "nope"}}]})),
             "rules[0].when.type"
         );
-        assert_eq!(compile(json!({"name": "x", "subject": "deal", "rules": []})), "subject");
         assert!(serde_json::from_value::<ProfileSpec>(
             json!({"name": "x", "rules": [{"id": "a", "points": 1, "expires_in": "soon"}]})
         )

@@ -33,8 +33,8 @@ pub struct Replay {
 }
 
 /// The score triggers on `profile`: the ones a simulation of it counts.
-pub fn score_triggers_on(triggers: &[Trigger], profile: &ProfileId) -> Vec<Trigger> {
-    triggers.iter().filter(|t| matches!(&t.when, When::Score(f) if &f.profile == profile)).cloned().collect()
+pub fn score_triggers_on<'a>(triggers: impl IntoIterator<Item = &'a Trigger>, profile: &ProfileId) -> Vec<Trigger> {
+    triggers.into_iter().filter(|t| matches!(&t.when, When::Score(f) if &f.profile == profile)).cloned().collect()
 }
 
 /// Runs `profile` (and `triggers`, only to count them) over `history`, in
@@ -193,10 +193,24 @@ pub struct Band {
     pub count: usize,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One of the top scores: a contact's, or a deal's (serialized as `deal_id`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopContact {
     pub contact_id: ContactId,
     pub score: Points,
+}
+
+impl Serialize for TopContact {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("TopContact", 2)?;
+        match self.contact_id.deal() {
+            Some(deal) => out.serialize_field("deal_id", &deal)?,
+            None => out.serialize_field("contact_id", &self.contact_id)?,
+        }
+        out.serialize_field("score", &self.score)?;
+        out.end()
+    }
 }
 
 impl Simulation {

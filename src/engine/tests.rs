@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::ids::{ContactId, TriggerId};
+use crate::ids::{ContactId, DealId, TriggerId};
 use ledger::score_from_ledger;
 use profile::ProfileSpec;
 use trigger::TriggerSpec;
@@ -667,4 +667,38 @@ proptest! {
             .collect();
         prop_assert_eq!(run(&catalog, &events), run(&catalog, &events));
     }
+}
+
+#[test]
+fn a_deal_state_scores_and_fires_on_the_deal_for_its_latest_contact() {
+    let catalog = catalog(
+        json!({"name": "Deal heat", "subject": "deal", "rules": [
+            {"id": "call", "when": {"type": "call.outgoing"}, "points": 3}]}),
+        &[(
+            "hot_deal",
+            json!({"name": "Hot deal", "when": {"score": {"profile": "engagement", "op": "gte", "value": 5}},
+            "runs": "on_enter", "actions": [
+              {"type": "move_stage", "pipeline": "sales", "stage": "negotiation"},
+              {"type": "add_note", "text": "{{deal.id}} heats up after {{contact.id}}"}]}),
+        )],
+    );
+    let deal = DealId::parse("d-9").unwrap();
+    let mut state = ContactState::new(ContactId::for_deal(&deal));
+    let mut fired = Vec::new();
+    for (n, contact) in ["ana", "ben"].iter().enumerate() {
+        let interaction: Interaction = serde_json::from_value(json!({"id": format!("c{n}"), "type": "call.outgoing",
+            "contact_id": contact, "deal_id": "d-9", "occurred_at": t0()}))
+        .unwrap();
+        let outcome = evaluate(&catalog, &state, &interaction, t0());
+        state = outcome.state;
+        fired.extend(outcome.actions);
+    }
+    assert_eq!(score(&state, t0()), Some(Points::whole(6)));
+    assert_eq!(state.last_contact, Some(ContactId::parse("ben").unwrap()));
+    assert_eq!(fired.len(), 2, "on entering gte 5, on the second call");
+    for action in &fired {
+        assert_eq!(action.deal_id.as_ref(), Some(&deal));
+        assert_eq!(action.contact_id.as_str(), "ben");
+    }
+    assert_eq!(fired[1].params["text"], "d-9 heats up after ben");
 }

@@ -53,7 +53,7 @@ pub fn decode(
     if *version != VERSION || *t != tenant.as_str() || *p != profile.as_str() || *o != order_name(order) {
         return None;
     }
-    Some((Points::from_cents(cents.parse().ok()?), ContactId::parse(*contact).ok()?))
+    Some((Points::from_cents(cents.parse().ok()?), ContactId::parse_subject(*contact).ok()?))
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 
 pub mod actions;
 pub mod auth;
-pub mod contacts;
 pub mod cursor;
 pub mod error;
 pub mod extract;
 pub mod profiles;
+pub mod scores;
 pub mod tenants;
 pub mod triggers;
 pub mod webhooks;
@@ -30,7 +30,7 @@ pub fn router(service: Service) -> Router {
         .merge(tenants::router())
         .merge(profiles::router())
         .merge(triggers::router())
-        .merge(contacts::router())
+        .merge(scores::router())
         .merge(actions::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{random_token, Caller, Service, ServiceError};
 use crate::engine::action::ActionSpec;
-use crate::engine::profile::{Change, ProfileRecord, ProfileSpec, ProfileStatus};
+use crate::engine::profile::{Change, ProfileRecord, ProfileSpec, ProfileStatus, SubjectKind};
 use crate::engine::trigger::TriggerSpec;
 use crate::ids::{ProfileId, TenantId, TriggerId};
 use crate::store::TriggerRecord;
@@ -124,6 +124,12 @@ impl Service {
         spec.compile(id, 0)?;
         let now = self.clock.now();
         let (record, change) = match self.store.profile(tenant, id).await? {
+            Some(record) if record.live.as_ref().is_some_and(|v| v.spec.subject != spec.subject) => {
+                // Its scores, ledger and leaderboard rows belong to the other kind of subject.
+                let scored = if spec.subject == SubjectKind::Deal { SubjectKind::Contact } else { SubjectKind::Deal };
+                let message = format!("profile {id} has scored {}; create a new profile instead", scored.plural());
+                return Err(ServiceError::invalid("subject", message));
+            }
             Some(mut record) => {
                 let change = record.save_draft(spec, now);
                 (record, change)
@@ -197,9 +203,26 @@ impl Service {
                 _ => None,
             }),
         );
+        // A trigger acts on one kind of subject: a deal profile's score
+        // triggers on deals, every other trigger on contacts; the scores its
+        // actions read or move must be of that kind.
+        let mut acts_on = None;
         for (path, profile) in named {
-            if self.store.profile(tenant, profile).await?.is_none() {
+            let Some(record) = self.store.profile(tenant, profile).await? else {
                 return Err(ServiceError::invalid(path, format!("there is no profile {profile}; create it first")));
+            };
+            let kind = *acts_on.get_or_insert(if spec.score_profile().is_some() {
+                record.subject()
+            } else {
+                SubjectKind::Contact
+            });
+            if record.subject() != kind {
+                let message = format!(
+                    "profile {profile} scores {}; this trigger acts on {}",
+                    record.subject().plural(),
+                    kind.plural()
+                );
+                return Err(ServiceError::invalid(path, message));
             }
         }
         if spec.enabled {

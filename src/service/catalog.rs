@@ -11,16 +11,40 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::engine::profile::SubjectKind;
+use crate::engine::trigger::When;
 use crate::engine::Catalog;
-use crate::ids::TenantId;
+use crate::ids::{ContactId, TenantId};
 use crate::store::{Store, StoreError, TenantConfig};
 use crate::tenant::TenantRecord;
 
-/// A tenant and its compiled catalog, as of one read of the store.
+/// A tenant and its compiled catalogs, as of one read of the store.
 #[derive(Debug)]
 pub struct TenantView {
     pub record: TenantRecord,
+    /// What scores contacts: the contact profiles, and every trigger but
+    /// the score triggers of deal profiles.
     pub catalog: Catalog,
+    /// What scores deals: the deal profiles and their score triggers.
+    pub deals: Catalog,
+    /// Whether any profile, even a draft, scores deals: interactions with a
+    /// deal id then also record the deal's history, for simulation and
+    /// retroactive publish.
+    pub records_deals: bool,
+}
+
+impl TenantView {
+    /// The catalog that scores this subject (a contact, or a deal's key).
+    pub fn catalog_for(&self, subject: &ContactId) -> &Catalog {
+        self.catalog_of(SubjectKind::of(subject))
+    }
+
+    pub fn catalog_of(&self, kind: SubjectKind) -> &Catalog {
+        match kind {
+            SubjectKind::Contact => &self.catalog,
+            SubjectKind::Deal => &self.deals,
+        }
+    }
 }
 
 /// Specs were validated when saved; one that no longer compiles (a limit
@@ -28,10 +52,15 @@ pub struct TenantView {
 /// stopping every other rule from scoring.
 pub fn compile(config: TenantConfig) -> TenantView {
     let TenantConfig { tenant, profiles, triggers } = config;
-    let mut catalog = Catalog { score_field: tenant.score_field().to_owned(), ..Catalog::default() };
+    let empty = Catalog { score_field: tenant.score_field().to_owned(), ..Catalog::default() };
+    let (mut catalog, mut deals) = (empty.clone(), empty);
+    let records_deals = profiles
+        .iter()
+        .any(|record| [&record.live, &record.draft].into_iter().flatten().any(|v| v.spec.subject == SubjectKind::Deal));
     for record in profiles {
         let Some(live) = record.scoring() else { continue };
         match live.spec.compile(&record.id, live.version) {
+            Ok(profile) if profile.subject == SubjectKind::Deal => deals.profiles.push(profile),
             Ok(profile) => catalog.profiles.push(profile),
             Err(e) => {
                 tracing::error!(tenant = %tenant.id, profile = %record.id, error = %e, "stored profile no longer compiles")
@@ -40,15 +69,21 @@ pub fn compile(config: TenantConfig) -> TenantView {
     }
     for record in triggers.into_iter().filter(|t| t.spec.enabled) {
         match record.spec.compile(&record.id) {
-            Ok(trigger) => catalog.triggers.push(trigger),
+            Ok(trigger) => {
+                let on_deals =
+                    matches!(&trigger.when, When::Score(f) if deals.profiles.iter().any(|p| p.id == f.profile));
+                if on_deals { &mut deals } else { &mut catalog }.triggers.push(trigger)
+            }
             Err(e) => {
                 tracing::error!(tenant = %tenant.id, trigger = %record.id, error = %e, "stored trigger no longer compiles")
             }
         }
     }
-    catalog.profiles.sort_by(|a, b| a.id.cmp(&b.id));
-    catalog.triggers.sort_by(|a, b| a.id.cmp(&b.id));
-    TenantView { record: tenant, catalog }
+    for catalog in [&mut catalog, &mut deals] {
+        catalog.profiles.sort_by(|a, b| a.id.cmp(&b.id));
+        catalog.triggers.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    TenantView { record: tenant, catalog, deals, records_deals }
 }
 
 pub struct CatalogCache {

@@ -50,6 +50,14 @@ impl Service {
                 })
                 .instrument(span.clone())
                 .await?;
+            // The deal's own commit, deduplicated by its own marker: a
+            // redelivery after a failure here completes it, and a store
+            // failure answers 503 so the CRM redelivers.
+            let deal = self.score_deal(view, interaction).instrument(span.clone()).await?;
+            let committed = match (committed, deal) {
+                (Committed::Duplicate, Some(Committed::Done(outcome))) => Committed::Done(outcome),
+                (committed, _) => committed,
+            };
             match committed {
                 Committed::Done(outcome) => {
                     report.accepted += 1;
@@ -68,6 +76,27 @@ impl Service {
             }
         }
         Ok(report)
+    }
+
+    /// Scores the interaction's deal, when it names one and the tenant has deal profiles.
+    async fn score_deal(
+        &self,
+        view: &TenantView,
+        interaction: &Interaction,
+    ) -> Result<Option<Committed>, ServiceError> {
+        let Some(deal) = interaction.deal_id.as_ref().filter(|_| view.records_deals) else {
+            return Ok(None);
+        };
+        let subject = ContactId::for_deal(deal);
+        let committed = self
+            .commit_contact(&view.record.id, &subject, Some(interaction), |state, now| {
+                engine::evaluate(&view.deals, state, interaction, now)
+            })
+            .await?;
+        if let Committed::Done(outcome) = &committed {
+            tracing::info!(deal_id = %deal, entries = outcome.ledger.len(), actions = outcome.actions.len(), "deal scored");
+        }
+        Ok(Some(committed))
     }
 
     /// Reads the contact, applies `change`, and commits with a version check,

@@ -88,12 +88,12 @@ impl Service {
         let Some(view) = self.tenant_view(&job.tenant).await? else {
             return self.finish(job, JobStatus::Cancelled).await;
         };
-        let mut catalog = view.catalog.clone();
+        let mut catalog = view.catalog_of(profile.subject).clone();
         catalog.profiles.retain(|p| p.id != profile.id);
         catalog.profiles.push(profile.clone());
 
         let contacts = self.store.contacts(&job.tenant, job.after.as_ref(), RECOMPUTE_BATCH).await?;
-        for contact in &contacts {
+        for contact in contacts.iter().filter(|c| profile.scores(c)) {
             if self.recompute_contact(&catalog, &profile, &job.tenant, contact).await? {
                 job.contacts_changed += 1;
             }

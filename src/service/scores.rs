@@ -10,7 +10,7 @@ use super::{random_token, Service, ServiceError};
 use crate::engine::duration::Span;
 use crate::engine::ledger::{since_last_reset, LedgerEntry};
 use crate::engine::points::Points;
-use crate::engine::profile::ProfileStatus;
+use crate::engine::profile::{ProfileRecord, ProfileStatus, SubjectKind};
 use crate::engine::{self, AdjustOp, Adjustment};
 use crate::ids::{ContactId, EventId, ProfileId, TenantId};
 use crate::store::{LeaderboardPage, LeaderboardQuery};
@@ -44,11 +44,12 @@ impl Service {
         contact: &ContactId,
     ) -> Result<BTreeMap<ProfileId, ScoreView>, ServiceError> {
         let Some(state) = self.store.contact(tenant, contact).await? else {
-            return Err(ServiceError::NotFound(format!("contact {contact}")));
+            return Err(not_found(contact));
         };
         // Only published profiles are shown: an archived one's scores leave listings (history stays).
         let view = self.tenant_view(tenant).await?.ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))?;
-        let published = |profile: &ProfileId| view.catalog.profiles.iter().any(|p| &p.id == profile);
+        let catalog = view.catalog_for(contact);
+        let published = |profile: &ProfileId| catalog.profiles.iter().any(|p| &p.id == profile);
         let entries = self.store.ledger(tenant, contact, LEDGER_VIEW_LIMIT).await?;
         let now = self.clock.now();
         Ok(state
@@ -81,6 +82,11 @@ impl Service {
         if stored.scoring().is_none() {
             return Err(ServiceError::Conflict(format!("profile {profile} is not published; publish it first")));
         }
+        same_kind(&stored, SubjectKind::of(contact))?;
+        if contact.deal().is_some() && self.store.contact(tenant, contact).await?.is_none() {
+            // A deal's actions need a contact: the one of its latest interaction.
+            return Err(not_found(contact));
+        }
         let points = match (input.op, input.points) {
             (AdjustOp::Reset, _) => Points::ZERO,
             (_, None) => return Err(ServiceError::invalid("points", "required for add, subtract and set")),
@@ -89,7 +95,7 @@ impl Service {
             }
             (_, Some(p)) => p,
         };
-        let catalog = &view.catalog;
+        let catalog = view.catalog_for(contact);
         let cause = EventId::parse(random_token("adj")?).map_err(|e| ServiceError::invalid("cause", e.to_string()))?;
         let committed = self
             .commit_contact(tenant, contact, None, |state, now| {
@@ -108,15 +114,38 @@ impl Service {
         }
     }
 
-    /// Contacts by score; an archived profile lists no one (its rows stay for a re-publish).
+    /// Contacts (or deals) by score; an archived profile lists no one (its
+    /// rows stay for a re-publish).
     pub async fn leaderboard(
         &self,
         tenant: &TenantId,
+        kind: SubjectKind,
         query: &LeaderboardQuery,
     ) -> Result<LeaderboardPage, ServiceError> {
-        if self.profile(tenant, &query.profile).await?.status == ProfileStatus::Archived {
+        let profile = self.profile(tenant, &query.profile).await?;
+        same_kind(&profile, kind)?;
+        if profile.status == ProfileStatus::Archived {
             return Ok(LeaderboardPage { rows: Vec::new(), next: None });
         }
         Ok(self.store.leaderboard(tenant, query).await?)
+    }
+}
+
+/// A contact's score is read and moved through `/contacts`, a deal's through `/deals`.
+fn same_kind(profile: &ProfileRecord, kind: SubjectKind) -> Result<(), ServiceError> {
+    let scores = profile.subject();
+    if scores == kind {
+        return Ok(());
+    }
+    Err(ServiceError::invalid(
+        "profile",
+        format!("profile {} scores {}; use /v1/tenants/{{tenant}}/{}", profile.id, scores.plural(), scores.plural()),
+    ))
+}
+
+fn not_found(subject: &ContactId) -> ServiceError {
+    match subject.deal() {
+        Some(deal) => ServiceError::NotFound(format!("deal {deal}")),
+        None => ServiceError::NotFound(format!("contact {subject}")),
     }
 }

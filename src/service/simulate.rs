@@ -72,14 +72,15 @@ impl Service {
         let profile = spec.spec.compile(id, spec.version)?;
         let view: Arc<_> =
             self.tenant_view(tenant).await?.ok_or_else(|| ServiceError::NotFound(format!("tenant {tenant}")))?;
-        let triggers = score_triggers_on(&view.catalog.triggers, id);
+        // A draft deal profile's triggers sit in the contact catalog until it is published.
+        let triggers = score_triggers_on(view.catalog.triggers.iter().chain(&view.deals.triggers), id);
         let now = self.clock.now();
         let mut results = Vec::new();
         let mut after = None;
         let complete = loop {
             let page = CONTACTS_PAGE.min(input.contacts - results.len());
             let contacts = self.store.contacts(tenant, after.as_ref(), page).await?;
-            for contact in &contacts {
+            for contact in contacts.iter().filter(|c| profile.scores(c)) {
                 let history = self.store.history(tenant, contact).await?;
                 results.push((contact.clone(), replay(&profile, &triggers, contact, &history, now)));
             }

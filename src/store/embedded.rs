@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
 use super::{
     Commit, JobStatus, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, RecomputeJob, Store, StoreError,
-    TriggerRecord,
+    TriggerRecord, DEAL_MARKER,
 };
 use crate::engine::interaction::Recorded;
 use crate::engine::ledger::{ContactState, LedgerEntry};
@@ -224,12 +224,11 @@ impl Store for EmbeddedStore {
             .map(|i| {
                 let recorded = Recorded { interaction: i.clone(), received_at: commit.received_at };
                 let history_key = key(&[&tenant, &contact, &format!("{:020}", state.version)]);
-                Ok::<_, StoreError>((
-                    key(&[&tenant, i.id.as_str()]),
-                    encode(&commit.received_at)?,
-                    history_key,
-                    encode(&recorded)?,
-                ))
+                let marker = match commit.state.deal() {
+                    Some(_) => key(&[&tenant, i.id.as_str(), DEAL_MARKER]),
+                    None => key(&[&tenant, i.id.as_str()]),
+                };
+                Ok::<_, StoreError>((marker, encode(&commit.received_at)?, history_key, encode(&recorded)?))
             })
             .transpose()?;
         let ledger = commit
@@ -359,7 +358,7 @@ impl Store for EmbeddedStore {
             for row in table.range::<&str>(bounds).map_err(unavailable)?.take(limit) {
                 let (k, _) = row.map_err(unavailable)?;
                 let contact = k.value().rsplit(SEP).next().unwrap_or_default();
-                contacts.push(ContactId::parse(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+                contacts.push(ContactId::parse_subject(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?);
             }
             Ok(contacts)
         })
@@ -449,7 +448,7 @@ impl Store for EmbeddedStore {
                 if min.is_some_and(|m| score < m) || max.is_some_and(|m| score > m) {
                     continue;
                 }
-                let contact_id = ContactId::parse(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let contact_id = ContactId::parse_subject(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 page.push(LeaderboardRow { contact_id, score, updated_at: decode(v.value())? });
                 if page.len() > limit {
                     break;
@@ -473,7 +472,10 @@ impl Store for EmbeddedStore {
                     return Err(StoreError::Corrupt(format!("expiry key {:?}", k.value())));
                 };
                 let corrupt = |e: crate::ids::InvalidId| StoreError::Corrupt(e.to_string());
-                contacts.push((TenantId::parse(tenant).map_err(corrupt)?, ContactId::parse(contact).map_err(corrupt)?));
+                contacts.push((
+                    TenantId::parse(tenant).map_err(corrupt)?,
+                    ContactId::parse_subject(contact).map_err(corrupt)?,
+                ));
             }
             Ok(contacts)
         })

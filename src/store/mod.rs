@@ -44,6 +44,9 @@ pub enum StoreError {
     TooLarge(String),
 }
 
+/// What a deal's dedupe marker adds to the event id (after a separator no id may contain).
+pub const DEAL_MARKER: &str = "deal";
+
 /// One atomic write: all of it lands, or none of it does.
 #[derive(Debug)]
 pub struct Commit<'a> {
@@ -57,7 +60,9 @@ pub struct Commit<'a> {
     pub state: &'a ContactState,
     /// The interaction, recorded as the dedupe marker (fails with
     /// `Duplicate` if its id is known) and in the contact's history under
-    /// the new state version. `None` for manual adjustments.
+    /// the new state version. `None` for manual adjustments. A deal's
+    /// state has a marker of its own (the id suffixed with `DEAL_MARKER`),
+    /// so the contact's commit and the deal's dedupe separately.
     pub interaction: Option<&'a Interaction>,
     pub received_at: DateTime<Utc>,
     pub ledger: &'a [LedgerEntry],
@@ -113,7 +118,8 @@ pub struct RecomputeJob {
     pub profile: ProfileId,
     pub version: u32,
     pub status: JobStatus,
-    /// The last contact done; the next batch starts after it.
+    /// The last subject (contact or deal key) done; the next batch starts after it.
+    #[serde(default, with = "crate::ids::subject::option")]
     pub after: Option<ContactId>,
     pub contacts_done: u64,
     pub contacts_changed: u64,

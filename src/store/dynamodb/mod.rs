@@ -29,7 +29,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
 use super::{
     Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, RecomputeJob, Store, StoreError, TenantConfig,
-    TriggerRecord,
+    TriggerRecord, DEAL_MARKER,
 };
 use crate::engine::interaction::Recorded;
 use crate::engine::ledger::{ContactState, LedgerEntry};
@@ -299,7 +299,11 @@ impl DynamoStore {
         if let Some(interaction) = commit.interaction {
             let expires = ttl(commit.received_at + self.event_retention);
             let marker = serde_json::json!({"received_at": commit.received_at, "contact_id": contact});
-            let mut item = doc_item(event_pk(tenant, &interaction.id), SK_EVENT, &marker)?;
+            let marker_pk = match commit.state.deal() {
+                Some(_) => format!("{}#{DEAL_MARKER}", event_pk(tenant, &interaction.id)),
+                None => event_pk(tenant, &interaction.id),
+            };
+            let mut item = doc_item(marker_pk, SK_EVENT, &marker)?;
             item.insert(TTL.to_owned(), expires.clone());
             writes.push((item, Some(Guard::MustNotExist)));
             let recorded = Recorded { interaction: interaction.clone(), received_at: commit.received_at };
@@ -573,7 +577,7 @@ impl Store for DynamoStore {
         self.query(build, Some(limit), false)
             .await?
             .iter()
-            .map(|item| ContactId::parse(get_s(item, CT_SK)?).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|item| ContactId::parse_subject(get_s(item, CT_SK)?).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect()
     }
 
@@ -661,7 +665,7 @@ impl Store for DynamoStore {
                     _ => None,
                 };
                 rows.push(LeaderboardRow {
-                    contact_id: ContactId::parse(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    contact_id: ContactId::parse_subject(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                     score: parse_sortable_score(score)?,
                     updated_at,
                 });
@@ -686,7 +690,7 @@ impl Store for DynamoStore {
                     pk.strip_prefix("T#").and_then(|r| r.split_once("#C#")).ok_or_else(|| corrupt(pk))?;
                 Ok((
                     TenantId::parse(tenant).map_err(|_| corrupt(pk))?,
-                    ContactId::parse(contact).map_err(|_| corrupt(pk))?,
+                    ContactId::parse_subject(contact).map_err(|_| corrupt(pk))?,
                 ))
             })
             .collect()

@@ -1,5 +1,6 @@
-//! Contacts and their scores: the leaderboard, one contact's scores with
-//! ledger, and manual adjustments.
+//! Scores of contacts and of deals: the leaderboard, one subject's scores
+//! with their ledger, and manual adjustments. Both kinds share the handlers;
+//! `/contacts` serves contact profiles and `/deals` deal profiles.
 
 use axum::extract::{Path, State};
 use axum::http::Uri;
@@ -14,17 +15,49 @@ use super::error::ApiError;
 use super::extract::{path_id, query, JsonBody, DEFAULT_PAGE, MAX_PAGE};
 use crate::engine::duration::Span;
 use crate::engine::points::Points;
+use crate::engine::profile::SubjectKind;
 use crate::engine::AdjustOp;
-use crate::ids::{ContactId, ProfileId};
+use crate::ids::{ContactId, DealId, ProfileId};
 use crate::service::scores::AdjustInput;
 use crate::service::Service;
 use crate::store::{LeaderboardQuery, Order};
 
 pub fn router() -> Router<Service> {
     Router::new()
-        .route("/v1/tenants/{tenant}/contacts", get(leaderboard))
-        .route("/v1/tenants/{tenant}/contacts/{contact}/scores", get(scores))
-        .route("/v1/tenants/{tenant}/contacts/{contact}/scores/{profile}", post(adjust))
+        .route("/v1/tenants/{tenant}/contacts", get(|s, uri, scope| leaderboard(SubjectKind::Contact, s, uri, scope)))
+        .route("/v1/tenants/{tenant}/deals", get(|s, uri, scope| leaderboard(SubjectKind::Deal, s, uri, scope)))
+        .route(
+            "/v1/tenants/{tenant}/contacts/{id}/scores",
+            get(|s, path, scope| scores(SubjectKind::Contact, s, path, scope)),
+        )
+        .route(
+            "/v1/tenants/{tenant}/deals/{id}/scores",
+            get(|s, path, scope| scores(SubjectKind::Deal, s, path, scope)),
+        )
+        .route(
+            "/v1/tenants/{tenant}/contacts/{id}/scores/{profile}",
+            post(|s, path, scope, body| adjust(SubjectKind::Contact, s, path, scope, body)),
+        )
+        .route(
+            "/v1/tenants/{tenant}/deals/{id}/scores/{profile}",
+            post(|s, path, scope, body| adjust(SubjectKind::Deal, s, path, scope, body)),
+        )
+}
+
+/// The stored key of a contact or deal named in a path.
+fn subject(kind: SubjectKind, raw: String) -> Result<ContactId, ApiError> {
+    match kind {
+        SubjectKind::Contact => path_id::<ContactId>(raw),
+        SubjectKind::Deal => path_id::<DealId>(raw).map(|deal| ContactId::for_deal(&deal)),
+    }
+}
+
+/// A subject as the API names it: `{"contact_id": …}` or `{"deal_id": …}`.
+fn named(subject: &ContactId) -> (&'static str, Value) {
+    match subject.deal() {
+        Some(deal) => ("deal_id", json!(deal)),
+        None => ("contact_id", json!(subject)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -47,7 +80,12 @@ fn points_param(name: &str, raw: Option<String>) -> Result<Option<Points>, ApiEr
     .transpose()
 }
 
-async fn leaderboard(State(service): State<Service>, uri: Uri, scope: Scoped) -> Result<Json<Value>, ApiError> {
+async fn leaderboard(
+    kind: SubjectKind,
+    State(service): State<Service>,
+    uri: Uri,
+    scope: Scoped,
+) -> Result<Json<Value>, ApiError> {
     let tenant = scope.tenant;
     let params: LeaderboardParams = query(&uri)?;
     let profile = params
@@ -78,23 +116,27 @@ async fn leaderboard(State(service): State<Service>, uri: Uri, scope: Scoped) ->
         limit,
         after,
     };
-    let page = service.leaderboard(&tenant, &query).await?;
-    let contacts: Vec<Value> = page
+    let page = service.leaderboard(&tenant, kind, &query).await?;
+    let rows: Vec<Value> = page
         .rows
         .iter()
-        .map(|row| json!({"contact_id": row.contact_id, "score": row.score, "updated_at": row.updated_at}))
+        .map(|row| {
+            let (name, id) = named(&row.contact_id);
+            json!({name: id, "score": row.score, "updated_at": row.updated_at})
+        })
         .collect();
     let next_cursor = page.next.map(|after| cursor::encode(key, &tenant, &profile, order, &after));
-    Ok(Json(json!({"contacts": contacts, "next_cursor": next_cursor})))
+    Ok(Json(json!({kind.plural(): rows, "next_cursor": next_cursor})))
 }
 
 async fn scores(
+    kind: SubjectKind,
     State(service): State<Service>,
-    Path((_, contact)): Path<(String, String)>,
+    Path((_, id)): Path<(String, String)>,
     scope: Scoped,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = scope.tenant;
-    let contact = path_id::<ContactId>(contact)?;
+    let contact = subject(kind, id)?;
     let views = service.contact_scores(&tenant, &contact).await?;
     let scores: serde_json::Map<String, Value> = views
         .into_iter()
@@ -111,7 +153,8 @@ async fn scores(
             (profile.to_string(), json!({"score": view.score, "updated_at": view.updated_at, "ledger": ledger}))
         })
         .collect();
-    Ok(Json(json!({"contact_id": contact, "scores": scores})))
+    let (name, id) = named(&contact);
+    Ok(Json(json!({name: id, "scores": scores})))
 }
 
 #[derive(Deserialize)]
@@ -125,15 +168,17 @@ struct AdjustIn {
 }
 
 async fn adjust(
+    kind: SubjectKind,
     State(service): State<Service>,
-    Path((_, contact, profile)): Path<(String, String, String)>,
+    Path((_, id, profile)): Path<(String, String, String)>,
     scope: Scoped,
     JsonBody(body): JsonBody<AdjustIn>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = scope.tenant;
-    let contact = path_id::<ContactId>(contact)?;
+    let contact = subject(kind, id)?;
     let profile = path_id::<ProfileId>(profile)?;
     let input = AdjustInput { op: body.op, points: body.points, expires_in: body.expires_in };
     let score = service.adjust(&tenant, &contact, &profile, input).await?;
-    Ok(Json(json!({"contact_id": contact, "profile": profile, "score": score})))
+    let (name, id) = named(&contact);
+    Ok(Json(json!({name: id, "profile": profile, "score": score})))
 }
