@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::deadline::Timer;
 use super::decay::Decay;
 use super::points::Points;
 use crate::ids::{ContactId, DealId, EventId, ProfileId, RuleId, TriggerId};
@@ -227,12 +228,21 @@ pub struct ContactState {
     /// actions its triggers fire concern along with the deal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_contact: Option<ContactId>,
+    /// Running deadline timers, soonest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timers: Vec<Timer>,
+    /// `on_enter` interaction triggers whose condition held on the
+    /// contact's latest interaction: the next match is no entering.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub matched: BTreeSet<TriggerId>,
 }
 
 impl ContactState {
-    /// The instant any of the contact's scores next changes by itself.
+    /// The instant any of the contact's scores next changes by itself, or a
+    /// deadline runs out: when the sweeper must settle it.
     pub fn next_change(&self) -> Option<DateTime<Utc>> {
-        self.scores.values().filter_map(ScoreState::next_change).min()
+        let timer = self.timers.first().map(|t| t.due_at);
+        self.scores.values().filter_map(ScoreState::next_change).chain(timer).min()
     }
 
     pub fn new(contact_id: ContactId) -> Self {
@@ -245,6 +255,8 @@ impl ContactState {
             next_seq: 0,
             reset_at: BTreeMap::new(),
             last_contact: None,
+            timers: Vec::new(),
+            matched: BTreeSet::new(),
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod condition;
+pub mod deadline;
 pub mod decay;
 pub mod duration;
 pub mod error;
@@ -23,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, ProfileId, TriggerId};
+use crate::ids::{DealId, EventId, ProfileId, TriggerId};
 use action::{action_id, Action, FiredAction};
 use condition::Subject;
 use interaction::Interaction;
@@ -124,6 +125,7 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
             state.scores.remove(&profile.id);
         }
     }
+    deadline::start_and_cancel(&catalog.triggers, &mut state, interaction, now);
     let (actions, adjusted) = react(catalog, before, &mut state, Some(interaction), interaction.id.as_str(), now);
     ledger.extend(adjusted);
     Outcome { state, ledger, actions }
@@ -269,8 +271,10 @@ pub(crate) fn react(
     now: DateTime<Utc>,
 ) -> (Vec<FiredAction>, Vec<LedgerEntry>) {
     let mut fired_triggers = BTreeSet::new();
-    let (mut actions, mut adjustments) =
-        fire_triggers(catalog, before, state, interaction, cause, now, &mut fired_triggers);
+    let (mut actions, mut adjustments) = fire_deadlines(catalog, state, now);
+    let (more, next) = fire_triggers(catalog, before, state, interaction, cause, now, &mut fired_triggers);
+    actions.extend(more);
+    adjustments.extend(next);
     let mut ledger = Vec::new();
     for _ in 0..MAX_ADJUST_ROUNDS {
         if adjustments.is_empty() {
@@ -289,6 +293,24 @@ pub(crate) fn react(
         adjustments = next;
     }
     (actions, ledger)
+}
+
+/// Fires the deadline triggers whose timers ran out by `now`.
+fn fire_deadlines(
+    catalog: &Catalog,
+    state: &mut ContactState,
+    now: DateTime<Utc>,
+) -> (Vec<FiredAction>, Vec<TriggeredAdjustment>) {
+    let (mut fired, mut adjustments) = (Vec::new(), Vec::new());
+    for (trigger, timer) in deadline::take_due(&catalog.triggers, state, now) {
+        if trigger.runs == Runs::Once && !state.fired_once.insert(trigger.id.clone()) {
+            continue;
+        }
+        let cause = format!("deadline:{}:{}", timer.started_by, timer.due_at.timestamp_millis());
+        let firing = Firing { trigger, interaction: None, deal_id: timer.deal.as_ref(), cause: &cause, now };
+        firing.render(catalog, state, &mut fired, &mut adjustments);
+    }
+    (fired, adjustments)
 }
 
 fn fire_triggers(
@@ -319,10 +341,18 @@ fn fire_triggers(
                 (holds && (changed || trigger.runs == Runs::Once), entered)
             }
             When::Event(condition) => {
-                let holds = interaction
-                    .is_some_and(|i| condition.holds(Subject { interaction: Some(i), fields: &state.fields }));
-                (holds, holds)
+                let Some(interaction) = interaction else { continue };
+                let holds = condition.holds(Subject { interaction: Some(interaction), fields: &state.fields });
+                // Entering: a match after the contact's previous interaction did not match.
+                let entered = holds && !state.matched.contains(&trigger.id);
+                if trigger.runs == Runs::OnEnter && !holds {
+                    state.matched.remove(&trigger.id);
+                } else if trigger.runs == Runs::OnEnter {
+                    state.matched.insert(trigger.id.clone());
+                }
+                (holds, entered)
             }
+            When::Deadline(_) => continue,
         };
         let fires = match trigger.runs {
             Runs::EveryTime => holds_now,
@@ -338,35 +368,61 @@ fn fire_triggers(
         fired_triggers.insert(trigger.id.clone());
         // A deal's triggers act on the deal, and on the contact who last acted on it.
         let deal_id = state.deal().or_else(|| interaction.and_then(|i| i.deal_id.clone()));
+        let firing = Firing { trigger, interaction, deal_id: deal_id.as_ref(), cause, now };
+        firing.render(catalog, state, &mut fired, &mut adjustments);
+    }
+    (fired, adjustments)
+}
+
+/// One trigger firing: what its actions are rendered from.
+struct Firing<'a> {
+    trigger: &'a Trigger,
+    interaction: Option<&'a Interaction>,
+    deal_id: Option<&'a DealId>,
+    /// Seeds the actions' ids: the same cause always fires the same ids.
+    cause: &'a str,
+    now: DateTime<Utc>,
+}
+
+impl Firing<'_> {
+    /// Renders the actions to deliver into `fired`, and the score
+    /// adjustments the engine applies itself into `adjustments`.
+    fn render(
+        &self,
+        catalog: &Catalog,
+        state: &ContactState,
+        fired: &mut Vec<FiredAction>,
+        adjustments: &mut Vec<TriggeredAdjustment>,
+    ) {
+        let trigger = self.trigger;
         let cx = Context {
             contact_id: state.acting_contact(),
             fields: &state.fields,
-            deal_id: deal_id.as_ref(),
-            event: interaction,
+            deal_id: self.deal_id,
+            event: self.interaction,
             trigger_id: &trigger.id,
             trigger_name: &trigger.name,
             scores: &state.scores,
-            now,
+            now: self.now,
         };
         for (position, action) in trigger.actions.iter().enumerate() {
             if let Action::AdjustScore { profile, op, points, expires_in } = action {
-                let expires_at = expires_in.map(|span| now + span.as_delta());
+                let expires_at = expires_in.map(|span| self.now + span.as_delta());
                 let change = Adjustment { op: *op, points: *points, expires_at };
                 adjustments.push(TriggeredAdjustment { trigger: trigger.id.clone(), profile: profile.clone(), change });
                 continue;
             }
             fired.push(FiredAction {
-                id: action_id(cause, &trigger.id, position),
+                id: action_id(self.cause, &trigger.id, position),
                 trigger: trigger.id.clone(),
                 kind: action.kind().to_owned(),
                 params: action.params(&cx, &catalog.score_field),
                 contact_id: state.acting_contact().clone(),
-                deal_id: cx.deal_id.cloned(),
-                fired_at: now,
+                deal_id: self.deal_id.cloned(),
+                fired_at: self.now,
             });
         }
     }
-    (fired, adjustments)
 }
 
 #[cfg(test)]

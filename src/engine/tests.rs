@@ -702,3 +702,92 @@ fn a_deal_state_scores_and_fires_on_the_deal_for_its_latest_contact() {
     }
     assert_eq!(fired[1].params["text"], "d-9 heats up after ben");
 }
+
+fn chat_deadline(runs: &str) -> Catalog {
+    catalog(
+        json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 1}]}),
+        &[(
+            "unanswered",
+            json!({"name": "Chat not accepted", "runs": runs, "when": {"deadline": {
+                "start": {"type": "chat.first_message"}, "awaits": {"type": "chat.accepted"}, "within_s": 600}},
+                "actions": [{"type": "create_task", "title": "Call {{contact.id}} back"}]}),
+        )],
+    )
+}
+
+#[test]
+fn a_deadline_fires_when_the_awaited_interaction_does_not_come_in_time() {
+    let catalog = chat_deadline("every_time");
+    let start = evaluate(&catalog, &new_state(), &event("m1", "chat.first_message", json!({}), t0()), t0());
+    assert!(start.actions.is_empty());
+    assert_eq!(start.state.next_change(), Some(t0() + TimeDelta::seconds(600)), "the sweeper is due then");
+
+    let early = settle(&catalog, &start.state, "sweep", t0() + TimeDelta::seconds(599));
+    assert!(early.actions.is_empty(), "not yet");
+    let due = settle(&catalog, &start.state, "sweep", t0() + TimeDelta::seconds(600));
+    assert_eq!(due.actions.len(), 1);
+    assert_eq!(due.actions[0].params["title"], "Call jhon back");
+    assert!(due.state.timers.is_empty() && due.state.next_change().is_none(), "a timer fires once");
+    let again = settle(&catalog, &start.state, "retry", t0() + TimeDelta::seconds(700));
+    assert_eq!(again.actions[0].id, due.actions[0].id, "a retried sweep fires the same action id");
+
+    // Awaited in time: cancelled, nothing fires ever.
+    let accepted =
+        evaluate(&catalog, &start.state, &event("a1", "chat.accepted", json!({}), t0()), t0() + TimeDelta::seconds(30));
+    assert!(accepted.state.timers.is_empty());
+    assert!(settle(&catalog, &accepted.state, "sweep", t0() + TimeDelta::hours(1)).actions.is_empty());
+
+    // A second first message while the timer runs does not push the deadline back.
+    let second = evaluate(
+        &catalog,
+        &start.state,
+        &event("m2", "chat.first_message", json!({}), t0()),
+        t0() + TimeDelta::seconds(300),
+    );
+    assert_eq!(second.state.next_change(), Some(t0() + TimeDelta::seconds(600)));
+}
+
+#[test]
+fn deadline_timers_are_per_deal_and_once_fires_once_per_contact() {
+    let catalog = chat_deadline("once");
+    let with_deal = |id: &str, kind: &str, deal: &str, at| {
+        let mut e = event(id, kind, json!({}), at);
+        e.deal_id = Some(DealId::parse(deal).unwrap());
+        e
+    };
+    let mut state = new_state();
+    for e in [with_deal("m1", "chat.first_message", "d1", t0()), with_deal("m2", "chat.first_message", "d2", t0())] {
+        state = evaluate(&catalog, &state, &e, t0()).state;
+    }
+    let cancel = with_deal("a1", "chat.accepted", "d1", t0());
+    state = evaluate(&catalog, &state, &cancel, t0() + TimeDelta::seconds(10)).state;
+    assert_eq!(state.timers.len(), 1, "the acceptance on d1 leaves d2's timer running");
+    let fired = settle(&catalog, &state, "sweep", t0() + TimeDelta::hours(1));
+    assert_eq!(fired.actions.len(), 1);
+    assert_eq!(fired.actions[0].deal_id, Some(DealId::parse("d2").unwrap()));
+
+    let restarted = evaluate(
+        &catalog,
+        &fired.state,
+        &event("m3", "chat.first_message", json!({}), t0()),
+        t0() + TimeDelta::hours(2),
+    );
+    let later = settle(&catalog, &restarted.state, "sweep", t0() + TimeDelta::hours(3));
+    assert!(later.actions.is_empty(), "runs once: never again for this contact");
+}
+
+#[test]
+fn an_interaction_trigger_on_enter_fires_on_a_match_after_a_non_match() {
+    let catalog = catalog(
+        json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 1}]}),
+        &[(
+            "pricing",
+            json!({"name": "Pricing", "runs": "on_enter", "when": {"event": {"type": "page.visited",
+                "attributes": {"url": {"contains": "/pricing"}}}}, "actions": [{"type": "add_tag", "tag": "pricing"}]}),
+        )],
+    );
+    let visit = |id: &str, url: &str| event(id, "page.visited", json!({"url": url}), t0());
+    let events = [visit("v1", "/pricing"), visit("v2", "/pricing?x"), visit("v3", "/blog"), visit("v4", "/pricing")];
+    let (_, _, fired) = run(&catalog, &events);
+    assert_eq!(fired.len(), 2, "v1 enters, v2 stays, v3 leaves, v4 enters again");
+}

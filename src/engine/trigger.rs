@@ -1,8 +1,12 @@
-//! Triggers: a score filter or an interaction condition, and the actions it fires.
+//! Triggers: a score filter, an interaction condition or a deadline, and
+//! the actions it fires.
 //!
 //! The eight score filters are the CRM trigger screen's: equal, not equal,
 //! greater, greater or equal, less, less or equal, is empty, is not empty.
+//! A deadline is Bitrix24's "no reaction within": an interaction starts a
+//! timer, and the trigger fires if the awaited one does not come in time.
 
+use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, ActionSpec};
@@ -19,7 +23,7 @@ pub const MAX_ACTIONS: usize = 20;
 pub struct TriggerSpec {
     pub name: String,
     pub when: WhenSpec,
-    /// Defaults to `on_enter` for score triggers and `every_time` for interaction triggers.
+    /// Defaults to `on_enter` for score triggers and `every_time` for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<Runs>,
     pub actions: Vec<ActionSpec>,
@@ -40,8 +44,23 @@ pub struct WhenSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<MatchSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline: Option<serde_json::Value>,
+    pub deadline: Option<DeadlineSpec>,
 }
+
+/// `{"start": when, "awaits": when, "within_s": 600}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineSpec {
+    /// The interaction that starts the timer.
+    pub start: MatchSpec,
+    /// The interaction that stops it in time.
+    pub awaits: MatchSpec,
+    /// Seconds the awaited interaction has, 1 s to 365 days.
+    pub within_s: u64,
+}
+
+/// The longest deadline: a year.
+pub const MAX_DEADLINE_SECONDS: u64 = 365 * 24 * 3600;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,7 +87,9 @@ pub enum ScoreOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Runs {
-    /// When the filter goes from false to true.
+    /// When the filter goes from false to true: a score entering its range,
+    /// an interaction matching when the contact's previous one did not, a
+    /// deadline running out (each timer is its own entering).
     OnEnter,
     /// On every change (or matching interaction) while the filter holds.
     EveryTime,
@@ -80,6 +101,14 @@ pub enum Runs {
 pub enum When {
     Score(ScoreFilter),
     Event(Condition),
+    Deadline(Deadline),
+}
+
+#[derive(Debug, Clone)]
+pub struct Deadline {
+    pub start: Condition,
+    pub awaits: Condition,
+    pub within: TimeDelta,
 }
 
 /// A compiled, enabled trigger.
@@ -130,28 +159,32 @@ impl TriggerSpec {
                 }
             }
             (None, Some(spec), None) => When::Event(spec.compile("when.event")?),
-            (None, None, Some(_)) => {
-                return Err(ConfigError::new("when.deadline", "deadline triggers are not available yet"))
+            (None, None, Some(spec)) => {
+                if !(1..=MAX_DEADLINE_SECONDS).contains(&spec.within_s) {
+                    return Err(ConfigError::new(
+                        "when.deadline.within_s",
+                        format!("give 1-{MAX_DEADLINE_SECONDS} seconds"),
+                    ));
+                }
+                When::Deadline(Deadline {
+                    start: spec.start.compile("when.deadline.start")?,
+                    awaits: spec.awaits.compile("when.deadline.awaits")?,
+                    within: TimeDelta::seconds(spec.within_s as i64),
+                })
             }
             _ => return Err(ConfigError::new("when", "give exactly one of score, event or deadline")),
         };
         let runs = match (&when, self.runs) {
             (_, Some(runs)) => runs,
             (When::Score(_), None) => Runs::OnEnter,
-            (When::Event(_), None) => Runs::EveryTime,
+            (When::Event(_) | When::Deadline(_), None) => Runs::EveryTime,
         };
-        if matches!(when, When::Event(_)) && runs == Runs::OnEnter {
-            return Err(ConfigError::new(
-                "runs",
-                "an interaction trigger runs every_time or once; on_enter belongs to score triggers",
-            ));
-        }
         if self.actions.is_empty() || self.actions.len() > MAX_ACTIONS {
             return Err(ConfigError::new("actions", format!("give 1-{MAX_ACTIONS} actions")));
         }
         let score_profile = match &when {
             When::Score(filter) => Some(&filter.profile),
-            When::Event(_) => None,
+            When::Event(_) | When::Deadline(_) => None,
         };
         let actions = self
             .actions
@@ -227,12 +260,16 @@ mod tests {
             "when.score.value"
         );
         assert_eq!(path(json!({"name": "x", "when": {}, "actions": note})), "when");
-        assert_eq!(
-            path(json!({"name": "x", "when": {"event": {"type": "call.missed"}}, "runs": "on_enter", "actions": note})),
-            "runs"
-        );
         assert_eq!(path(json!({"name": "x", "when": {"event": {"type": "call.missed"}}, "actions": []})), "actions");
-        assert_eq!(path(json!({"name": "x", "when": {"deadline": {"within_s": 5}}, "actions": note})), "when.deadline");
+        let deadline = |within: u64| {
+            json!({"name": "x", "when": {"deadline": {"start": {"type": "chat.first_message"},
+                "awaits": {"type": "chat.accepted"}, "within_s": within}}, "actions": note})
+        };
+        assert!(
+            matches!(compile(deadline(600)).unwrap().when, When::Deadline(d) if d.within == TimeDelta::minutes(10))
+        );
+        assert_eq!(path(deadline(0)), "when.deadline.within_s");
+        assert_eq!(path(deadline(MAX_DEADLINE_SECONDS + 1)), "when.deadline.within_s");
         assert_eq!(
             path(json!({"name": "x", "when": {"event": {}}, "actions": [{"type": "add_note", "text": "{{nope}}"}]})),
             "actions[0].text"

@@ -15,4 +15,5 @@ mod seeds;
 mod store_contract;
 mod support;
 mod template;
+mod triggers;
 mod webhooks;
