@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::crm::Deliverer;
+use crate::outbox::retry::RetryPolicy;
 use crate::service::Service;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Store, StoreError};
@@ -29,6 +30,8 @@ pub enum AppError {
     Http(#[from] reqwest::Error),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Retry(#[from] crate::outbox::retry::InvalidPolicy),
 }
 
 /// A local scorehook: the service over the embedded store, and its deliverer.
@@ -46,7 +49,10 @@ impl Local {
 
     /// A local scorehook over any store (DynamoDB with `--store dynamodb`).
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
-        Ok(Self { service: Service::new(store, clock, admin_token), deliverer: Deliverer::new()? })
+        Ok(Self {
+            service: Service::new(store, clock, admin_token),
+            deliverer: Deliverer::new()?.with_retry(RetryPolicy::from_env()?),
+        })
     }
 
     /// Serves the router on `listener` until `shutdown` resolves. With

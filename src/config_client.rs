@@ -1,8 +1,9 @@
 //! Configuration as code against a running instance, over the admin API:
 //! `scorehook apply -f DIR` shows what would change (a plan) and changes it
 //! only with `--yes`; `scorehook export` writes a tenant's configuration
-//! back out as a tenant file. Works the same against `scorehook serve` and
-//! a deployed Function URL, since it only speaks HTTP.
+//! back out as a tenant file; `scorehook replay --url` re-queues dead or
+//! failed actions. Works the same against `scorehook serve` and a deployed
+//! Function URL, since it only speaks HTTP.
 
 use std::fmt;
 
@@ -11,7 +12,8 @@ use serde_json::{json, Map, Value};
 
 use crate::engine::profile::ProfileSpec;
 use crate::engine::trigger::TriggerSpec;
-use crate::ids::{ProfileId, TenantId, TriggerId};
+use crate::ids::{ActionId, ProfileId, TenantId, TriggerId};
+use crate::outbox::ActionStatus;
 use crate::service::apply::TenantFile;
 use crate::tenant::public_crm;
 
@@ -320,4 +322,26 @@ pub async fn export(remote: &Remote, tenant: &TenantId) -> Result<(Value, Vec<St
         "triggers": triggers,
     });
     Ok((file, notes))
+}
+
+/// Replays the named actions and every action in one of `statuses`
+/// (newest 500 of each) through the admin API; returns the ids replayed.
+pub async fn replay(
+    remote: &Remote,
+    tenant: &TenantId,
+    ids: &[ActionId],
+    statuses: &[ActionStatus],
+) -> Result<Vec<ActionId>, ClientError> {
+    let mut ids = ids.to_vec();
+    for status in statuses {
+        let status = serde_json::to_value(status).unwrap_or(Value::Null);
+        let path = format!("/v1/tenants/{tenant}/actions?status={}&limit=500", status.as_str().unwrap_or_default());
+        let listed = remote.get(&path).await?.unwrap_or(Value::Null);
+        let listed = listed["actions"].as_array().map(Vec::as_slice).unwrap_or_default();
+        ids.extend(listed.iter().filter_map(|a| ActionId::parse(a["id"].as_str()?).ok()));
+    }
+    for id in &ids {
+        remote.call(Method::POST, &format!("/v1/tenants/{tenant}/actions/{id}/replay"), None).await?;
+    }
+    Ok(ids)
 }

@@ -75,16 +75,24 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:3000", env = "SCOREHOOK_URL")]
         url: String,
     },
-    /// Re-queue failed or dead actions of a tenant in the embedded store (stop the server first).
+    /// Re-queue failed or dead actions of a tenant, under their ids: through
+    /// a running instance's admin API with `--url` (local or deployed), else
+    /// in the embedded store's data directory (stop the server first).
     Replay {
         #[arg(long)]
         tenant: String,
         /// Action ids to replay (repeatable).
         #[arg(long = "action")]
         actions: Vec<String>,
+        /// Replay every action of the tenant in this status: dead or failed (repeatable).
+        #[arg(long = "status", conflicts_with = "actions")]
+        statuses: Vec<String>,
         /// Replay every failed and dead action of the tenant.
-        #[arg(long, conflicts_with = "actions")]
+        #[arg(long, conflicts_with_all = ["actions", "statuses"])]
         all: bool,
+        /// The instance's base URL; the operator token comes from SCOREHOOK_ADMIN_TOKEN.
+        #[arg(long)]
+        url: Option<String>,
         #[arg(long, default_value = ".scorehook", env = "SCOREHOOK_DATA_DIR")]
         data_dir: PathBuf,
     },
@@ -203,20 +211,29 @@ async fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Replay { tenant, actions, all, data_dir } => {
-            let local = Local::open(&data_dir, Arc::new(SystemClock), None).map_err(|e| e.to_string())?;
+        Command::Replay { tenant, actions, statuses, all, url, data_dir } => {
             let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
-            let service = &local.service;
             let mut ids =
                 actions.into_iter().map(ActionId::parse).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
-            if all {
-                for status in [ActionStatus::Failed, ActionStatus::Dead] {
-                    let listed = service.actions(&tenant, Some(status), MAX_PAGE).await.map_err(|e| e.to_string())?;
-                    ids.extend(listed.into_iter().map(|item| item.action.id));
-                }
+            let statuses = match all {
+                true => vec![ActionStatus::Failed, ActionStatus::Dead],
+                false => statuses.iter().map(|s| replayable_status(s)).collect::<Result<_, _>>()?,
+            };
+            if ids.is_empty() && statuses.is_empty() {
+                return Err("nothing to replay: name --action ID (repeatable), --status dead|failed or --all".into());
             }
-            if ids.is_empty() {
-                return Err("nothing to replay: name --action ID (repeatable) or --all".into());
+            if let Some(url) = url {
+                let remote = Remote::new(&url, admin_token().as_ref().map_or("", |t| t.expose()));
+                let replayed =
+                    config_client::replay(&remote, &tenant, &ids, &statuses).await.map_err(|e| e.to_string())?;
+                replayed.iter().for_each(|id| println!("replayed {id}"));
+                return Ok(());
+            }
+            let local = Local::open(&data_dir, Arc::new(SystemClock), None).map_err(|e| e.to_string())?;
+            let service = &local.service;
+            for status in statuses {
+                let listed = service.actions(&tenant, Some(status), MAX_PAGE).await.map_err(|e| e.to_string())?;
+                ids.extend(listed.into_iter().map(|item| item.action.id));
             }
             for id in ids {
                 service.replay(&tenant, &id).await.map_err(|e| format!("{id}: {e}"))?;
@@ -267,6 +284,15 @@ async fn apply(local: &Local, path: &std::path::Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `--status`: only failed and dead actions can be replayed.
+fn replayable_status(name: &str) -> Result<ActionStatus, String> {
+    match name {
+        "dead" => Ok(ActionStatus::Dead),
+        "failed" => Ok(ActionStatus::Failed),
+        other => Err(format!("--status {other:?}: only dead and failed actions are replayed")),
+    }
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish in-flight requests, exit.

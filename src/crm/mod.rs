@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::outbox::retry::RetryPolicy;
 use crate::outbox::OutboxItem;
 use crate::tenant::{Provider, TenantRecord};
 
@@ -30,6 +31,8 @@ pub enum DeliveryError {
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     http: reqwest::Client,
+    /// When failed deliveries are tried again, and how often.
+    pub retry: RetryPolicy,
 }
 
 /// A receiver that takes longer than this is treated as down, and retried.
@@ -42,7 +45,11 @@ impl Deliverer {
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("scorehook/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http })
+        Ok(Self { http, retry: RetryPolicy::default() })
+    }
+
+    pub fn with_retry(self, retry: RetryPolicy) -> Self {
+        Self { retry, ..self }
     }
 
     /// Delivers one action; `Ok` carries the receiver's HTTP status.

@@ -27,6 +27,9 @@ pub enum ActionSpec {
         stage: String,
         #[serde(default)]
         allow_backwards: bool,
+        /// The CRM user on whose behalf the move is recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        as_user: Option<String>,
     },
     AddTag {
         tag: String,
@@ -68,7 +71,7 @@ pub enum ActionSpec {
 /// A compiled action: templates parsed, defaults resolved.
 #[derive(Debug, Clone)]
 pub enum Action {
-    MoveStage { pipeline: String, stage: String, allow_backwards: bool },
+    MoveStage { pipeline: String, stage: String, allow_backwards: bool, as_user: Option<String> },
     AddTag(Template),
     RemoveTag(Template),
     CreateTask { title: Template, body: Option<Template>, due_in: Option<Span> },
@@ -89,6 +92,10 @@ pub struct FiredAction {
     pub contact_id: ContactId,
     pub deal_id: Option<DealId>,
     pub fired_at: DateTime<Utc>,
+    /// Why the engine decided not to send it (a stage move backwards
+    /// without permission, a move with no deal): it is recorded `skipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 fn non_empty(text: &str, path: &str) -> Result<(), ConfigError> {
@@ -107,13 +114,17 @@ impl ActionSpec {
             Template::parse(text, &path)
         };
         Ok(match self {
-            ActionSpec::MoveStage { pipeline, stage, allow_backwards } => {
+            ActionSpec::MoveStage { pipeline, stage, allow_backwards, as_user } => {
                 non_empty(pipeline, &format!("{path}.pipeline"))?;
                 non_empty(stage, &format!("{path}.stage"))?;
+                if let Some(user) = as_user {
+                    non_empty(user, &format!("{path}.as_user"))?;
+                }
                 Action::MoveStage {
                     pipeline: pipeline.clone(),
                     stage: stage.clone(),
                     allow_backwards: *allow_backwards,
+                    as_user: as_user.clone(),
                 }
             }
             ActionSpec::AddTag { tag } => Action::AddTag(template(tag, "tag")?),
@@ -179,8 +190,8 @@ impl Action {
     /// The params delivered with the action, rendered for this contact.
     pub fn params(&self, cx: &Context<'_>, score_field: &str) -> Value {
         match self {
-            Action::MoveStage { pipeline, stage, allow_backwards } => {
-                json!({"pipeline": pipeline, "stage": stage, "allow_backwards": allow_backwards})
+            Action::MoveStage { pipeline, stage, allow_backwards, as_user } => {
+                json!({"pipeline": pipeline, "stage": stage, "allow_backwards": allow_backwards, "as_user": as_user})
             }
             Action::AddTag(tag) | Action::RemoveTag(tag) => json!({"tag": tag.render(cx)}),
             Action::CreateTask { title, body, due_in } => json!({

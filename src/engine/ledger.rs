@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::deadline::Timer;
 use super::decay::Decay;
 use super::points::Points;
+use super::stages::DealStage;
 use crate::ids::{ContactId, DealId, EventId, ProfileId, RuleId, TriggerId};
 
 /// The `rule` of a ledger entry written by a manual adjustment (rule ids cannot contain a dot).
@@ -235,6 +236,10 @@ pub struct ContactState {
     /// contact's latest interaction: the next match is no entering.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub matched: BTreeSet<TriggerId>,
+    /// The stage the CRM last reported for each of the contact's deals, so
+    /// a `move_stage` can tell backwards from forwards.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deal_stages: BTreeMap<DealId, DealStage>,
 }
 
 impl ContactState {
@@ -257,6 +262,7 @@ impl ContactState {
             last_contact: None,
             timers: Vec::new(),
             matched: BTreeSet::new(),
+            deal_stages: BTreeMap::new(),
         }
     }
 

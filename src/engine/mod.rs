@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod points;
 pub mod profile;
 pub mod replay;
+pub mod stages;
 pub mod template;
 pub mod trigger;
 
@@ -31,6 +32,7 @@ use interaction::Interaction;
 use ledger::{ContactState, LedgerEntry, ScoreState};
 use points::Points;
 use profile::{Profile, Rule};
+use stages::Pipelines;
 use template::Context;
 use trigger::{Runs, Trigger, When};
 
@@ -43,6 +45,8 @@ pub struct Catalog {
     pub triggers: Vec<Trigger>,
     /// The contact field `set_field` writes when the action names none.
     pub score_field: String,
+    /// The tenant's pipelines' stage order, for `move_stage`'s `allow_backwards`.
+    pub pipelines: Pipelines,
 }
 
 /// What one interaction or adjustment changes; committed as one unit.
@@ -125,6 +129,7 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
             state.scores.remove(&profile.id);
         }
     }
+    stages::record(&mut state, interaction);
     deadline::start_and_cancel(&catalog.triggers, &mut state, interaction, now);
     let (actions, adjusted) = react(catalog, before, &mut state, Some(interaction), interaction.id.as_str(), now);
     ledger.extend(adjusted);
@@ -412,6 +417,12 @@ impl Firing<'_> {
                 adjustments.push(TriggeredAdjustment { trigger: trigger.id.clone(), profile: profile.clone(), change });
                 continue;
             }
+            let skipped = match action {
+                Action::MoveStage { pipeline, stage, allow_backwards, .. } => {
+                    catalog.pipelines.refuse_move(state, self.deal_id, pipeline, stage, *allow_backwards)
+                }
+                _ => None,
+            };
             fired.push(FiredAction {
                 id: action_id(self.cause, &trigger.id, position),
                 trigger: trigger.id.clone(),
@@ -420,6 +431,7 @@ impl Firing<'_> {
                 contact_id: state.acting_contact().clone(),
                 deal_id: self.deal_id.cloned(),
                 fired_at: self.now,
+                skipped,
             });
         }
     }

@@ -46,7 +46,7 @@ pub fn replay(
     history: &[Recorded],
     now: DateTime<Utc>,
 ) -> Replay {
-    let catalog = Catalog { profiles: vec![profile.clone()], triggers: triggers.to_vec(), score_field: String::new() };
+    let catalog = Catalog { profiles: vec![profile.clone()], triggers: triggers.to_vec(), ..Catalog::default() };
     let mut state = ContactState::new(contact.clone());
     let mut replay = Replay::default();
     for recorded in history {

@@ -28,6 +28,7 @@ fn catalog(profile: Value, triggers: &[(&str, Value)]) -> Catalog {
             })
             .collect(),
         score_field: "lead_score".into(),
+        pipelines: stages::Pipelines::from_settings(Some(&json!({"sales": ["new", "demo", "negotiation", "won"]}))),
     }
 }
 
@@ -790,4 +791,44 @@ fn an_interaction_trigger_on_enter_fires_on_a_match_after_a_non_match() {
     let events = [visit("v1", "/pricing"), visit("v2", "/pricing?x"), visit("v3", "/blog"), visit("v4", "/pricing")];
     let (_, _, fired) = run(&catalog, &events);
     assert_eq!(fired.len(), 2, "v1 enters, v2 stays, v3 leaves, v4 enters again");
+}
+
+#[test]
+fn a_stage_move_backwards_without_permission_is_skipped_with_the_reason() {
+    let move_to = |stage: &str, allow: bool| json!({"type": "move_stage", "pipeline": "sales", "stage": stage, "allow_backwards": allow, "as_user": "u-7"});
+    let catalog = catalog(
+        json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 1}]}),
+        &[(
+            "opened",
+            json!({"name": "Opened", "when": {"event": {"type": "email.opened"}},
+                "actions": [move_to("demo", false), move_to("demo", true), move_to("won", false)]}),
+        )],
+    );
+    let on_deal = |id: &str, kind: &str, attributes: Value| {
+        let mut e = event(id, kind, attributes, t0());
+        e.deal_id = Some(DealId::parse("d1").unwrap());
+        e
+    };
+    let (_, _, fired) = run(
+        &catalog,
+        &[
+            on_deal("s1", "deal.stage_changed", json!({"pipeline": "sales", "stage": "negotiation"})),
+            on_deal("o1", "email.opened", json!({})),
+        ],
+    );
+    let skipped: Vec<Option<&str>> = fired.iter().map(|a| a.skipped.as_deref()).collect();
+    assert_eq!(
+        skipped,
+        [
+            Some("moving deal d1 back from \"negotiation\" to \"demo\" in pipeline \"sales\" needs allow_backwards"),
+            None,
+            None
+        ]
+    );
+    assert_eq!(fired[1].params["as_user"], "u-7");
+
+    let (_, _, unknown) = run(&catalog, &[on_deal("o1", "email.opened", json!({}))]);
+    assert!(unknown.iter().all(|a| a.skipped.is_none()), "no known stage: nothing is backwards");
+    let (_, _, no_deal) = run(&catalog, &[event("o1", "email.opened", json!({}), t0())]);
+    assert!(no_deal.iter().all(|a| a.skipped.as_deref().is_some_and(|r| r.starts_with("no deal"))));
 }

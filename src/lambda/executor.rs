@@ -12,12 +12,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::crm::Deliverer;
 use crate::ids::{ActionId, TenantId};
 use crate::outbox::deliver_action;
+use crate::outbox::retry::RetryPolicy;
 use crate::store::Store;
 
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
     let clients = clients().await?;
-    let deliverer = Deliverer::new()?;
+    let deliverer = Deliverer::new()?.with_retry(RetryPolicy::from_env()?);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {
         let (store, deliverer) = (clients.store.clone(), deliverer.clone());
         async move { Ok::<_, Error>(handle(store.as_ref(), &deliverer, &SystemClock, &event.payload).await) }

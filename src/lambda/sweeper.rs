@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::{clients, Error};
 use crate::clock::SystemClock;
 use crate::crm::Deliverer;
+use crate::outbox::retry::RetryPolicy;
 use crate::outbox::Step;
 use crate::service::{Service, ServiceError};
 use crate::sweeper::sweep_due;
@@ -25,7 +26,7 @@ const MARGIN: Duration = Duration::from_secs(15);
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
     let clients = clients().await?;
-    let deliverer = Deliverer::new()?;
+    let deliverer = Deliverer::new()?.with_retry(RetryPolicy::from_env()?);
     // The sweeper needs no operator token: it serves no admin call.
     let service = Service::new(clients.store, Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

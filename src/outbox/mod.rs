@@ -68,15 +68,20 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
+    /// A fired action, queued for delivery, or recorded `skipped` when the
+    /// engine decided not to send it.
     pub fn new(tenant: TenantId, action: FiredAction) -> Self {
-        let due = action.fired_at;
+        let (status, next_attempt_at, reason) = match &action.skipped {
+            Some(reason) => (ActionStatus::Skipped, None, Some(reason.clone())),
+            None => (ActionStatus::Pending, Some(action.fired_at), None),
+        };
         Self {
             tenant,
             action,
-            status: ActionStatus::Pending,
+            status,
             attempts: Vec::new(),
-            next_attempt_at: Some(due),
-            reason: None,
+            next_attempt_at,
+            reason,
             attempts_before_replay: 0,
             revision: 0,
         }
@@ -157,7 +162,7 @@ async fn deliver_one(
     let (status, http_status, error) = match result {
         Ok(http_status) => (ActionStatus::Done, Some(http_status), None),
         Err(DeliveryError::Retryable { http_status, message, retry_after }) => {
-            match retry::next_attempt(&item.action.id, in_schedule, retry_after, now) {
+            match deliverer.retry.next_attempt(&item.action.id, in_schedule, retry_after, now) {
                 Some(at) => {
                     item.next_attempt_at = Some(at);
                     (ActionStatus::Failed, http_status, Some(message))

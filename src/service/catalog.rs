@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::engine::profile::SubjectKind;
+use crate::engine::stages::Pipelines;
 use crate::engine::trigger::When;
 use crate::engine::Catalog;
 use crate::ids::{ContactId, TenantId};
@@ -52,7 +53,11 @@ impl TenantView {
 /// stopping every other rule from scoring.
 pub fn compile(config: TenantConfig) -> TenantView {
     let TenantConfig { tenant, profiles, triggers } = config;
-    let empty = Catalog { score_field: tenant.score_field().to_owned(), ..Catalog::default() };
+    let empty = Catalog {
+        score_field: tenant.score_field().to_owned(),
+        pipelines: Pipelines::from_settings(tenant.crm.get("pipelines")),
+        ..Catalog::default()
+    };
     let (mut catalog, mut deals) = (empty.clone(), empty);
     let records_deals = profiles
         .iter()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use reqwest::{Method, StatusCode};
+use scorehook::outbox::retry::RetryPolicy;
 use serde_json::{json, Value};
 
 use crate::support::{interaction, RecordingCrm, TestApp};
@@ -59,19 +60,43 @@ async fn a_500_is_retried_after_backoff_with_the_same_id_until_it_succeeds() {
 }
 
 #[tokio::test]
+async fn a_429_or_503_with_retry_after_waits_as_long_as_asked() {
+    let crm = RecordingCrm::start().await;
+    let app = TestApp::spawn().await;
+    tag_on_open(&app, Some(&crm.url)).await;
+    crm.retry_after("120");
+    crm.respond_with(&[429, 503]);
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
+
+    for (status, answered) in [(429, 1), (503, 2)] {
+        app.drain_outbox().await;
+        let failed = only(app.actions("acme", "failed").await);
+        assert_eq!(failed["attempts"][answered - 1]["http_status"], status);
+        app.advance(TimeDelta::seconds(119));
+        app.drain_outbox().await;
+        assert_eq!(crm.received().await.len(), 1, "{status}: not before the 120 s asked (backoff alone is ~1 s)");
+        app.advance(TimeDelta::seconds(2));
+    }
+    app.drain_outbox().await;
+    assert_eq!(crm.received().await.len(), 1, "delivered on the third attempt");
+    assert_eq!(only(app.actions("acme", "done").await)["attempts"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn exhausted_retries_are_dead_letters_that_replay_under_the_same_id() {
     let crm = RecordingCrm::start().await;
     let app = TestApp::spawn().await;
     tag_on_open(&app, Some(&crm.url)).await;
-    crm.respond_with(&[500; 8]);
+    let attempts = RetryPolicy::default().max_attempts as usize;
+    crm.respond_with(&vec![500; attempts]);
     app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
-    for _ in 0..8 {
+    for _ in 0..attempts {
         app.drain_outbox().await;
         app.advance(TimeDelta::hours(2));
     }
     let dead = only(app.actions("acme", "dead").await);
-    assert_eq!(dead["attempts"].as_array().unwrap().len(), 8);
-    assert_eq!(crm.received().await.len(), 8);
+    assert_eq!(dead["attempts"].as_array().unwrap().len(), attempts);
+    assert_eq!(crm.received().await.len(), attempts);
 
     let id = dead["id"].as_str().unwrap();
     let (status, replayed) = app.admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None).await;
@@ -81,7 +106,7 @@ async fn exhausted_retries_are_dead_letters_that_replay_under_the_same_id() {
     let requests = crm.received().await;
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].body["id"], id);
-    assert_eq!(only(app.actions("acme", "done").await)["attempts"].as_array().unwrap().len(), 9);
+    assert_eq!(only(app.actions("acme", "done").await)["attempts"].as_array().unwrap().len(), attempts + 1);
 
     let (status, _) = app.admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "a done action is not replayed");

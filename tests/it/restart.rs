@@ -173,3 +173,36 @@ async fn the_replay_command_requeues_dead_actions_in_a_stopped_store() {
         .unwrap();
     assert!(!nothing.status.success(), "replay without ids or --all is an error");
 }
+
+#[tokio::test]
+async fn the_replay_command_requeues_dead_actions_through_a_running_instance() {
+    let crm = RecordingCrm::start().await;
+    let app = crate::support::TestApp::spawn().await;
+    app.seeds_tenant("acme", Some(&crm.url)).await;
+    crm.respond_with(&[400, 400, 400]);
+    let events: Vec<Value> = (1..=5).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
+    app.post_webhook("acme", &json!(events)).await;
+    app.drain_outbox().await;
+    let dead: Vec<Value> = app.actions("acme", "dead").await.iter().map(|a| a["id"].clone()).collect();
+    assert_eq!(dead.len(), 3);
+
+    let replay = |status: &str| {
+        Command::new(env!("CARGO_BIN_EXE_scorehook"))
+            .args(["replay", "--tenant", "acme", "--status", status, "--url", &app.base])
+            .env("SCOREHOOK_ADMIN_TOKEN", crate::support::ADMIN_TOKEN)
+            .env("RUST_LOG", "warn")
+            .output()
+    };
+    let output = replay("dead").await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut pending: Vec<Value> = app.actions("acme", "pending").await.iter().map(|a| a["id"].clone()).collect();
+    pending.sort_by_key(|id| id.to_string());
+    let mut expected = dead.clone();
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(pending, expected, "the same ids, queued again");
+    assert!(app.actions("acme", "dead").await.is_empty());
+
+    let refused = replay("done").await.unwrap();
+    assert!(!refused.status.success(), "done actions are not replayed");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("only dead and failed"));
+}

@@ -70,6 +70,7 @@ fn action(id: &str, contact: &str, fired_at: DateTime<Utc>) -> OutboxItem {
             contact_id: ContactId::parse(contact).unwrap(),
             deal_id: None,
             fired_at,
+            skipped: None,
         },
     )
 }

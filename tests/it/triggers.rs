@@ -129,3 +129,31 @@ async fn dynamodb_deadlines_fire_unless_cancelled() {
     let Some(store) = fresh_store().await else { return };
     deadlines_fire_unless_cancelled(&TestApp::spawn_on(Arc::new(store)).await).await;
 }
+
+#[tokio::test]
+async fn a_backwards_stage_move_is_recorded_skipped_with_its_reason() {
+    let app = TestApp::spawn().await;
+    let tenant = json!({"provider": "generic", "webhook_secret": crate::support::spawn_app::SECRET,
+        "crm": {"pipelines": {"sales": ["new", "demo", "negotiation", "won"]}}});
+    let (status, body) = app.admin(Method::PUT, "/v1/tenants/acme", Some(tenant)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let spec = json!({"name": "Demo on open", "when": {"event": {"type": "email.opened"}},
+        "actions": [{"type": "move_stage", "pipeline": "sales", "stage": "demo", "as_user": "u-7"}]});
+    app.admin(Method::PUT, "/v1/tenants/acme/triggers/demo", Some(spec)).await;
+
+    let mut stage = interaction("s1", "deal.stage_changed", "ana");
+    stage["deal_id"] = json!("d1");
+    stage["attributes"] = json!({"pipeline": "sales", "stage": "won"});
+    app.post_webhook("acme", &stage).await;
+    let mut opened = interaction("o1", "email.opened", "ana");
+    opened["deal_id"] = json!("d1");
+    app.post_webhook("acme", &opened).await;
+
+    let skipped = app.actions("acme", "skipped").await;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("back from \"won\" to \"demo\""), "{skipped:?}");
+    assert_eq!(skipped[0]["params"]["as_user"], "u-7");
+    assert!(app.actions("acme", "pending").await.is_empty(), "nothing is sent");
+    app.sweep().await;
+    assert_eq!(app.actions("acme", "skipped").await.len(), 1, "and the executor leaves it alone");
+}

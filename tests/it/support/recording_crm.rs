@@ -1,6 +1,6 @@
 //! A local HTTP server standing in for a CRM: it records every request into
 //! a channel and answers with statuses the test scripts (204 once the script
-//! runs out).
+//! runs out), with a `Retry-After` header on errors when the test sets one.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,7 @@ struct Shared {
     sender: mpsc::UnboundedSender<Recorded>,
     script: Arc<Mutex<VecDeque<u16>>>,
     gate: Gate,
+    retry_after: Arc<Mutex<Option<String>>>,
 }
 
 pub struct RecordingCrm {
@@ -42,6 +43,7 @@ pub struct RecordingCrm {
     received: tokio::sync::Mutex<mpsc::UnboundedReceiver<Recorded>>,
     script: Arc<Mutex<VecDeque<u16>>>,
     gate: Gate,
+    retry_after: Arc<Mutex<Option<String>>>,
 }
 
 impl RecordingCrm {
@@ -49,12 +51,23 @@ impl RecordingCrm {
         let (sender, received) = mpsc::unbounded_channel();
         let script = Arc::new(Mutex::new(VecDeque::new()));
         let gate: Gate = Arc::default();
-        let shared = Shared { sender, script: Arc::clone(&script), gate: Arc::clone(&gate) };
+        let retry_after: Arc<Mutex<Option<String>>> = Arc::default();
+        let shared = Shared {
+            sender,
+            script: Arc::clone(&script),
+            gate: Arc::clone(&gate),
+            retry_after: Arc::clone(&retry_after),
+        };
         let router = Router::new().route("/actions", post(record)).with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/actions", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self { url, received: tokio::sync::Mutex::new(received), script, gate }
+        Self { url, received: tokio::sync::Mutex::new(received), script, gate, retry_after }
+    }
+
+    /// Error answers carry `Retry-After: <value>` from now on.
+    pub fn retry_after(&self, value: &str) {
+        *self.retry_after.lock().unwrap() = Some(value.to_owned());
     }
 
     /// The next request is recorded at once but answered only when the returned sender fires.
@@ -86,13 +99,17 @@ impl RecordingCrm {
     }
 }
 
-async fn record(State(shared): State<Shared>, headers: HeaderMap, raw: Bytes) -> StatusCode {
+async fn record(State(shared): State<Shared>, headers: HeaderMap, raw: Bytes) -> (StatusCode, HeaderMap) {
     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-    let status = shared.script.lock().unwrap().pop_front().unwrap_or(204);
+    let status = StatusCode::from_u16(shared.script.lock().unwrap().pop_front().unwrap_or(204)).unwrap();
     let gate = shared.gate.lock().unwrap().take();
     let _ = shared.sender.send(Recorded { headers, raw, body });
     if let Some(gate) = gate {
         let _ = gate.await;
     }
-    StatusCode::from_u16(status).unwrap()
+    let mut answer = HeaderMap::new();
+    if let Some(value) = shared.retry_after.lock().unwrap().clone().filter(|_| !status.is_success()) {
+        answer.insert("retry-after", value.parse().unwrap());
+    }
+    (status, answer)
 }
