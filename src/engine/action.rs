@@ -111,7 +111,7 @@ impl ActionSpec {
         let template = |text: &str, field: &str| {
             let path = format!("{path}.{field}");
             non_empty(text, &path)?;
-            Template::parse(text, &path)
+            Template::parse(text, &path, score_profile)
         };
         Ok(match self {
             ActionSpec::MoveStage { pipeline, stage, allow_backwards, as_user } => {

@@ -258,7 +258,7 @@ impl Condition {
 }
 
 /// A field by its exact key, else by a dotted path into nested objects.
-fn lookup<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     if let Some(value) = map.get(field) {
         return Some(value);
     }

@@ -1,14 +1,17 @@
 //! `{{…}}` placeholders in action texts, parsed when a trigger is saved.
 //!
 //! Known placeholders: `contact.id`, `contact.<field>`, `deal.id`, `event.id`,
-//! `event.type`, `trigger.id`, `trigger.name`, `score.<profile>`. Anything
-//! else is refused at save time, so rendering cannot fail.
+//! `event.type`, `event.<attribute>`, `trigger.id`, `trigger.name`,
+//! `score.<profile>`, and in a score trigger's actions `score` and `profile`
+//! (its own profile's). Anything else is refused at save time, so rendering
+//! cannot fail.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::condition::lookup;
 use super::error::ConfigError;
 use super::interaction::Interaction;
 use super::ledger::ScoreState;
@@ -27,6 +30,7 @@ enum Part {
     DealId,
     EventId,
     EventType,
+    EventAttribute(String),
     TriggerId,
     TriggerName,
     Score(ProfileId),
@@ -45,7 +49,9 @@ pub struct Context<'a> {
 }
 
 impl Template {
-    pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
+    /// `score_profile` is the profile of a score trigger: what `{{score}}`
+    /// and `{{profile}}` name (refused in other triggers).
+    pub fn parse(text: &str, path: &str, score_profile: Option<&ProfileId>) -> Result<Self, ConfigError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
@@ -54,7 +60,7 @@ impl Template {
             }
             let after = &rest[start + 2..];
             let end = after.find("}}").ok_or_else(|| ConfigError::new(path, "a '{{' is never closed with '}}'"))?;
-            parts.push(Self::placeholder(after[..end].trim(), path)?);
+            parts.push(Self::placeholder(after[..end].trim(), path, score_profile)?);
             rest = &after[end + 2..];
         }
         if !rest.is_empty() {
@@ -63,24 +69,27 @@ impl Template {
         Ok(Self { parts })
     }
 
-    fn placeholder(name: &str, path: &str) -> Result<Part, ConfigError> {
+    fn placeholder(name: &str, path: &str, score_profile: Option<&ProfileId>) -> Result<Part, ConfigError> {
         let unknown = || {
             ConfigError::new(
                 path,
                 format!(
-                    "unknown placeholder {{{{{name}}}}}: use contact.id, contact.<field>, deal.id, event.id, event.type, trigger.id, trigger.name or score.<profile>"
+                    "unknown placeholder {{{{{name}}}}}: use contact.id, contact.<field>, deal.id, event.id, event.type, event.<attribute>, trigger.id, trigger.name, score.<profile>, or in a score trigger score and profile"
                 ),
             )
         };
-        Ok(match name {
-            "contact.id" => Part::ContactId,
-            "deal.id" => Part::DealId,
-            "event.id" => Part::EventId,
-            "event.type" => Part::EventType,
-            "trigger.id" => Part::TriggerId,
-            "trigger.name" => Part::TriggerName,
+        Ok(match (name, score_profile) {
+            ("contact.id", _) => Part::ContactId,
+            ("deal.id", _) => Part::DealId,
+            ("event.id", _) => Part::EventId,
+            ("event.type", _) => Part::EventType,
+            ("trigger.id", _) => Part::TriggerId,
+            ("trigger.name", _) => Part::TriggerName,
+            ("score", Some(profile)) => Part::Score(profile.clone()),
+            ("profile", Some(profile)) => Part::Text(profile.to_string()),
             _ => match name.split_once('.') {
                 Some(("contact", field)) if !field.is_empty() => Part::ContactField(field.to_owned()),
+                Some(("event", field)) if !field.is_empty() => Part::EventAttribute(field.to_owned()),
                 Some(("score", profile)) => Part::Score(ProfileId::parse(profile).map_err(|_| unknown())?),
                 _ => return Err(unknown()),
             },
@@ -94,11 +103,10 @@ impl Template {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::ContactId => out.push_str(cx.contact_id.as_str()),
-                Part::ContactField(field) => match cx.fields.get(field) {
-                    Some(Value::String(s)) => out.push_str(s),
-                    Some(Value::Null) | None => {}
-                    Some(other) => out.push_str(&other.to_string()),
-                },
+                Part::ContactField(field) => push_value(&mut out, cx.fields.get(field)),
+                Part::EventAttribute(field) => {
+                    push_value(&mut out, cx.event.and_then(|e| lookup(&e.attributes, field)))
+                }
                 Part::DealId => out.push_str(cx.deal_id.map(DealId::as_str).unwrap_or_default()),
                 Part::EventId => out.push_str(cx.event.map(|e| e.id.as_str()).unwrap_or_default()),
                 Part::EventType => out.push_str(cx.event.map(|e| e.kind.as_str()).unwrap_or_default()),
@@ -112,6 +120,15 @@ impl Template {
             }
         }
         out
+    }
+}
+
+/// A string as itself, other values as JSON, absent or null as nothing.
+fn push_value(out: &mut String, value: Option<&Value>) {
+    match value {
+        Some(Value::String(s)) => out.push_str(s),
+        Some(Value::Null) | None => {}
+        Some(other) => out.push_str(&other.to_string()),
     }
 }
 
@@ -141,16 +158,31 @@ mod tests {
         let t = Template::parse(
             "{{trigger.name}}: prioritise {{ contact.id }} <{{contact.email}}> ({{contact.age}}) at {{score.engagement}}{{deal.id}}",
             "t",
+            None,
         )
         .unwrap();
         assert_eq!(t.render(&cx), "Hot lead: prioritise c_42 <jhon@x.test> (41) at 7");
+        let engagement = ProfileId::parse("engagement").unwrap();
+        let own = Template::parse("{{profile}} is {{score}}", "t", Some(&engagement)).unwrap();
+        assert_eq!(own.render(&cx), "engagement is 7");
+
+        let event: Interaction = serde_json::from_value(serde_json::json!({"id": "e1", "type": "email.clicked",
+            "contact_id": "c_42", "occurred_at": "2026-11-22T10:00:00Z",
+            "attributes": {"url": "https://x.test/p", "utm": {"source": "ads"}}}))
+        .unwrap();
+        let cx = Context { event: Some(&event), ..cx };
+        let t = Template::parse("{{event.type}} {{event.url}} via {{event.utm.source}}{{event.missing}}", "t", None);
+        assert_eq!(t.unwrap().render(&cx), "email.clicked https://x.test/p via ads");
     }
 
     #[test]
     fn refuses_unknown_and_unclosed_placeholders() {
-        assert!(Template::parse("{{contact.id", "t").is_err());
-        assert!(Template::parse("{{secret.token}}", "t").is_err());
-        assert!(Template::parse("{{score.bad name}}", "t").is_err());
-        assert!(Template::parse("no placeholders }} here", "t").is_ok());
+        assert!(Template::parse("{{contact.id", "t", None).is_err());
+        assert!(Template::parse("{{secret.token}}", "t", None).is_err());
+        assert!(Template::parse("{{score.bad name}}", "t", None).is_err());
+        assert!(Template::parse("{{score}}", "t", None).is_err(), "only a score trigger has its own score");
+        assert!(Template::parse("{{profile}}", "t", None).is_err());
+        assert!(Template::parse("{{event.}}", "t", None).is_err());
+        assert!(Template::parse("no placeholders }} here", "t", None).is_ok());
     }
 }
