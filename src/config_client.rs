@@ -217,8 +217,10 @@ pub async fn plan(remote: &Remote, file: &TenantFile, update_secrets: bool) -> R
             continue;
         };
         if let Some(fields) = current.as_object_mut() {
-            fields.remove("id");
-            fields.remove("updated_at");
+            // What the server adds to a spec: its id, when it was saved, its job's progress.
+            for key in ["id", "updated_at", "existing"] {
+                fields.remove(key);
+            }
         }
         let changed = differences(&desired, &normalized::<TriggerSpec>(&current).unwrap_or_default());
         if changed.is_empty() {

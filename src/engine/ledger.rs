@@ -240,6 +240,11 @@ pub struct ContactState {
     /// a `move_stage` can tell backwards from forwards.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deal_stages: BTreeMap<DealId, DealStage>,
+    /// For each trigger saved with `apply_to_existing`, the start of the
+    /// last such job that evaluated this subject: a retried batch does not
+    /// fire twice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied: BTreeMap<TriggerId, DateTime<Utc>>,
 }
 
 impl ContactState {
@@ -263,6 +268,7 @@ impl ContactState {
             timers: Vec::new(),
             matched: BTreeSet::new(),
             deal_stages: BTreeMap::new(),
+            applied: BTreeMap::new(),
         }
     }
 

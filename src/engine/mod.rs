@@ -212,6 +212,52 @@ pub fn settle(catalog: &Catalog, before: &ContactState, cause: &str, now: DateTi
     Outcome { state, ledger, actions }
 }
 
+/// Fires `trigger` (a score trigger saved with `apply_to_existing`) for a
+/// subject whose score already matches it: once per job (`job_started`),
+/// and never again for a `once` trigger that already fired. `None` when
+/// nothing fires.
+pub fn fire_existing(
+    catalog: &Catalog,
+    before: &ContactState,
+    trigger: &TriggerId,
+    job_started: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Outcome> {
+    let trigger = catalog.triggers.iter().find(|t| &t.id == trigger)?;
+    let When::Score(filter) = &trigger.when else { return None };
+    catalog.profile(&filter.profile)?;
+    let already = before.applied.get(&trigger.id) == Some(&job_started)
+        || (trigger.runs == Runs::Once && before.fired_once.contains(&trigger.id));
+    if already || !filter.holds(score_of(&before.scores, &filter.profile, Some(now))) {
+        return None;
+    }
+    let mut state = before.clone();
+    for score in state.scores.values_mut() {
+        score.settle(now);
+    }
+    state.applied.insert(trigger.id.clone(), job_started);
+    if trigger.runs == Runs::Once {
+        state.fired_once.insert(trigger.id.clone());
+    }
+    let cause = format!("existing:{}:{}", job_started.timestamp_millis(), state.contact_id);
+    let (mut actions, mut adjustments) = (Vec::new(), Vec::new());
+    let deal_id = state.deal();
+    let firing = Firing { trigger, interaction: None, deal_id: deal_id.as_ref(), cause: &cause, now };
+    firing.render(catalog, &state, &mut actions, &mut adjustments);
+    let round_before = state.clone();
+    let mut ledger = Vec::new();
+    for adjustment in adjustments {
+        if catalog.profile(&adjustment.profile).is_some() {
+            let source = format!("trigger.{}", adjustment.trigger);
+            ledger.push(apply_adjustment(catalog, &mut state, &adjustment.profile, adjustment.change, &source, now));
+        }
+    }
+    let (more, adjusted) = react(catalog, &round_before, &mut state, None, &cause, now);
+    actions.extend(more);
+    ledger.extend(adjusted);
+    Some(Outcome { state, ledger, actions })
+}
+
 /// Whether `once` and `cap` still let this rule score at `at`.
 fn rule_allows(rule: &Rule, score: &ScoreState, at: DateTime<Utc>) -> bool {
     if rule.once && score.once_rules.contains(&rule.id) {

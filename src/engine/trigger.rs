@@ -29,6 +29,11 @@ pub struct TriggerSpec {
     pub actions: Vec<ActionSpec>,
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
+    /// A score trigger that, when saved, also fires once for every subject
+    /// already matching it (in background batches); without it only
+    /// changes from now on count.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apply_to_existing: bool,
 }
 
 fn enabled_by_default() -> bool {
@@ -179,6 +184,9 @@ impl TriggerSpec {
             (When::Score(_), None) => Runs::OnEnter,
             (When::Event(_) | When::Deadline(_), None) => Runs::EveryTime,
         };
+        if self.apply_to_existing && !matches!(when, When::Score(_)) {
+            return Err(ConfigError::new("apply_to_existing", "only a score trigger can apply to existing contacts"));
+        }
         if self.actions.is_empty() || self.actions.len() > MAX_ACTIONS {
             return Err(ConfigError::new("actions", format!("give 1-{MAX_ACTIONS} actions")));
         }
@@ -260,6 +268,10 @@ mod tests {
             "when.score.value"
         );
         assert_eq!(path(json!({"name": "x", "when": {}, "actions": note})), "when");
+        assert_eq!(
+            path(json!({"name": "x", "when": {"event": {}}, "apply_to_existing": true, "actions": note})),
+            "apply_to_existing"
+        );
         assert_eq!(path(json!({"name": "x", "when": {"event": {"type": "call.missed"}}, "actions": []})), "actions");
         let deadline = |within: u64| {
             json!({"name": "x", "when": {"deadline": {"start": {"type": "chat.first_message"},

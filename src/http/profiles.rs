@@ -27,7 +27,8 @@ pub fn router() -> Router<Service> {
         .route("/v1/tenants/{tenant}/profiles/{profile}/simulate", post(simulate))
 }
 
-fn job_out(job: &RecomputeJob) -> Value {
+/// A background job's progress (a recompute, or a trigger applied to existing contacts).
+pub(super) fn job_out(job: &RecomputeJob) -> Value {
     json!({
         "version": job.version,
         "status": job.status,

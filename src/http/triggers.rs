@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use super::auth::Scoped;
 use super::error::ApiError;
 use super::extract::{path_id, JsonBody};
+use super::profiles::job_out;
 use crate::engine::trigger::TriggerSpec;
-use crate::ids::TriggerId;
+use crate::ids::{TenantId, TriggerId};
 use crate::service::Service;
 use crate::store::TriggerRecord;
 
@@ -43,7 +44,14 @@ async fn save(
     let trigger = path_id::<TriggerId>(trigger)?;
     let (record, created) = service.put_trigger(&tenant, &trigger, spec).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(trigger_out(&record))))
+    Ok((status, detailed(&service, &tenant, &record).await?))
+}
+
+/// One trigger with the progress of its latest apply-to-existing job.
+async fn detailed(service: &Service, tenant: &TenantId, record: &TriggerRecord) -> Result<Json<Value>, ApiError> {
+    let mut out = trigger_out(record);
+    out["existing"] = service.existing_job(tenant, &record.id).await?.as_ref().map_or(Value::Null, job_out);
+    Ok(Json(out))
 }
 
 async fn show(
@@ -53,5 +61,5 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = scope.tenant;
     let trigger = path_id::<TriggerId>(trigger)?;
-    Ok(Json(trigger_out(&service.trigger(&tenant, &trigger).await?)))
+    detailed(&service, &tenant, &service.trigger(&tenant, &trigger).await?).await
 }

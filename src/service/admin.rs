@@ -244,10 +244,17 @@ impl Service {
                 ));
             }
         }
-        let created = self.store.trigger(tenant, id).await?.is_none();
+        let before = self.store.trigger(tenant, id).await?;
+        let created = before.is_none();
+        let changed = before.is_none_or(|b| b.spec != spec);
         let record = TriggerRecord { id: id.clone(), spec, updated_at: self.clock.now() };
         self.store.put_trigger(tenant, &record).await?;
         self.config_changed(tenant);
+        if let (true, true, true, Some(profile)) =
+            (changed, record.spec.enabled, record.spec.apply_to_existing, record.spec.score_profile())
+        {
+            self.start_applying(tenant, id, profile).await?;
+        }
         Ok((record, created))
     }
 

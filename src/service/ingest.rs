@@ -108,13 +108,36 @@ impl Service {
         interaction: Option<&Interaction>,
         change: impl Fn(&ContactState, chrono::DateTime<chrono::Utc>) -> Outcome,
     ) -> Result<Committed, ServiceError> {
+        let committed = self.commit_if(tenant, contact, interaction, |state, now| Some(change(state, now))).await?;
+        // The change always has an outcome, so there is always a commit.
+        committed.ok_or(ServiceError::Busy)
+    }
+
+    /// `commit_contact` for a change that may find nothing to do (`None`):
+    /// then nothing is written.
+    pub(crate) async fn commit_when(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        change: impl Fn(&ContactState, chrono::DateTime<chrono::Utc>) -> Option<Outcome>,
+    ) -> Result<Option<Committed>, ServiceError> {
+        self.commit_if(tenant, contact, None, change).await
+    }
+
+    async fn commit_if(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        interaction: Option<&Interaction>,
+        change: impl Fn(&ContactState, chrono::DateTime<chrono::Utc>) -> Option<Outcome>,
+    ) -> Result<Option<Committed>, ServiceError> {
         let _queued = self.contact_lock(tenant, contact).lock().await;
         for attempt in 0..=MAX_CONFLICT_RETRIES {
             let state = self.load_contact(tenant, contact).await?;
             let now = self.clock.now();
-            let outcome = change(&state, now);
+            let Some(outcome) = change(&state, now) else { return Ok(None) };
             match self.try_commit(tenant, &state, interaction, now, outcome).await? {
-                Some(committed) => return Ok(committed),
+                Some(committed) => return Ok(Some(committed)),
                 None => {
                     tracing::debug!(attempt, "version conflict; re-reading the contact");
                     tokio::time::sleep(conflict_backoff(attempt)).await;

@@ -9,6 +9,7 @@ pub mod actions;
 pub mod admin;
 pub mod apply;
 pub mod catalog;
+pub mod existing;
 pub mod ingest;
 pub mod recompute;
 pub mod scores;

@@ -15,9 +15,9 @@ use crate::engine::ledger::since_last_reset;
 use crate::engine::profile::Profile;
 use crate::engine::replay::recompute;
 use crate::engine::Catalog;
-use crate::ids::{ContactId, ProfileId, TenantId};
+use crate::ids::{ContactId, ProfileId, TenantId, TriggerId};
 use crate::outbox::Step;
-use crate::store::{JobStatus, RecomputeJob, StoreError};
+use crate::store::{trigger_job_key, JobStatus, RecomputeJob, StoreError};
 
 /// Contacts one job advances by per sweep step.
 pub const RECOMPUTE_BATCH: usize = 50;
@@ -32,8 +32,24 @@ impl Service {
         profile: &ProfileId,
         version: u32,
     ) -> Result<RecomputeJob, ServiceError> {
+        self.start_job(tenant, profile, version, None).await
+    }
+
+    /// Saves a running job (a recompute, or with `trigger` an
+    /// apply-to-existing) over any earlier one under the same key.
+    pub(crate) async fn start_job(
+        &self,
+        tenant: &TenantId,
+        profile: &ProfileId,
+        version: u32,
+        trigger: Option<TriggerId>,
+    ) -> Result<RecomputeJob, ServiceError> {
+        let key = match &trigger {
+            Some(trigger) => trigger_job_key(trigger),
+            None => profile.to_string(),
+        };
         for _ in 0..3 {
-            let revision = self.store.job(tenant, profile).await?.map_or(0, |job| job.revision);
+            let revision = self.store.job(tenant, &key).await?.map_or(0, |job| job.revision);
             let job = RecomputeJob {
                 tenant: tenant.clone(),
                 profile: profile.clone(),
@@ -45,11 +61,12 @@ impl Service {
                 started_at: self.clock.now(),
                 finished_at: None,
                 revision,
+                trigger: trigger.clone(),
             };
             match self.store.save_job(&job).await {
                 Ok(()) => {
                     self.outbox_bell.notify_one();
-                    tracing::info!(tenant = %tenant, profile = %profile, version, "recompute started");
+                    tracing::info!(tenant = %tenant, job = %key, version, "job started");
                     return Ok(RecomputeJob { revision: revision + 1, ..job });
                 }
                 Err(StoreError::Conflict) => continue,
@@ -64,7 +81,7 @@ impl Service {
         tenant: &TenantId,
         profile: &ProfileId,
     ) -> Result<Option<RecomputeJob>, ServiceError> {
-        Ok(self.store.job(tenant, profile).await?)
+        Ok(self.store.job(tenant, profile.as_str()).await?)
     }
 
     /// Advances each running job by one batch; `More` while any still runs.
@@ -78,6 +95,9 @@ impl Service {
     }
 
     async fn advance(&self, mut job: RecomputeJob) -> Result<JobStatus, ServiceError> {
+        if job.trigger.is_some() {
+            return self.advance_existing(job).await;
+        }
         let record = self.store.profile(&job.tenant, &job.profile).await?;
         let live = record.as_ref().and_then(|r| r.scoring()).filter(|v| v.version == job.version);
         let Some(live) = live else {
@@ -108,12 +128,12 @@ impl Service {
         self.save_progress(job).await
     }
 
-    async fn finish(&self, job: RecomputeJob, status: JobStatus) -> Result<JobStatus, ServiceError> {
+    pub(crate) async fn finish(&self, job: RecomputeJob, status: JobStatus) -> Result<JobStatus, ServiceError> {
         self.save_progress(RecomputeJob { status, finished_at: Some(self.clock.now()), ..job }).await
     }
 
     /// Saves a job's progress; a job replaced meanwhile (a newer publish) is left alone.
-    async fn save_progress(&self, job: RecomputeJob) -> Result<JobStatus, ServiceError> {
+    pub(crate) async fn save_progress(&self, job: RecomputeJob) -> Result<JobStatus, ServiceError> {
         match self.store.save_job(&job).await {
             Ok(()) => Ok(job.status),
             Err(StoreError::Conflict) => Ok(JobStatus::Cancelled),

@@ -366,7 +366,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn save_job(&self, job: &RecomputeJob) -> Result<(), StoreError> {
-        let job_key = key(&[job.tenant.as_str(), job.profile.as_str()]);
+        let job_key = key(&[job.tenant.as_str(), &job.key()]);
         let expected = job.revision;
         let bytes = encode(&RecomputeJob { revision: expected + 1, ..job.clone() })?;
         self.blocking(move |db| {
@@ -385,8 +385,8 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn job(&self, tenant: &TenantId, profile: &ProfileId) -> Result<Option<RecomputeJob>, StoreError> {
-        self.get(JOBS, key(&[tenant.as_str(), profile.as_str()])).await
+    async fn job(&self, tenant: &TenantId, job_key: &str) -> Result<Option<RecomputeJob>, StoreError> {
+        self.get(JOBS, key(&[tenant.as_str(), job_key])).await
     }
 
     async fn running_jobs(&self, limit: usize) -> Result<Vec<RecomputeJob>, StoreError> {

@@ -128,6 +128,27 @@ pub struct RecomputeJob {
     /// Save counter: `save_job` writes `revision + 1` only over `revision`.
     #[serde(default)]
     pub revision: u64,
+    /// Set on a job that applies a score trigger saved with
+    /// `apply_to_existing` to the subjects already matching it (of
+    /// `profile`'s kind), instead of recomputing `profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerId>,
+}
+
+impl RecomputeJob {
+    /// The job's key within its tenant: the profile a recompute rebuilds, or
+    /// `trigger.<id>` (a profile id cannot hold a dot).
+    pub fn key(&self) -> String {
+        match &self.trigger {
+            Some(trigger) => trigger_job_key(trigger),
+            None => self.profile.to_string(),
+        }
+    }
+}
+
+/// The key of the job applying a trigger to existing subjects.
+pub fn trigger_job_key(trigger: &TriggerId) -> String {
+    format!("trigger.{trigger}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,7 +226,8 @@ pub trait Store: Send + Sync {
     /// Saves a recompute job as revision `job.revision + 1`, only if the
     /// stored one is at `job.revision` (0: none stored); else `Conflict`.
     async fn save_job(&self, job: &RecomputeJob) -> Result<(), StoreError>;
-    async fn job(&self, tenant: &TenantId, profile: &ProfileId) -> Result<Option<RecomputeJob>, StoreError>;
+    /// The job under `key` (`RecomputeJob::key`).
+    async fn job(&self, tenant: &TenantId, key: &str) -> Result<Option<RecomputeJob>, StoreError>;
     /// Jobs still running, oldest first.
     async fn running_jobs(&self, limit: usize) -> Result<Vec<RecomputeJob>, StoreError>;
 

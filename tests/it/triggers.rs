@@ -157,3 +157,66 @@ async fn a_backwards_stage_move_is_recorded_skipped_with_its_reason() {
     app.sweep().await;
     assert_eq!(app.actions("acme", "skipped").await.len(), 1, "and the executor leaves it alone");
 }
+
+/// Contacts scored before the trigger exists: ana 6, ben 2, luz 8.
+async fn scored_before_the_trigger(app: &TestApp) {
+    app.create_tenant("acme", None).await;
+    let profile = json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 2}]});
+    app.admin(Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(profile)).await;
+    app.admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None).await;
+    for (contact, opens) in [("ana", 3), ("ben", 1), ("luz", 4)] {
+        for n in 0..opens {
+            post(app, &format!("{contact}{n}"), "email.opened", contact, json!({})).await;
+        }
+    }
+    app.sweep().await;
+}
+
+async fn a_trigger_applied_to_existing_contacts_fires_once_for_those_matching(app: &TestApp) {
+    scored_before_the_trigger(app).await;
+    let spec = |apply: bool, tag: &str| {
+        json!({"name": "Hot", "when": {"score": {"profile": "engagement", "op": "gte", "value": 5}},
+            "apply_to_existing": apply, "actions": [{"type": "add_tag", "tag": tag}]})
+    };
+    app.admin(Method::PUT, "/v1/tenants/acme/triggers/plain", Some(spec(false, "plain"))).await;
+    let (status, saved) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(spec(true, "hot"))).await;
+    assert_eq!((status, saved["existing"]["status"].clone()), (StatusCode::CREATED, json!("running")), "{saved}");
+    app.sweep().await;
+
+    let (_, hot) = app.admin(Method::GET, "/v1/tenants/acme/triggers/hot", None).await;
+    assert_eq!(hot["existing"]["status"], "done", "{hot}");
+    assert_eq!(
+        (hot["existing"]["contacts_done"].clone(), hot["existing"]["contacts_changed"].clone()),
+        (json!(3), json!(2))
+    );
+    let (_, body) = app.admin(Method::GET, "/v1/tenants/acme/actions", None).await;
+    let mut by_contact: Vec<(String, String)> = body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["trigger"].as_str().unwrap().to_owned(), a["contact_id"].as_str().unwrap().to_owned()))
+        .collect();
+    by_contact.sort();
+    assert_eq!(by_contact, [("hot".into(), "ana".into()), ("hot".into(), "luz".into())], "only the matching, once");
+
+    // Saving it again unchanged starts nothing; from now on changes count as usual.
+    app.admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(spec(true, "hot"))).await;
+    app.sweep().await;
+    post(app, "ben9", "email.opened", "ben", json!({})).await;
+    post(app, "ben10", "email.opened", "ben", json!({})).await;
+    app.sweep().await;
+    let mut counts = fired(app).await;
+    assert_eq!((counts.remove("hot"), counts.remove("plain")), (Some(3), Some(1)), "ben entered: both fire for him");
+}
+
+#[tokio::test]
+async fn embedded_a_trigger_applied_to_existing_contacts_fires_once_for_those_matching() {
+    a_trigger_applied_to_existing_contacts_fires_once_for_those_matching(&TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_a_trigger_applied_to_existing_contacts_fires_once_for_those_matching() {
+    let Some(store) = fresh_store().await else { return };
+    a_trigger_applied_to_existing_contacts_fires_once_for_those_matching(&TestApp::spawn_on(Arc::new(store)).await)
+        .await;
+}

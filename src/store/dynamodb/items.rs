@@ -88,8 +88,8 @@ pub fn contacts_pk(tenant: &TenantId) -> String {
     format!("T#{tenant}#CONTACTS")
 }
 
-pub fn job_sk(profile: &ProfileId) -> String {
-    format!("{SK_JOB_PREFIX}{profile}")
+pub fn job_sk(job_key: &str) -> String {
+    format!("{SK_JOB_PREFIX}{job_key}")
 }
 
 pub fn action_log_pk(tenant: &TenantId) -> String {
@@ -173,15 +173,15 @@ pub fn ledger_item(
     Ok(Some(item))
 }
 
-/// A recompute job, with due-index attributes while it runs.
+/// A recompute (or apply-to-existing) job, with due-index attributes while it runs.
 pub fn job_item(job: &RecomputeJob) -> Result<Item, StoreError> {
-    let mut item = doc_item(tenant_pk(&job.tenant), job_sk(&job.profile), job)?;
+    let mut item = doc_item(tenant_pk(&job.tenant), job_sk(&job.key()), job)?;
     item.insert(REVISION.to_owned(), n(job.revision));
     if job.status == JobStatus::Running {
         item.insert(DUE_PK.to_owned(), s(JOB_PARTITION));
         item.insert(
             DUE_SK.to_owned(),
-            s(format!("{}#{}#{}", sortable_millis(job.started_at), tenant_pk(&job.tenant), job.profile)),
+            s(format!("{}#{}#{}", sortable_millis(job.started_at), tenant_pk(&job.tenant), job.key())),
         );
     }
     Ok(item)

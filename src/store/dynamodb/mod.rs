@@ -601,8 +601,8 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn job(&self, tenant: &TenantId, profile: &ProfileId) -> Result<Option<RecomputeJob>, StoreError> {
-        self.get_doc(key(tenant_pk(tenant), job_sk(profile))).await
+    async fn job(&self, tenant: &TenantId, job_key: &str) -> Result<Option<RecomputeJob>, StoreError> {
+        self.get_doc(key(tenant_pk(tenant), job_sk(job_key))).await
     }
 
     async fn running_jobs(&self, limit: usize) -> Result<Vec<RecomputeJob>, StoreError> {
