@@ -65,14 +65,16 @@ pub async fn deliver(
     classify(response.status(), response.headers(), now)
 }
 
-/// 2xx is done; 408, 429 and 5xx are worth retrying; any other status is final.
+/// 2xx is done; 408, 409 (a concurrent change on the receiver's side), 429
+/// and 5xx are worth retrying; any other status is final.
 pub fn classify(status: StatusCode, headers: &HeaderMap, now: DateTime<Utc>) -> Result<u16, DeliveryError> {
     let code = status.as_u16();
     if status.is_success() {
         return Ok(code);
     }
     let message = format!("the receiver answered {status}");
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
+    let transient = [StatusCode::REQUEST_TIMEOUT, StatusCode::CONFLICT, StatusCode::TOO_MANY_REQUESTS];
+    if status.is_server_error() || transient.contains(&status) {
         let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, now));
         return Err(DeliveryError::Retryable { http_status: Some(code), message, retry_after });
     }
@@ -103,6 +105,8 @@ mod tests {
             Err(DeliveryError::Retryable { .. })
         ));
         assert!(matches!(classify(StatusCode::BAD_REQUEST, &empty, now), Err(DeliveryError::Permanent { .. })));
+        assert!(matches!(classify(StatusCode::CONFLICT, &empty, now), Err(DeliveryError::Retryable { .. })));
+        assert!(matches!(classify(StatusCode::NOT_FOUND, &empty, now), Err(DeliveryError::Permanent { .. })));
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("30"));
         match classify(StatusCode::TOO_MANY_REQUESTS, &headers, now) {
