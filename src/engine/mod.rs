@@ -245,13 +245,7 @@ pub fn fire_existing(
     let firing = Firing { trigger, interaction: None, deal_id: deal_id.as_ref(), cause: &cause, now };
     firing.render(catalog, &state, &mut actions, &mut adjustments);
     let round_before = state.clone();
-    let mut ledger = Vec::new();
-    for adjustment in adjustments {
-        if catalog.profile(&adjustment.profile).is_some() {
-            let source = format!("trigger.{}", adjustment.trigger);
-            ledger.push(apply_adjustment(catalog, &mut state, &adjustment.profile, adjustment.change, &source, now));
-        }
-    }
+    let mut ledger = apply_triggered(catalog, &mut state, adjustments, now);
     let (more, adjusted) = react(catalog, &round_before, &mut state, None, &cause, now);
     actions.extend(more);
     ledger.extend(adjusted);
@@ -332,18 +326,30 @@ pub(crate) fn react(
             break;
         }
         let round_before = state.clone();
-        for adjustment in adjustments.drain(..) {
-            if catalog.profile(&adjustment.profile).is_none() {
-                continue; // the target profile is not published (any more)
-            }
-            let source = format!("trigger.{}", adjustment.trigger);
-            ledger.push(apply_adjustment(catalog, state, &adjustment.profile, adjustment.change, &source, now));
-        }
+        ledger.extend(apply_triggered(catalog, state, std::mem::take(&mut adjustments), now));
         let (more, next) = fire_triggers(catalog, &round_before, state, None, cause, now, &mut fired_triggers);
         actions.extend(more);
         adjustments = next;
     }
     (actions, ledger)
+}
+
+/// Books the `adjust_score` actions triggers fired, skipping profiles that
+/// are not published (any more); returns their ledger entries.
+fn apply_triggered(
+    catalog: &Catalog,
+    state: &mut ContactState,
+    adjustments: Vec<TriggeredAdjustment>,
+    now: DateTime<Utc>,
+) -> Vec<LedgerEntry> {
+    adjustments
+        .into_iter()
+        .filter(|adjustment| catalog.profile(&adjustment.profile).is_some())
+        .map(|adjustment| {
+            let source = format!("trigger.{}", adjustment.trigger);
+            apply_adjustment(catalog, state, &adjustment.profile, adjustment.change, &source, now)
+        })
+        .collect()
 }
 
 /// Fires the deadline triggers whose timers ran out by `now`.

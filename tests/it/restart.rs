@@ -136,8 +136,8 @@ async fn a_stopped_app_restarts_with_its_pending_actions_still_pending() {
     assert_eq!(app.actions("acme", "done").await.len(), 3);
 }
 
-#[tokio::test]
-async fn the_replay_command_requeues_dead_actions_in_a_stopped_store() {
+/// The seeds' tenant after five opens, whose three actions the CRM refused for good.
+async fn three_dead_actions() -> (RecordingCrm, crate::support::TestApp) {
     let crm = RecordingCrm::start().await;
     let app = crate::support::TestApp::spawn().await;
     app.seeds_tenant("acme", Some(&crm.url)).await;
@@ -145,6 +145,12 @@ async fn the_replay_command_requeues_dead_actions_in_a_stopped_store() {
     let events: Vec<Value> = (1..=5).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
     app.post_webhook("acme", &json!(events)).await;
     app.drain_outbox().await;
+    (crm, app)
+}
+
+#[tokio::test]
+async fn the_replay_command_requeues_dead_actions_in_a_stopped_store() {
+    let (_crm, app) = three_dead_actions().await;
     assert_eq!(app.actions("acme", "dead").await.len(), 3);
     let dir = app.stop().await;
 
@@ -176,13 +182,7 @@ async fn the_replay_command_requeues_dead_actions_in_a_stopped_store() {
 
 #[tokio::test]
 async fn the_replay_command_requeues_dead_actions_through_a_running_instance() {
-    let crm = RecordingCrm::start().await;
-    let app = crate::support::TestApp::spawn().await;
-    app.seeds_tenant("acme", Some(&crm.url)).await;
-    crm.respond_with(&[400, 400, 400]);
-    let events: Vec<Value> = (1..=5).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
-    app.post_webhook("acme", &json!(events)).await;
-    app.drain_outbox().await;
+    let (_crm, app) = three_dead_actions().await;
     let dead: Vec<Value> = app.actions("acme", "dead").await.iter().map(|a| a["id"].clone()).collect();
     assert_eq!(dead.len(), 3);
 
