@@ -7,10 +7,10 @@
 use super::ingest::Committed;
 use super::recompute::RECOMPUTE_BATCH;
 use super::{Service, ServiceError};
+use crate::engine;
 use crate::engine::profile::SubjectKind;
-use crate::engine::{self};
-use crate::ids::{TenantId, TriggerId};
-use crate::store::{JobStatus, RecomputeJob};
+use crate::ids::{ProfileId, TenantId, TriggerId};
+use crate::store::{trigger_job_key, JobStatus, RecomputeJob};
 
 impl Service {
     /// Starts applying a saved score trigger to the subjects already matching it.
@@ -18,7 +18,7 @@ impl Service {
         &self,
         tenant: &TenantId,
         trigger: &TriggerId,
-        profile: &crate::ids::ProfileId,
+        profile: &ProfileId,
     ) -> Result<RecomputeJob, ServiceError> {
         self.start_job(tenant, profile, 0, Some(trigger.clone())).await
     }
@@ -29,7 +29,7 @@ impl Service {
         tenant: &TenantId,
         trigger: &TriggerId,
     ) -> Result<Option<RecomputeJob>, ServiceError> {
-        Ok(self.store.job(tenant, &crate::store::trigger_job_key(trigger)).await?)
+        Ok(self.store.job(tenant, &trigger_job_key(trigger)).await?)
     }
 
     /// One batch of an apply-to-existing job.

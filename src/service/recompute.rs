@@ -17,7 +17,7 @@ use crate::engine::replay::recompute;
 use crate::engine::Catalog;
 use crate::ids::{ContactId, ProfileId, TenantId, TriggerId};
 use crate::outbox::Step;
-use crate::store::{trigger_job_key, JobStatus, RecomputeJob, StoreError};
+use crate::store::{JobStatus, RecomputeJob, StoreError};
 
 /// Contacts one job advances by per sweep step.
 pub const RECOMPUTE_BATCH: usize = 50;
@@ -44,25 +44,23 @@ impl Service {
         version: u32,
         trigger: Option<TriggerId>,
     ) -> Result<RecomputeJob, ServiceError> {
-        let key = match &trigger {
-            Some(trigger) => trigger_job_key(trigger),
-            None => profile.to_string(),
+        let fresh = RecomputeJob {
+            tenant: tenant.clone(),
+            profile: profile.clone(),
+            version,
+            status: JobStatus::Running,
+            after: None,
+            contacts_done: 0,
+            contacts_changed: 0,
+            started_at: self.clock.now(),
+            finished_at: None,
+            revision: 0,
+            trigger,
         };
+        let key = fresh.key();
         for _ in 0..3 {
             let revision = self.store.job(tenant, &key).await?.map_or(0, |job| job.revision);
-            let job = RecomputeJob {
-                tenant: tenant.clone(),
-                profile: profile.clone(),
-                version,
-                status: JobStatus::Running,
-                after: None,
-                contacts_done: 0,
-                contacts_changed: 0,
-                started_at: self.clock.now(),
-                finished_at: None,
-                revision,
-                trigger: trigger.clone(),
-            };
+            let job = RecomputeJob { revision, ..fresh.clone() };
             match self.store.save_job(&job).await {
                 Ok(()) => {
                     self.outbox_bell.notify_one();
