@@ -14,7 +14,7 @@ use crate::service::{Service, ServiceError};
 /// Runs one step of each kind of due work; `More` if any has more.
 pub async fn sweep_due(service: &Service, deliverer: &Deliverer, limit: usize) -> Result<Step, ServiceError> {
     let expiries = service.sweep_expiries(limit).await?;
-    let deliveries = deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), limit).await?;
+    let deliveries = deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), service, limit).await?;
     let recomputes = service.advance_recomputes().await?;
     let more = [expiries, deliveries, recomputes].contains(&Step::More);
     Ok(if more { Step::More } else { Step::Drained })

@@ -89,6 +89,9 @@ pub struct FiredAction {
     #[serde(rename = "type")]
     pub kind: String,
     pub params: Value,
+    /// The contact acted for; a stored id-only event awaiting resolution
+    /// holds what it names instead (`deal#759`, an email address).
+    #[serde(with = "crate::ids::subject")]
     pub contact_id: ContactId,
     pub deal_id: Option<DealId>,
     pub fired_at: DateTime<Utc>,

@@ -1,8 +1,10 @@
 //! `PUT|GET /v1/tenants/{t}`: connect a CRM account. Reads never show secrets.
+//! `GET /v1/tenants/{t}/webhooks/unmapped`: the tallies of webhook events
+//! acknowledged but not mapped, by `<provider>:<kind>`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::put;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -15,7 +17,9 @@ use crate::service::Service;
 use crate::tenant::{Provider, Secret, TenantRecord};
 
 pub fn router() -> Router<Service> {
-    Router::new().route("/v1/tenants/{tenant}", put(put_tenant).get(get_tenant))
+    Router::new()
+        .route("/v1/tenants/{tenant}", put(put_tenant).get(get_tenant))
+        .route("/v1/tenants/{tenant}/webhooks/unmapped", get(unmapped))
 }
 
 #[derive(Deserialize)]
@@ -66,4 +70,9 @@ async fn get_tenant(State(service): State<Service>, scope: Scoped) -> Result<Jso
     let record = service.store.tenant(&tenant).await.map_err(crate::service::ServiceError::from)?;
     let record = record.ok_or_else(|| ApiError::not_found(format!("tenant {tenant} not found")))?;
     Ok(Json(tenant_out(&record)))
+}
+
+async fn unmapped(State(service): State<Service>, scope: Scoped) -> Result<Json<Value>, ApiError> {
+    let counts = service.store.unmapped(&scope.tenant).await.map_err(crate::service::ServiceError::from)?;
+    Ok(Json(json!({ "tenant": scope.tenant, "unmapped": counts })))
 }

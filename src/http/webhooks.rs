@@ -1,19 +1,23 @@
 //! `POST /v1/webhooks/{provider}/{tenant}`: interactions in.
 //!
-//! Order matters: size limit, tenant, signature, then parsing and
-//! validation of the whole body, and only then storage, so a rejected
-//! request stores nothing. 202 is answered once every interaction is committed.
+//! Order matters: size limit, tenant, the provider's authenticity check,
+//! then parsing of the whole body, and only then storage, so a rejected
+//! request stores nothing. 202 is answered once everything is stored:
+//! interactions committed, id-only events queued, unmapped kinds counted.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use std::sync::OnceLock;
+
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::post;
 use axum::{Json, Router};
 
 use super::error::ApiError;
 use super::extract::{body_bytes, parse_json};
-use crate::crm::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::crm;
+use crate::crm::inbound::{InboundError, Request};
 use crate::engine::interaction::parse_body;
 use crate::ids::TenantId;
 use crate::service::ingest::IngestReport;
@@ -31,33 +35,75 @@ const REFUSED: &str = "unknown tenant or bad signature";
 async fn receive(
     State(service): State<Service>,
     Path((provider, tenant)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IngestReport>), ApiError> {
     let body = body_bytes(body)?;
     let provider: Provider = serde_json::from_value(serde_json::Value::String(provider.clone()))
         .map_err(|_| ApiError::not_found(format!("unknown provider {provider:?}")))?;
-    if provider != Provider::Generic {
-        return Err(ApiError::not_found(format!("the {} connector is not available yet", provider.as_str())));
-    }
     let tenant_id = TenantId::parse(tenant).map_err(|_| ApiError::unauthorized(REFUSED))?;
     let view = service
         .tenant_view(&tenant_id)
         .await?
         .filter(|v| v.record.provider == provider)
         .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
-    let tenant = &view.record;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    signature::verify(
-        tenant.webhook_secret.expose(),
-        header(TIMESTAMP_HEADER),
-        header(SIGNATURE_HEADER),
-        &body,
-        service.clock.now(),
-    )
-    .inspect_err(|e| tracing::warn!(tenant = %tenant_id, error = %e, "webhook refused"))?;
-    let value: serde_json::Value = parse_json(&body)?;
-    let interactions = parse_body(value).map_err(|e| ApiError::invalid(Some(format!("[{}]", e.at)), e.to_string()))?;
-    let report = service.ingest(&view, &interactions).await?;
-    Ok((StatusCode::ACCEPTED, Json(report)))
+    let url = public_url(&headers, &uri);
+    let request =
+        Request { method: method.as_str(), url: &url, headers: &headers, body: &body, now: service.clock.now() };
+    crm::verify(&view.record, &request).map_err(|e| {
+        tracing::warn!(tenant = %tenant_id, error = %e, "webhook refused");
+        inbound_error(e)
+    })?;
+    let report = if provider == Provider::Generic {
+        let value: serde_json::Value = parse_json(&body)?;
+        let interactions =
+            parse_body(value).map_err(|e| ApiError::invalid(Some(format!("[{}]", e.at)), e.to_string()))?;
+        service.ingest(&view, &interactions).await
+    } else {
+        let items = crm::normalize(&view.record, &request).map_err(inbound_error)?;
+        service.receive(&view, items).await
+    };
+    match report {
+        Ok(report) => Ok((StatusCode::ACCEPTED, Json(report))),
+        Err(e) => Err(ask_to_retry(provider, ApiError::from(e))),
+    }
 }
+
+fn inbound_error(error: InboundError) -> ApiError {
+    match error {
+        InboundError::Refused(message) => ApiError::unauthorized(message),
+        InboundError::Malformed(message) => ApiError::malformed(message),
+    }
+}
+
+/// HighLevel redelivers only after a 429, so a transient failure to store
+/// answers it that way; the other CRMs retry a 503.
+fn ask_to_retry(provider: Provider, error: ApiError) -> ApiError {
+    if provider == Provider::Highlevel && error.status == StatusCode::SERVICE_UNAVAILABLE {
+        return ApiError { status: StatusCode::TOO_MANY_REQUESTS, retry_after: Some(60), ..error };
+    }
+    error
+}
+
+/// The URL the CRM called, as it signed it (HubSpot): the deployment's
+/// public base (`SCOREHOOK_PUBLIC_URL`, e.g. the Function URL) when set,
+/// else the forwarded scheme and the Host header, then path and query.
+fn public_url(headers: &HeaderMap, uri: &Uri) -> String {
+    static BASE: OnceLock<Option<String>> = OnceLock::new();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let configured = BASE.get_or_init(|| {
+        std::env::var(PUBLIC_URL_VAR).ok().filter(|b| !b.is_empty()).map(|b| b.trim_end_matches('/').to_owned())
+    });
+    if let Some(base) = configured {
+        return format!("{base}{path}");
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = header("x-forwarded-proto").and_then(|p| p.split(',').next()).unwrap_or("http").trim();
+    let host = header("x-forwarded-host").or_else(|| header("host")).unwrap_or("localhost");
+    format!("{scheme}://{host}{path}")
+}
+
+/// The public base URL of the deployment, for signatures over the full URL.
+pub const PUBLIC_URL_VAR: &str = "SCOREHOOK_PUBLIC_URL";

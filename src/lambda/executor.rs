@@ -7,21 +7,25 @@
 
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
 use super::{clients, Error};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::SystemClock;
 use crate::crm::Deliverer;
 use crate::ids::{ActionId, TenantId};
 use crate::outbox::deliver_action;
 use crate::outbox::retry::RetryPolicy;
-use crate::store::Store;
+use crate::service::Service;
 
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
     let clients = clients().await?;
     let deliverer = Deliverer::new()?.with_retry(RetryPolicy::from_env()?);
+    // Resolved id-only events are scored here, so the executor needs the service too.
+    let service = Service::new(clients.store.clone(), Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {
-        let (store, deliverer) = (clients.store.clone(), deliverer.clone());
-        async move { Ok::<_, Error>(handle(store.as_ref(), &deliverer, &SystemClock, &event.payload).await) }
+        let (service, deliverer) = (service.clone(), deliverer.clone());
+        async move { Ok::<_, Error>(handle(&service, &deliverer, &event.payload).await) }
     });
     lambda_http::lambda_runtime::run(handler).await
 }
@@ -40,11 +44,12 @@ fn queued_action(record: &Value) -> Option<(TenantId, ActionId)> {
 }
 
 /// Handles one stream batch; returns the partial-batch response.
-pub async fn handle(store: &dyn Store, deliverer: &Deliverer, clock: &dyn Clock, event: &Value) -> Value {
+pub async fn handle(service: &Service, deliverer: &Deliverer, event: &Value) -> Value {
+    let (store, clock) = (service.store.as_ref(), service.clock.as_ref());
     let mut failures = Vec::new();
     for record in event["Records"].as_array().map(Vec::as_slice).unwrap_or_default() {
         let Some((tenant, action)) = queued_action(record) else { continue };
-        if let Err(e) = deliver_action(store, deliverer, clock, &tenant, &action).await {
+        if let Err(e) = deliver_action(store, deliverer, clock, service, &tenant, &action).await {
             tracing::error!(tenant = %tenant, action_id = %action, error = %e, "stream delivery failed; the record is retried");
             let sequence = record["dynamodb"]["SequenceNumber"].as_str().unwrap_or_default();
             failures.push(json!({ "itemIdentifier": sequence }));

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::clock::Clock;
-use crate::crm::{Deliverer, DeliveryError};
+use crate::crm::{Deliverer, DeliveryError, Intake};
 use crate::engine::action::FiredAction;
 use crate::ids::TenantId;
 use crate::store::{Store, StoreError};
@@ -112,6 +112,7 @@ pub async fn deliver_due(
     store: &dyn Store,
     deliverer: &Deliverer,
     clock: &dyn Clock,
+    intake: &dyn Intake,
     limit: usize,
 ) -> Result<Step, StoreError> {
     let due = store.due_actions(clock.now(), limit).await?;
@@ -119,7 +120,7 @@ pub async fn deliver_due(
     for item in due {
         let span = tracing::info_span!("deliver", tenant = %item.tenant, action_id = %item.action.id,
             contact_id = %item.action.contact_id, kind = %item.action.kind);
-        deliver_one(store, deliverer, clock, item).instrument(span).await?;
+        deliver_one(store, deliverer, clock, intake, item).instrument(span).await?;
     }
     Ok(step)
 }
@@ -131,6 +132,7 @@ pub async fn deliver_action(
     store: &dyn Store,
     deliverer: &Deliverer,
     clock: &dyn Clock,
+    intake: &dyn Intake,
     tenant: &TenantId,
     id: &crate::ids::ActionId,
 ) -> Result<bool, StoreError> {
@@ -141,7 +143,7 @@ pub async fn deliver_action(
     }
     let span = tracing::info_span!("deliver", tenant = %item.tenant, action_id = %item.action.id,
         contact_id = %item.action.contact_id, kind = %item.action.kind);
-    deliver_one(store, deliverer, clock, item).instrument(span).await?;
+    deliver_one(store, deliverer, clock, intake, item).instrument(span).await?;
     Ok(true)
 }
 
@@ -149,11 +151,12 @@ async fn deliver_one(
     store: &dyn Store,
     deliverer: &Deliverer,
     clock: &dyn Clock,
+    intake: &dyn Intake,
     mut item: OutboxItem,
 ) -> Result<(), StoreError> {
     let tenant = store.tenant(&item.tenant).await?;
     let result = match &tenant {
-        Some(tenant) => deliverer.deliver(tenant, &item, clock.now()).await,
+        Some(tenant) => deliverer.deliver(tenant, &item, clock.now(), intake).await,
         None => Err(DeliveryError::Permanent { http_status: None, message: "the tenant no longer exists".into() }),
     };
     let now = clock.now();

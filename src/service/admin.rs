@@ -40,12 +40,6 @@ const MIN_SECRET_LEN: usize = 16;
 
 impl TenantInput {
     fn validate(&self) -> Result<(), ServiceError> {
-        if self.provider != Provider::Generic {
-            return Err(ServiceError::invalid(
-                "provider",
-                format!("the {} connector is not available yet; use \"generic\"", self.provider.as_str()),
-            ));
-        }
         if let Some(secret) = &self.webhook_secret {
             if secret.expose().len() < MIN_SECRET_LEN || secret.expose().len() > 512 {
                 return Err(ServiceError::invalid("webhook_secret", format!("use {MIN_SECRET_LEN}-512 characters")));

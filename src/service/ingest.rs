@@ -26,6 +26,16 @@ pub(crate) const MAX_CONFLICT_RETRIES: u32 = 10;
 pub struct IngestReport {
     pub accepted: usize,
     pub duplicates: usize,
+    /// Of `accepted`: id-only events stored for resolution through the CRM's API.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queued: usize,
+    /// Events of kinds scorehook does not map: acknowledged and counted.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unmapped: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What one commit attempt sequence ended in.

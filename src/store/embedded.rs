@@ -7,6 +7,7 @@
 //! which no id may contain) to JSON values. redb is synchronous, so each
 //! call runs on tokio's blocking pool; redb serialises writers itself.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -58,10 +59,12 @@ const OUTBOX_DUE: Table = TableDefinition::new("outbox_due");
 const OUTBOX_LOG: Table = TableDefinition::new("outbox_log");
 /// next expiry millis·tenant·contact → (): contacts the sweeper must settle.
 const EXPIRY_DUE: Table = TableDefinition::new("expiry_due");
+/// tenant·kind → count: webhook events of kinds scorehook does not map.
+const UNMAPPED: Table = TableDefinition::new("unmapped");
 
-const ALL_TABLES: [Table; 13] = [
+const ALL_TABLES: [Table; 14] = [
     TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, HISTORY, JOBS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG,
-    EXPIRY_DUE,
+    EXPIRY_DUE, UNMAPPED,
 ];
 
 const SEP: &str = "\u{1f}";
@@ -533,6 +536,68 @@ impl Store for EmbeddedStore {
 
     async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError> {
         self.get(OUTBOX, key(&[tenant.as_str(), id.as_str()])).await
+    }
+
+    async fn queue_action(&self, item: &OutboxItem) -> Result<bool, StoreError> {
+        let (tenant, id) = (item.tenant.as_str(), item.action.id.as_str());
+        let item_key = key(&[tenant, id]);
+        let log_key = key(&[tenant, &sortable_millis(item.action.fired_at), id]);
+        let (bytes, due_at) = (encode(item)?, due_key(item));
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+                if outbox.get(item_key.as_str()).map_err(unavailable)?.is_some() {
+                    return Ok(false);
+                }
+                outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+                if let Some(due_at) = &due_at {
+                    txn.open_table(OUTBOX_DUE)
+                        .map_err(unavailable)?
+                        .insert(due_at.as_str(), [].as_slice())
+                        .map_err(unavailable)?;
+                }
+                txn.open_table(OUTBOX_LOG)
+                    .map_err(unavailable)?
+                    .insert(log_key.as_str(), [].as_slice())
+                    .map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError> {
+        let row = key(&[tenant.as_str(), kind]);
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(UNMAPPED).map_err(unavailable)?;
+                let before: u64 =
+                    table.get(row.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?.unwrap_or(0);
+                let after = encode(&before.saturating_add(count))?;
+                table.insert(row.as_str(), after.as_slice()).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn unmapped(&self, tenant: &TenantId) -> Result<BTreeMap<String, u64>, StoreError> {
+        let (start, end) = prefix(&[tenant.as_str()]);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(UNMAPPED).map_err(unavailable)?;
+            let mut found = BTreeMap::new();
+            for row in table.range(start.as_str()..end.as_str()).map_err(unavailable)? {
+                let (k, v) = row.map_err(unavailable)?;
+                let kind = k.value().strip_prefix(start.as_str()).unwrap_or_default().to_owned();
+                found.insert(kind, decode(v.value())?);
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn actions(

@@ -11,6 +11,8 @@ pub mod dynamodb;
 pub mod embedded;
 pub mod keys;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -242,6 +244,10 @@ pub trait Store: Send + Sync {
     /// `item.revision`; otherwise `Conflict` and nothing is written.
     async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError>;
     async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError>;
+    /// Queues an item no contact commit carries (a stored id-only webhook
+    /// event), only if no action has its id: `Ok(false)` when one does,
+    /// so a redelivered event is queued once.
+    async fn queue_action(&self, item: &OutboxItem) -> Result<bool, StoreError>;
     /// A tenant's actions, newest first, optionally of one status.
     async fn actions(
         &self,
@@ -249,4 +255,10 @@ pub trait Store: Send + Sync {
         status: Option<ActionStatus>,
         limit: usize,
     ) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// Adds `count` to the tenant's tally of webhook events of a kind
+    /// scorehook does not map (`<provider>:<kind>`).
+    async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError>;
+    /// The tenant's tallies of unmapped webhook events, by kind.
+    async fn unmapped(&self, tenant: &TenantId) -> Result<BTreeMap<String, u64>, StoreError>;
 }

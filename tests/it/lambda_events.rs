@@ -111,21 +111,21 @@ async fn point_actions_at(service: &Service, crm: &RecordingCrm) {
 
 #[tokio::test]
 async fn the_executor_delivers_queued_actions_from_a_stream_batch_once() {
-    let Some((store, service, clock)) = demo().await else { return };
+    let Some((store, service, _)) = demo().await else { return };
     let crm = RecordingCrm::start().await;
     point_actions_at(&service, &crm).await;
     let item = queue_sample_action(&store, true).await;
     let batch: Value = serde_json::from_str(&sample("dynamodb-stream-outbox-batch.json")).unwrap();
     let deliverer = Deliverer::new().unwrap();
 
-    let response = lambda::executor::handle(&store, &deliverer, clock.as_ref(), &batch).await;
+    let response = lambda::executor::handle(&service, &deliverer, &batch).await;
     assert_eq!(response, json!({"batchItemFailures": []}));
     let received = crm.received().await;
     assert_eq!(received.len(), 1, "only the inserted pending action is delivered");
     assert_eq!(received[0].body["id"], item.action.id.as_str());
 
     // The stream delivers at least once: the same batch again sends nothing.
-    lambda::executor::handle(&store, &deliverer, clock.as_ref(), &batch).await;
+    lambda::executor::handle(&service, &deliverer, &batch).await;
     assert!(crm.received().await.is_empty());
     let stored = store.action(&item.tenant, &item.action.id).await.unwrap().unwrap();
     assert_eq!(stored.status, scorehook::outbox::ActionStatus::Done);

@@ -4,6 +4,7 @@
 mod admin_api;
 mod concurrency;
 mod config_as_code;
+mod connectors;
 mod deal_scores;
 mod delivery;
 mod dynamodb;

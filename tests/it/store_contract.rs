@@ -267,6 +267,35 @@ pub async fn contacts_with_decaying_points_come_due_at_each_step(store: &dyn Sto
     assert_eq!(board.rows[0].score, Points::whole(4), "the leaderboard holds the decayed total");
 }
 
+pub async fn queued_actions_are_written_once_and_come_due(store: &dyn Store) {
+    let mut item = action("rs_1", "c", t0());
+    item.action.contact_id = ContactId::parse_subject("deal#759").unwrap();
+    assert!(store.queue_action(&item).await.unwrap(), "the first queueing writes");
+    let mut changed = item.clone();
+    changed.action.params = json!({"tag": "other"});
+    assert!(!store.queue_action(&changed).await.unwrap(), "the same id again is refused");
+    let stored = store.action(&tenant(), &item.action.id).await.unwrap().unwrap();
+    assert_eq!(stored.action.params, json!({"tag": "x"}), "the first one stays");
+    assert_eq!(stored.action.contact_id.as_str(), "deal#759");
+    let due = store.due_actions(t0(), 10).await.unwrap();
+    assert_eq!(due.iter().map(|i| i.action.id.as_str()).collect::<Vec<_>>(), ["rs_1"]);
+    let log = store.actions(&tenant(), Some(ActionStatus::Pending), 10).await.unwrap();
+    assert_eq!(log.len(), 1, "the delivery log shows it");
+}
+
+pub async fn unmapped_tallies_add_up_per_kind(store: &dyn Store) {
+    assert!(store.unmapped(&tenant()).await.unwrap().is_empty());
+    store.count_unmapped(&tenant(), "hubspot:contact.deletion", 2).await.unwrap();
+    store.count_unmapped(&tenant(), "hubspot:contact.deletion", 1).await.unwrap();
+    store.count_unmapped(&tenant(), "hubspot:ticket.creation", 1).await.unwrap();
+    let other = TenantId::parse("other").unwrap();
+    store.count_unmapped(&other, "hubspot:contact.deletion", 5).await.unwrap();
+    let tallies = store.unmapped(&tenant()).await.unwrap();
+    assert_eq!(tallies.get("hubspot:contact.deletion"), Some(&3));
+    assert_eq!(tallies.get("hubspot:ticket.creation"), Some(&1));
+    assert_eq!(tallies.len(), 2, "another tenant's tallies stay apart");
+}
+
 macro_rules! contract_suite {
     ($adapter:ident, $open:expr) => {
         mod $adapter {
@@ -278,7 +307,9 @@ macro_rules! contract_suite {
                 actions_move_through_their_lifecycle,
                 ledgers_read_the_latest_entries_in_order,
                 contacts_with_expiring_points_come_due_at_their_instant,
-                contacts_with_decaying_points_come_due_at_each_step);
+                contacts_with_decaying_points_come_due_at_each_step,
+                queued_actions_are_written_once_and_come_due,
+                unmapped_tallies_add_up_per_kind);
         }
     };
     (@tests $open:expr; $($name:ident),*) => {

@@ -1,7 +1,7 @@
 //! `POST /v1/webhooks/generic/{tenant}`: every rejection has its status and
 //! stores nothing; accepted bodies are scored once.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use scorehook::clock::Clock;
 use serde_json::{json, Value};
 
@@ -119,16 +119,4 @@ async fn json_that_is_not_an_interaction_is_422_and_stores_nothing_of_the_batch(
         assert_error(&body, "invalid_request");
     }
     assert_nothing_stored(&app, &good).await;
-}
-
-#[tokio::test]
-async fn providers_without_a_connector_are_404() {
-    let app = TestApp::spawn().await;
-    app.seeds_tenant("acme", None).await;
-    for provider in ["hubspot", "salesforce"] {
-        let (status, body) =
-            app.call(Method::POST, &format!("/v1/webhooks/{provider}/acme"), None, Some(json!({}))).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-        assert_error(&body, "not_found");
-    }
 }

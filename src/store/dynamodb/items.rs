@@ -58,6 +58,7 @@ pub const SK_SCORE_PREFIX: &str = "SCORE#";
 pub const SK_LEDGER_PREFIX: &str = "LEDGER#";
 pub const SK_HISTORY_PREFIX: &str = "HIST#";
 pub const SK_JOB_PREFIX: &str = "JOB#";
+pub const SK_UNMAPPED_PREFIX: &str = "KIND#";
 
 pub fn tenant_pk(tenant: &TenantId) -> String {
     format!("T#{tenant}")
@@ -69,6 +70,12 @@ pub fn contact_pk(tenant: &TenantId, contact: &ContactId) -> String {
 
 pub fn event_pk(tenant: &TenantId, event: &EventId) -> String {
     format!("T#{tenant}#E#{event}")
+}
+
+/// The partition of a tenant's unmapped-event tallies (apart from the
+/// tenant's own, which every configuration read queries whole).
+pub fn unmapped_pk(tenant: &TenantId) -> String {
+    format!("T#{tenant}#U")
 }
 
 pub fn action_pk(tenant: &TenantId, action: &ActionId) -> String {

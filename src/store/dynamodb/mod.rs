@@ -11,7 +11,7 @@ pub mod capacity;
 pub mod items;
 pub mod schema;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,10 @@ use items::{
     BY_SCORE, DUE, DUE_PARTITION, DUE_PK, DUE_SK, EXPIRY_PARTITION, LB_PK, LB_SK, LOG_PK, PK, REVISION, SK, SK_ACTION,
     SK_EVENT, SK_LEDGER_PREFIX, SK_PROFILE_PREFIX, SK_STATE, SK_TENANT, SK_TRIGGER_PREFIX, TTL, VERSION,
 };
-use items::{contacts_pk, job_item, job_sk, CONTACTS, CT_PK, CT_SK, JOB_PARTITION, SK_HISTORY_PREFIX};
+use items::{
+    contacts_pk, job_item, job_sk, unmapped_pk, CONTACTS, CT_PK, CT_SK, JOB_PARTITION, SK_HISTORY_PREFIX,
+    SK_UNMAPPED_PREFIX,
+};
 
 /// DynamoDB's limit on items per transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -746,6 +749,52 @@ impl Store for DynamoStore {
 
     async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError> {
         self.get_doc(key(action_pk(tenant, id), SK_ACTION)).await
+    }
+
+    async fn queue_action(&self, item: &OutboxItem) -> Result<bool, StoreError> {
+        let row = action_item(item)?;
+        self.metrics.call();
+        self.metrics.write_units.fetch_add(item_size(&row).div_ceil(1024).max(1) as u64, Ordering::Relaxed);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(row))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError> {
+        self.metrics.call();
+        self.metrics.write_units.fetch_add(1, Ordering::Relaxed);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(unmapped_pk(tenant), format!("{SK_UNMAPPED_PREFIX}{kind}"))))
+            .update_expression("ADD #count :n")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":n", n(count))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn unmapped(&self, tenant: &TenantId) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut found = BTreeMap::new();
+        for item in self.query_prefix(unmapped_pk(tenant), SK_UNMAPPED_PREFIX).await? {
+            let kind = get_s(&item, SK)?.strip_prefix(SK_UNMAPPED_PREFIX).unwrap_or_default().to_owned();
+            let count = item.get("count").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+            found.insert(kind, count);
+        }
+        Ok(found)
     }
 
     async fn actions(

@@ -160,6 +160,39 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// Creates a tenant of a CRM provider with these `crm` settings; returns its admin token.
+    pub async fn create_crm_tenant(&self, tenant: &str, provider: &str, crm: Value) -> String {
+        let body = json!({"provider": provider, "webhook_secret": SECRET, "crm": crm});
+        let (status, body) = self.admin(Method::PUT, &format!("/v1/tenants/{tenant}"), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts a provider's webhook as the CRM would: `path_and_query` after
+    /// the base (e.g. `/v1/webhooks/hubspot/t1?x=1`), these headers, these exact bytes.
+    pub async fn post_provider(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}{path_and_query}", self.base)).body(body.to_vec());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The tenant's tallies of unmapped webhook events, by `<provider>:<kind>`.
+    pub async fn unmapped(&self, tenant: &str) -> Value {
+        let (status, body) = self.admin(Method::GET, &format!("/v1/tenants/{tenant}/webhooks/unmapped"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["unmapped"].clone()
+    }
+
     pub async fn post_webhook(&self, tenant: &str, body: &Value) -> (StatusCode, Value) {
         self.post_raw(tenant, SECRET, &serde_json::to_vec(body).unwrap()).await
     }
@@ -192,7 +225,7 @@ impl TestApp {
     /// Runs the outbox executor until nothing is due at the clock's now.
     pub async fn drain_outbox(&self) {
         let (service, deliverer) = (&self.local.service, &self.local.deliverer);
-        while outbox::deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), 10).await.unwrap()
+        while outbox::deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), service, 10).await.unwrap()
             == Step::More
         {}
     }

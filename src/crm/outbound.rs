@@ -1,0 +1,339 @@
+//! What every provider's outbound side shares: the action to perform in
+//! typed form, and one client for a tenant's CRM API that applies the
+//! provider's auth, base URL, rate limit and "slow down" answers.
+//!
+//! Credentials never reach a log line or an attempt's error text: header
+//! values are marked sensitive, and transport errors are reported without
+//! their URL (a Bitrix24 webhook URL holds its secret in the path).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::Method;
+use serde_json::Value;
+
+use super::limiter::{Limiter, Rate};
+use super::DeliveryError;
+use crate::ids::{ContactId, DealId};
+use crate::outbox::OutboxItem;
+use crate::tenant::{Provider, TenantRecord};
+
+/// How long a call may wait for its rate-limit token before it is handed
+/// back to the outbox as retryable instead.
+pub const PATIENCE: Duration = Duration::from_secs(2);
+
+/// The most bytes of a CRM's answer read (a runaway body cannot fill memory).
+const MAX_ANSWER: usize = 1 << 20;
+
+/// A fired action, decoded from its params for a connector to perform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Act {
+    MoveStage {
+        pipeline: String,
+        stage: String,
+        as_user: Option<String>,
+    },
+    AddTag(String),
+    RemoveTag(String),
+    CreateTask {
+        title: String,
+        body: Option<String>,
+        due_at: Option<DateTime<Utc>>,
+    },
+    AddNote(String),
+    /// Writes the score: `value` is `None` when the contact has no score in the profile.
+    SetField {
+        field: String,
+        value: Option<f64>,
+    },
+}
+
+impl Act {
+    /// The action of an outbox item; `Permanent` for kinds a CRM does not perform.
+    pub fn of(item: &OutboxItem) -> Result<Self, DeliveryError> {
+        let params = &item.action.params;
+        let text = |key: &str| params.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        let required =
+            |key: &str| text(key).ok_or_else(|| permanent(format!("the {} action has no {key}", item.action.kind)));
+        Ok(match item.action.kind.as_str() {
+            "move_stage" => {
+                Act::MoveStage { pipeline: required("pipeline")?, stage: required("stage")?, as_user: text("as_user") }
+            }
+            "add_tag" => Act::AddTag(required("tag")?),
+            "remove_tag" => Act::RemoveTag(required("tag")?),
+            "create_task" => Act::CreateTask {
+                title: required("title")?,
+                body: text("body"),
+                due_at: text("due_at").and_then(|d| d.parse().ok()),
+            },
+            "add_note" => Act::AddNote(required("text")?),
+            "set_field" => Act::SetField {
+                field: required("field")?,
+                value: params.get("value").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())),
+            },
+            other => return Err(permanent(format!("a CRM connector cannot perform {other:?} actions"))),
+        })
+    }
+}
+
+/// The contact an action is for (never a deal's scoring key).
+pub fn contact_of(item: &OutboxItem) -> Result<&ContactId, DeliveryError> {
+    let contact = &item.action.contact_id;
+    match contact.deal() {
+        Some(_) => Err(permanent("the action names a deal, not a contact")),
+        None => Ok(contact),
+    }
+}
+
+/// The deal an action is for, if any.
+pub fn deal_of(item: &OutboxItem) -> Option<&DealId> {
+    item.action.deal_id.as_ref()
+}
+
+pub fn permanent(message: impl Into<String>) -> DeliveryError {
+    DeliveryError::Permanent { http_status: None, message: message.into() }
+}
+
+/// A credential or setting from the tenant's `crm` map, or a permanent
+/// error that says which key to set.
+pub fn setting<'t>(tenant: &'t TenantRecord, key: &str) -> Result<&'t str, DeliveryError> {
+    tenant.crm.get(key).and_then(Value::as_str).filter(|v| !v.is_empty()).ok_or_else(|| {
+        permanent(format!(
+            "the tenant's crm settings have no {key:?}: set it with PUT /v1/tenants/{}, then replay",
+            tenant.id
+        ))
+    })
+}
+
+/// How a provider's API is reached and how it says "slow down".
+#[derive(Debug, Clone, Copy)]
+pub struct ApiConfig {
+    pub provider: Provider,
+    /// Scheme and host (and any fixed path prefix); `crm.base_url` overrides it.
+    pub default_base: &'static str,
+    pub rate: Rate,
+    /// `Some(wait)` when an answer means "rate limited": the call is retried
+    /// after `wait` and the tenant's bucket pauses as long.
+    pub slow_down: fn(&Answer, DateTime<Utc>) -> Option<TimeDelta>,
+}
+
+/// What the process shares across deliveries: the HTTP client, the buckets, the clock reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach<'a> {
+    pub http: &'a reqwest::Client,
+    pub limiter: &'a Limiter,
+    pub now: DateTime<Utc>,
+}
+
+/// A CRM's answer, read whole (up to 1 MiB).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The body as JSON; `Null` when empty or not JSON.
+    pub body: Value,
+    /// The body as text, cut to 300 characters, for error messages.
+    pub excerpt: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One tenant's CRM API.
+pub struct CrmApi<'a> {
+    reach: Reach<'a>,
+    tenant: &'a TenantRecord,
+    config: &'a ApiConfig,
+    base: String,
+    headers: HeaderMap,
+}
+
+impl<'a> CrmApi<'a> {
+    /// The API at `crm.base_url` if set, else at the provider's default base.
+    pub fn new(reach: Reach<'a>, tenant: &'a TenantRecord, config: &'a ApiConfig) -> Result<Self, DeliveryError> {
+        let base = match tenant.crm.get("base_url").and_then(Value::as_str).filter(|b| !b.is_empty()) {
+            Some(base) => base.to_owned(),
+            None if !config.default_base.is_empty() => config.default_base.to_owned(),
+            None => setting(tenant, "base_url")?.to_owned(),
+        };
+        Ok(Self { reach, tenant, config, base: base.trim_end_matches('/').to_owned(), headers: HeaderMap::new() })
+    }
+
+    /// Replaces the base (e.g. a Bitrix24 webhook URL built from the settings).
+    pub fn with_base(mut self, base: &str) -> Self {
+        self.base = base.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Adds a header to every call; its value is never logged.
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Result<Self, DeliveryError> {
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| permanent(format!("the {name} credential holds characters a header cannot carry")))?;
+        value.set_sensitive(true);
+        self.headers.insert(HeaderName::from_static(name), value);
+        Ok(self)
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn with_bearer(self, token: &str) -> Result<Self, DeliveryError> {
+        self.with_header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn tenant(&self) -> &TenantRecord {
+        self.tenant
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.reach.now
+    }
+
+    /// The base URL calls are made against.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Calls `method base+path` with an optional JSON body. `Ok` is a 2xx
+    /// answer; a "slow down" answer, 408, 409, 429 or 5xx is retryable; any
+    /// other status is permanent, with the CRM's own message.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, DeliveryError> {
+        self.wait_for_token().await?;
+        let mut request = self.reach.http.request(method.clone(), format!("{}{path}", self.base));
+        request = request.headers(self.headers.clone()).header("accept", "application/json");
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body).map_err(|e| permanent(format!("cannot encode the request: {e}")))?;
+            request = request.header(CONTENT_TYPE, "application/json").body(bytes);
+        }
+        let response = request.send().await.map_err(|e| DeliveryError::Retryable {
+            http_status: None,
+            message: format!("cannot reach the {} API: {}", self.config.provider.as_str(), e.without_url()),
+            retry_after: None,
+        })?;
+        let answer = read(response).await;
+        if (200..300).contains(&answer.status) {
+            return Ok(answer);
+        }
+        if let Some(wait) = (self.config.slow_down)(&answer, self.reach.now) {
+            let pause = wait.to_std().unwrap_or_default();
+            self.reach.limiter.pause(self.config.provider, &self.tenant.id, self.config.rate, Instant::now(), pause);
+            return Err(DeliveryError::Retryable {
+                http_status: Some(answer.status),
+                message: format!(
+                    "{method} {}: rate limited by {} ({}); retrying after {} s",
+                    redact_path(path),
+                    self.config.provider.as_str(),
+                    answer.excerpt,
+                    wait.num_seconds()
+                ),
+                retry_after: Some(wait),
+            });
+        }
+        let status = reqwest::StatusCode::from_u16(answer.status).unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
+        Err(match super::generic::classify(status, &answer.headers, self.reach.now) {
+            Err(DeliveryError::Retryable { http_status, retry_after, .. }) => DeliveryError::Retryable {
+                http_status,
+                message: format!("{method} {} answered {}: {}", redact_path(path), answer.status, answer.excerpt),
+                retry_after,
+            },
+            _ => DeliveryError::Permanent {
+                http_status: Some(answer.status),
+                message: format!("{method} {} answered {}: {}", redact_path(path), answer.status, answer.excerpt),
+            },
+        })
+    }
+
+    async fn wait_for_token(&self) -> Result<(), DeliveryError> {
+        let (provider, rate) = (self.config.provider, self.config.rate);
+        match self.reach.limiter.take(provider, &self.tenant.id, rate, Instant::now(), PATIENCE) {
+            Ok(wait) if wait.is_zero() => Ok(()),
+            Ok(wait) => {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Err(wait) => Err(DeliveryError::Retryable {
+                http_status: None,
+                message: format!("holding back to stay within {}'s rate limit", provider.as_str()),
+                retry_after: TimeDelta::from_std(wait).ok(),
+            }),
+        }
+    }
+}
+
+/// A path for an error message: the query (which may hold a token) is cut.
+fn redact_path(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
+}
+
+async fn read(response: reqwest::Response) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    let mut response = response;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_ANSWER {
+            bytes.truncate(MAX_ANSWER);
+            break;
+        }
+    }
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let excerpt: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+    Answer { status, headers, body, excerpt }
+}
+
+/// `Retry-After` in seconds, if the answer has one.
+pub fn retry_after_seconds(answer: &Answer) -> Option<TimeDelta> {
+    answer.header("retry-after")?.trim().parse::<u32>().ok().map(|s| TimeDelta::seconds(i64::from(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::action::FiredAction;
+    use crate::ids::{ActionId, TenantId, TriggerId};
+    use serde_json::json;
+
+    fn item(kind: &str, params: Value) -> OutboxItem {
+        OutboxItem::new(
+            TenantId::parse("t").unwrap(),
+            FiredAction {
+                id: ActionId::parse("a1").unwrap(),
+                trigger: TriggerId::parse("hot").unwrap(),
+                kind: kind.into(),
+                params,
+                contact_id: ContactId::parse("42").unwrap(),
+                deal_id: None,
+                fired_at: Utc::now(),
+                skipped: None,
+            },
+        )
+    }
+
+    #[test]
+    fn decodes_every_crm_action() {
+        let due = "2026-11-23T10:00:00Z";
+        assert_eq!(
+            Act::of(&item("create_task", json!({"title": "Call", "body": null, "due_at": due}))).unwrap(),
+            Act::CreateTask { title: "Call".into(), body: None, due_at: Some(due.parse().unwrap()) }
+        );
+        assert_eq!(
+            Act::of(&item("set_field", json!({"field": "score", "profile": "p", "value": 12}))).unwrap(),
+            Act::SetField { field: "score".into(), value: Some(12.0) }
+        );
+        assert_eq!(
+            Act::of(&item("move_stage", json!({"pipeline": "p", "stage": "s", "as_user": null}))).unwrap(),
+            Act::MoveStage { pipeline: "p".into(), stage: "s".into(), as_user: None }
+        );
+        assert!(matches!(Act::of(&item("add_tag", json!({"tag": ""}))), Err(DeliveryError::Permanent { .. })));
+        assert!(matches!(Act::of(&item("adjust_score", json!({}))), Err(DeliveryError::Permanent { .. })));
+    }
+
+    #[test]
+    fn redacts_queries_from_paths() {
+        assert_eq!(redact_path("/x?api_token=s"), "/x");
+        assert_eq!(redact_path("/x"), "/x");
+    }
+}
