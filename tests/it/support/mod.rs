@@ -2,6 +2,7 @@
 //! a recording CRM, and request signing. No mocks of our own code.
 
 pub mod dynamo;
+pub mod failing_store;
 pub mod fake_crm;
 pub mod recording_crm;
 pub mod spawn_app;

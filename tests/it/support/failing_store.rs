@@ -1,0 +1,139 @@
+//! A store whose writes of webhook data can be made to fail on demand, as
+//! an unreachable DynamoDB would: it wraps a real embedded store and
+//! answers `Unavailable` from `commit`, `queue_action` and `count_unmapped`
+//! while `failing` is set. Everything else passes through. It stands in for
+//! our own storage port, not for the AWS SDK.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use scorehook::engine::interaction::Recorded;
+use scorehook::engine::ledger::{ContactState, LedgerEntry};
+use scorehook::engine::profile::ProfileRecord;
+use scorehook::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
+use scorehook::outbox::{ActionStatus, OutboxItem};
+use scorehook::store::{Commit, LeaderboardPage, LeaderboardQuery, RecomputeJob, Store, StoreError, TriggerRecord};
+use scorehook::tenant::TenantRecord;
+
+pub struct FailingStore {
+    pub inner: Arc<dyn Store>,
+    pub failing: AtomicBool,
+}
+
+impl FailingStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self { inner, failing: AtomicBool::new(false) }
+    }
+
+    pub fn fail_writes(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the test made the store unreachable".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for FailingStore {
+    async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        self.inner.put_tenant(tenant).await
+    }
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        self.inner.tenant(id).await
+    }
+    async fn put_profile(&self, tenant: &TenantId, profile: &ProfileRecord) -> Result<(), StoreError> {
+        self.inner.put_profile(tenant, profile).await
+    }
+    async fn profile(&self, tenant: &TenantId, id: &ProfileId) -> Result<Option<ProfileRecord>, StoreError> {
+        self.inner.profile(tenant, id).await
+    }
+    async fn profiles(&self, tenant: &TenantId) -> Result<Vec<ProfileRecord>, StoreError> {
+        self.inner.profiles(tenant).await
+    }
+    async fn put_trigger(&self, tenant: &TenantId, trigger: &TriggerRecord) -> Result<(), StoreError> {
+        self.inner.put_trigger(tenant, trigger).await
+    }
+    async fn trigger(&self, tenant: &TenantId, id: &TriggerId) -> Result<Option<TriggerRecord>, StoreError> {
+        self.inner.trigger(tenant, id).await
+    }
+    async fn triggers(&self, tenant: &TenantId) -> Result<Vec<TriggerRecord>, StoreError> {
+        self.inner.triggers(tenant).await
+    }
+    async fn contact(&self, tenant: &TenantId, contact: &ContactId) -> Result<Option<ContactState>, StoreError> {
+        self.inner.contact(tenant, contact).await
+    }
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.commit(commit).await
+    }
+    async fn ledger(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.inner.ledger(tenant, contact, limit).await
+    }
+    async fn leaderboard(&self, tenant: &TenantId, query: &LeaderboardQuery) -> Result<LeaderboardPage, StoreError> {
+        self.inner.leaderboard(tenant, query).await
+    }
+    async fn history(&self, tenant: &TenantId, contact: &ContactId) -> Result<Vec<Recorded>, StoreError> {
+        self.inner.history(tenant, contact).await
+    }
+    async fn contacts(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ContactId>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        self.inner.contacts(tenant, after, limit).await
+    }
+    async fn save_job(&self, job: &RecomputeJob) -> Result<(), StoreError> {
+        self.inner.save_job(job).await
+    }
+    async fn job(&self, tenant: &TenantId, key: &str) -> Result<Option<RecomputeJob>, StoreError> {
+        self.inner.job(tenant, key).await
+    }
+    async fn running_jobs(&self, limit: usize) -> Result<Vec<RecomputeJob>, StoreError> {
+        self.inner.running_jobs(limit).await
+    }
+    async fn due_contacts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(TenantId, ContactId)>, StoreError> {
+        self.inner.due_contacts(now, limit).await
+    }
+    async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.inner.due_actions(now, limit).await
+    }
+    async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        self.inner.save_action(item).await
+    }
+    async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError> {
+        self.inner.action(tenant, id).await
+    }
+    async fn queue_action(&self, item: &OutboxItem) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.queue_action(item).await
+    }
+    async fn actions(
+        &self,
+        tenant: &TenantId,
+        status: Option<ActionStatus>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.inner.actions(tenant, status, limit).await
+    }
+    async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.count_unmapped(tenant, kind, count).await
+    }
+    async fn unmapped(&self, tenant: &TenantId) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.inner.unmapped(tenant).await
+    }
+}
