@@ -1,0 +1,89 @@
+//! The ActiveCampaign connector: webhooks in, API v3 calls out.
+//!
+//! ActiveCampaign signs nothing, so the tenant's secret travels in the
+//! webhook URL's `key` query parameter (`verify`). Its bodies are
+//! form-urlencoded with bracketed keys, one event per request, and every
+//! event names its contact, so nothing ever needs resolving (`inbound`).
+//! Actions call the per-account API at `crm.base_url` with the `Api-Token`
+//! header (`outbound`). Facts: `shared/crm/activecampaign.md`.
+
+mod inbound;
+mod outbound;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::inbound::{Inbound, InboundError, Request, Unresolved};
+use super::limiter::Rate;
+use super::outbound::{permanent, retry_after_seconds, Answer, ApiConfig, Reach};
+use super::DeliveryError;
+use crate::engine::interaction::Interaction;
+use crate::outbox::OutboxItem;
+use crate::tenant::{Provider, TenantRecord};
+
+/// ActiveCampaign's published limit is 5 requests per second per account;
+/// the base URL is per account, so there is no default.
+pub const API: ApiConfig =
+    ApiConfig { provider: Provider::Activecampaign, default_base: "", rate: Rate::per(5.0, 1.0), slow_down };
+
+/// How long to wait after a 429 that names no `Retry-After`.
+const DEFAULT_SLOW_DOWN: TimeDelta = TimeDelta::seconds(1);
+
+/// ActiveCampaign says "slow down" with 429 and (usually) `Retry-After` in seconds.
+fn slow_down(answer: &Answer, _now: DateTime<Utc>) -> Option<TimeDelta> {
+    (answer.status == 429).then(|| retry_after_seconds(answer).unwrap_or(DEFAULT_SLOW_DOWN))
+}
+
+/// The tenant's `webhook_secret` must come back as the URL's `key` query parameter.
+pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), InboundError> {
+    inbound::verify(tenant, request)
+}
+
+/// One ActiveCampaign event (one request) into one inbound item.
+pub fn normalize(_tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inbound>, InboundError> {
+    inbound::normalize(request).map(|item| vec![item])
+}
+
+/// Every ActiveCampaign event carries its contact id, so `normalize` never
+/// produces an id-only event; one found in the outbox was not made here.
+pub async fn resolve(
+    _reach: Reach<'_>,
+    _tenant: &TenantRecord,
+    _event: &Unresolved,
+) -> Result<Vec<Interaction>, DeliveryError> {
+    Err(permanent("no ActiveCampaign event needs resolving: every event names its contact"))
+}
+
+/// Performs one fired action through the tenant's ActiveCampaign API.
+pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
+    outbound::deliver(reach, tenant, item).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use serde_json::Value;
+
+    fn answer(status: u16, retry_after: Option<&'static str>) -> Answer {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = retry_after {
+            headers.insert("retry-after", HeaderValue::from_static(value));
+        }
+        Answer { status, headers, body: Value::Null, excerpt: String::new() }
+    }
+
+    #[test]
+    fn a_429_slows_down_for_its_retry_after_or_one_second() {
+        let now = Utc::now();
+        assert_eq!(slow_down(&answer(429, Some("7")), now), Some(TimeDelta::seconds(7)));
+        assert_eq!(slow_down(&answer(429, None), now), Some(TimeDelta::seconds(1)));
+        assert_eq!(slow_down(&answer(429, Some("soon")), now), Some(TimeDelta::seconds(1)));
+        assert_eq!(slow_down(&answer(503, Some("7")), now), None, "a 503 is an ordinary retryable answer");
+        assert_eq!(slow_down(&answer(200, None), now), None);
+    }
+
+    #[test]
+    fn the_rate_is_five_per_second() {
+        assert_eq!(API.rate, Rate::per(5.0, 1.0));
+    }
+}
