@@ -160,3 +160,143 @@ impl Deliverer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const PROVIDERS: [Provider; 6] = [
+        Provider::Generic,
+        Provider::Hubspot,
+        Provider::Highlevel,
+        Provider::Activecampaign,
+        Provider::Bitrix24,
+        Provider::Pipedrive,
+    ];
+
+    /// A tenant of `provider` whose every credential is `secret`, so a fuzzed
+    /// request can get past `verify` when it happens to carry it.
+    fn tenant(provider: Provider) -> TenantRecord {
+        let crm = json!({"client_secret": "secret", "application_token": "secret", "webhook_user": "secret"});
+        TenantRecord {
+            id: TenantId::parse("t").unwrap_or_else(|e| panic!("{e}")),
+            provider,
+            webhook_secret: crate::tenant::Secret::new("secret"),
+            actions_url: None,
+            crm: crm.as_object().cloned().unwrap_or_default(),
+            token_hash: String::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// Every provider sample under `tests/fixtures/crm/`, read once.
+    fn samples() -> &'static [(Provider, Vec<u8>)] {
+        static SAMPLES: std::sync::OnceLock<Vec<(Provider, Vec<u8>)>> = std::sync::OnceLock::new();
+        SAMPLES.get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crm");
+            let mut found = Vec::new();
+            for provider in &PROVIDERS[1..] {
+                let dir = std::fs::read_dir(root.join(provider.as_str())).into_iter().flatten().flatten();
+                for entry in dir {
+                    if let Ok(bytes) = std::fs::read(entry.path()) {
+                        found.push((*provider, bytes));
+                    }
+                }
+            }
+            assert!(found.len() >= 25, "the samples are missing: {} found", found.len());
+            found
+        })
+    }
+
+    /// Headers every scheme looks at, with fuzzed values where they parse as header values.
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let names = [
+            "x-hubspot-signature-v3",
+            "x-hubspot-request-timestamp",
+            "x-ghl-signature",
+            "x-wh-signature",
+            "authorization",
+            "content-type",
+            signature::TIMESTAMP_HEADER,
+            signature::SIGNATURE_HEADER,
+        ];
+        for name in names {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+        headers
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// No byte string, header value or query makes any inbound parser panic.
+        #[test]
+        fn no_input_makes_any_connector_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+            header in "\\PC{0,80}",
+            query in "[a-z=&%0-9\\[\\]+]{0,60}",
+        ) {
+            let headers = headers(&header);
+            let url = format!("https://h.test/v1/webhooks/p/t?key=secret&{query}");
+            for provider in PROVIDERS {
+                let request = Request { method: "POST", url: &url, headers: &headers, body: &body, now: Utc::now() };
+                let tenant = tenant(provider);
+                let _ = verify(&tenant, &request);
+                let _ = normalize(&tenant, &request);
+            }
+        }
+
+        /// Every real sample, cut short and with bytes changed, reaches deep
+        /// into each provider's mapping: none of it panics either.
+        #[test]
+        fn no_mangled_sample_makes_its_connector_panic(
+            cut in any::<prop::sample::Index>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        ) {
+            for (provider, sample) in samples() {
+                let mut body = sample.clone();
+                body.truncate(cut.index(body.len() + 1));
+                for (at, byte) in &flips {
+                    if !body.is_empty() {
+                        let i = at.index(body.len());
+                        body[i] = *byte;
+                    }
+                }
+                let headers = headers("secret");
+                let request = Request {
+                    method: "POST", url: "https://h.test/x?key=secret", headers: &headers, body: &body, now: Utc::now(),
+                };
+                let _ = normalize(&tenant(*provider), &request);
+            }
+        }
+
+        /// The same for JSON-shaped and form-shaped bodies, which reach deeper.
+        #[test]
+        fn no_structured_body_makes_any_connector_panic(
+            value in proptest::arbitrary::any::<Vec<(String, String)>>(),
+            array in any::<bool>(),
+        ) {
+            let object: serde_json::Map<String, serde_json::Value> =
+                value.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let json_body = if array { json!([object]) } else { json!(object) };
+            let json_bytes = serde_json::to_vec(&json_body).unwrap_or_default();
+            let form_bytes = form_urlencoded::Serializer::new(String::new()).extend_pairs(value.iter()).finish();
+            let headers = headers("secret");
+            for body in [json_bytes.as_slice(), form_bytes.as_bytes()] {
+                for provider in PROVIDERS {
+                    let request = Request {
+                        method: "POST", url: "https://h.test/x?key=secret", headers: &headers, body, now: Utc::now(),
+                    };
+                    let _ = normalize(&tenant(provider), &request);
+                }
+            }
+        }
+    }
+}
