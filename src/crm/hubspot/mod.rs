@@ -77,3 +77,39 @@ pub async fn resolve(
 pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
     actions::deliver(reach, tenant, item).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn tenant(crm: serde_json::Value) -> TenantRecord {
+        TenantRecord {
+            id: crate::ids::TenantId::parse("t").unwrap(),
+            provider: Provider::Hubspot,
+            webhook_secret: crate::tenant::Secret::new("not-the-client-secret"),
+            actions_url: None,
+            crm: crm.as_object().cloned().unwrap_or_default(),
+            token_hash: String::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_tenant_without_a_client_secret_refuses_even_a_request_signed_with_its_webhook_secret() {
+        let url = "https://h.test/v1/webhooks/hubspot/t";
+        let now = Utc::now();
+        let timestamp = now.timestamp_millis().to_string();
+        let mut headers = HeaderMap::new();
+        let signature = sign("not-the-client-secret", "POST", url, b"[]", &timestamp);
+        headers.insert(signature::SIGNATURE_HEADER, signature.parse().unwrap());
+        headers.insert(signature::TIMESTAMP_HEADER, timestamp.parse().unwrap());
+        let request = Request { method: "POST", url, headers: &headers, body: b"[]", now };
+        assert!(matches!(verify(&tenant(json!({})), &request), Err(InboundError::Refused(_))));
+        let configured = tenant(json!({"client_secret": "not-the-client-secret"}));
+        assert_eq!(verify(&configured, &request), Ok(()));
+    }
+}
