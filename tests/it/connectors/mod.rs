@@ -2,4 +2,5 @@
 //! webhook route, and actions out to a local fake of each CRM's API.
 
 mod activecampaign;
+mod hubspot;
 mod shared;
