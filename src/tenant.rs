@@ -60,7 +60,21 @@ impl Provider {
 }
 
 /// `crm` settings keys that are safe to show back; everything else may be a credential.
-pub const PUBLIC_CRM_KEYS: &[&str] = &["base_url", "location_id", "api_url", "pipelines", "score_field"];
+pub const PUBLIC_CRM_KEYS: &[&str] = &[
+    "base_url",
+    "location_id",
+    "api_url",
+    "pipelines",
+    "score_field",
+    "api_rate",
+    // HubSpot
+    "portal_id",
+    "tags_property",
+    "owner_id",
+    // ActiveCampaign (and others that write the score by field id)
+    "score_field_id",
+    "task_type_id",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantRecord {

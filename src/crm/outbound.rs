@@ -148,6 +148,8 @@ pub struct CrmApi<'a> {
     reach: Reach<'a>,
     tenant: &'a TenantRecord,
     config: &'a ApiConfig,
+    /// The provider's published limit, or the tenant's `crm.api_rate`.
+    rate: Rate,
     base: String,
     headers: HeaderMap,
 }
@@ -160,7 +162,9 @@ impl<'a> CrmApi<'a> {
             None if !config.default_base.is_empty() => config.default_base.to_owned(),
             None => setting(tenant, "base_url")?.to_owned(),
         };
-        Ok(Self { reach, tenant, config, base: base.trim_end_matches('/').to_owned(), headers: HeaderMap::new() })
+        let rate = tenant_rate(tenant).unwrap_or(config.rate);
+        let base = base.trim_end_matches('/').to_owned();
+        Ok(Self { reach, tenant, config, rate, base, headers: HeaderMap::new() })
     }
 
     /// Replaces the base (e.g. a Bitrix24 webhook URL built from the settings).
@@ -218,7 +222,7 @@ impl<'a> CrmApi<'a> {
         }
         if let Some(wait) = (self.config.slow_down)(&answer, self.reach.now) {
             let pause = wait.to_std().unwrap_or_default();
-            self.reach.limiter.pause(self.config.provider, &self.tenant.id, self.config.rate, Instant::now(), pause);
+            self.reach.limiter.pause(self.config.provider, &self.tenant.id, self.rate, Instant::now(), pause);
             return Err(DeliveryError::Retryable {
                 http_status: Some(answer.status),
                 message: format!(
@@ -246,7 +250,7 @@ impl<'a> CrmApi<'a> {
     }
 
     async fn wait_for_token(&self) -> Result<(), DeliveryError> {
-        let (provider, rate) = (self.config.provider, self.config.rate);
+        let (provider, rate) = (self.config.provider, self.rate);
         match self.reach.limiter.take(provider, &self.tenant.id, rate, Instant::now(), PATIENCE) {
             Ok(wait) if wait.is_zero() => Ok(()),
             Ok(wait) => {
@@ -260,6 +264,15 @@ impl<'a> CrmApi<'a> {
             }),
         }
     }
+}
+
+/// A tenant's own limit, `"api_rate": {"calls": 190, "seconds": 10}`, for
+/// accounts whose plan allows more than the provider's base tier.
+fn tenant_rate(tenant: &TenantRecord) -> Option<Rate> {
+    let rate = tenant.crm.get("api_rate")?;
+    let calls = rate.get("calls")?.as_f64().filter(|c| (1.0..=100_000.0).contains(c))?;
+    let seconds = rate.get("seconds")?.as_f64().filter(|s| (0.1..=86_400.0).contains(s))?;
+    Some(Rate::per(calls, seconds))
 }
 
 /// A path for an error message: the query (which may hold a token) is cut.
@@ -329,6 +342,25 @@ mod tests {
         );
         assert!(matches!(Act::of(&item("add_tag", json!({"tag": ""}))), Err(DeliveryError::Permanent { .. })));
         assert!(matches!(Act::of(&item("adjust_score", json!({}))), Err(DeliveryError::Permanent { .. })));
+    }
+
+    #[test]
+    fn a_tenant_may_raise_or_lower_its_rate() {
+        let mut record = TenantRecord {
+            id: TenantId::parse("t").unwrap(),
+            provider: Provider::Hubspot,
+            webhook_secret: crate::tenant::Secret::new("s"),
+            actions_url: None,
+            crm: serde_json::Map::new(),
+            token_hash: String::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        assert_eq!(tenant_rate(&record), None);
+        record.crm.insert("api_rate".into(), json!({"calls": 190, "seconds": 10}));
+        assert_eq!(tenant_rate(&record), Some(Rate::per(190.0, 10.0)));
+        record.crm.insert("api_rate".into(), json!({"calls": 0, "seconds": 10}));
+        assert_eq!(tenant_rate(&record), None, "a nonsensical rate keeps the provider's");
     }
 
     #[test]
