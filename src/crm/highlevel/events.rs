@@ -445,6 +445,7 @@ mod tests {
     use super::*;
     use crate::crm::highlevel::auth::tests::{sample, tenant};
     use axum::http::HeaderMap;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn items(file: &str, url: &str) -> Vec<Inbound> {
@@ -664,5 +665,91 @@ mod tests {
         assert_eq!(instant(&json!("yesterday")), None);
         assert_eq!(instant(&json!(1e300)), None);
         assert_eq!(instant(&json!(null)), None);
+    }
+
+    /// Field names HighLevel bodies use, so generated bodies reach the mappings.
+    const KEYS: &[&str] = &[
+        "type",
+        "contactId",
+        "contact_id",
+        "id",
+        "_id",
+        "messageType",
+        "status",
+        "callStatus",
+        "webhookId",
+        "timestamp",
+        "dateAdded",
+        "locationId",
+        "altId",
+        "location",
+        "appointment",
+        "contactDetails",
+        "webhookPayload",
+        "event",
+        "recipient",
+        "dndSettings",
+        "dnd",
+        "customData",
+        "scorehook_event",
+        "workflow",
+        "tags",
+        "pipelineStageId",
+        "amountPaid",
+        "invoiceNumber",
+        "body",
+        "message",
+        "headers",
+    ];
+    const TYPES: &[&str] = &[
+        "InboundMessage",
+        "OutboundMessage",
+        "OpportunityStageUpdate",
+        "ContactUpdate",
+        "ContactTagUpdate",
+        "ContactDndUpdate",
+        "AppointmentCreate",
+        "InvoicePaid",
+        "LCEmailStats",
+        "TaskCreate",
+    ];
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            proptest::sample::select(TYPES).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(proptest::sample::select(KEYS), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn no_body_shaped_like_highlevels_makes_normalize_panic(
+            kind in proptest::option::of(proptest::sample::select(TYPES)),
+            fields in proptest::collection::btree_map(proptest::sample::select(KEYS), json_value(), 0..12),
+            query in "[a-z=&.]{0,20}",
+        ) {
+            let mut body: Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            if let Some(kind) = kind {
+                body.insert("type".into(), Value::from(kind));
+            }
+            let raw = serde_json::to_vec(&Value::Object(body)).unwrap();
+            let headers = HeaderMap::new();
+            let url = format!("https://h.test/x?{query}");
+            let request = Request { method: "POST", url: &url, headers: &headers, body: &raw, now: Utc::now() };
+            let tenant = tenant(json!({"location_id": "l1"}));
+            let _ = crate::crm::highlevel::auth::verify(&tenant, &request);
+            let _ = normalize(&tenant, &request);
+        }
     }
 }
