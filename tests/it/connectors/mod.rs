@@ -2,5 +2,6 @@
 //! webhook route, and actions out to a local fake of each CRM's API.
 
 mod activecampaign;
+mod highlevel;
 mod hubspot;
 mod shared;
