@@ -71,7 +71,10 @@ pub const PUBLIC_CRM_KEYS: &[&str] = &[
     "portal_id",
     "tags_property",
     "owner_id",
-    // ActiveCampaign (and others that write the score by field id)
+    // HighLevel: public keys that replace the published ones (sandboxes, rotations)
+    "ed25519_public_key",
+    "rsa_public_key",
+    // ActiveCampaign and HighLevel write the score by field id
     "score_field_id",
     "task_type_id",
 ];

@@ -182,8 +182,11 @@ async fn deliver_one(
         Some(e) => tracing::warn!(attempt = number, ?status, http_status, error = %e, "action delivery failed"),
         None => tracing::info!(attempt = number, http_status, "action delivered"),
     }
+    // A dead item says why at a glance; the attempts keep every error.
+    let reason = error.clone().filter(|_| status == ActionStatus::Dead);
     let attempt = Attempt { at: now, status, http_status, error };
     item.status = status;
+    item.reason = reason;
     item.attempts.push(attempt.clone());
     for _ in 0..SAVE_RETRIES {
         match store.save_action(&item).await {

@@ -102,6 +102,7 @@ async fn exhausted_retries_are_dead_letters_that_replay_under_the_same_id() {
     let (status, replayed) = app.admin(Method::POST, &format!("/v1/tenants/acme/actions/{id}/replay"), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{replayed}");
     assert_eq!(replayed["status"], "pending");
+    assert_eq!(replayed["reason"], serde_json::Value::Null, "a replay clears the reason");
     app.drain_outbox().await;
     let requests = crm.received().await;
     assert_eq!(requests.len(), 1);
@@ -124,6 +125,7 @@ async fn a_4xx_is_final_and_a_missing_actions_url_is_a_dead_letter_with_a_reason
     app.drain_outbox().await;
     let dead = only(app.actions("acme", "dead").await);
     assert_eq!(dead["attempts"][0]["http_status"], 400);
+    assert!(dead["reason"].as_str().unwrap().contains("400"), "a dead item says why: {dead}");
 
     let other = TestApp::spawn().await;
     tag_on_open(&other, None).await;

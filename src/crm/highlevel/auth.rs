@@ -8,8 +8,12 @@
 //! - else a workflow "Webhook" action, which HighLevel does not sign: the
 //!   URL query `key` must equal the tenant's webhook secret.
 //!
-//! A signed body's `timestamp`, when present, must be within five minutes
-//! of `now`; an event for another location than the tenant's
+//! A signed body's `timestamp`, when present, must be at most two hours
+//! old and at most five minutes ahead of `now`: HighLevel redelivers after
+//! a 429 about ten minutes apart, six times, and a redelivery keeps the
+//! event (so a tight window would refuse the very retry scorehook asked
+//! for); a replay of a stored event is a duplicate by its `webhookId`
+//! anyway. An event for another location than the tenant's
 //! `location_id` is refused. Pure, and total: no input panics.
 
 use base64::engine::general_purpose::STANDARD;
@@ -46,8 +50,11 @@ const HIGHLEVEL_RSA: &str = concat!(
     "T1hhTiaCeIY/OwwwNUY2yvcCAwEAAQ==",
 );
 
-/// How far a signed event's `timestamp` may be from `now`, either way.
-const WINDOW: TimeDelta = TimeDelta::minutes(5);
+/// How old a signed event's `timestamp` may be: HighLevel's six retries
+/// after a 429, about ten minutes apart with jitter, end within ~70 minutes.
+const MAX_AGE: TimeDelta = TimeDelta::hours(2);
+/// How far ahead of our clock a signed `timestamp` may be (clock skew).
+const MAX_AHEAD: TimeDelta = TimeDelta::minutes(5);
 
 /// The tenant settings that replace HighLevel's keys (sandboxes, tests, rotations).
 pub const ED25519_SETTING: &str = "ed25519_public_key";
@@ -157,15 +164,15 @@ fn signed_event_checks(tenant: &TenantRecord, request: &Request<'_>) -> Result<(
     same_location(tenant, request.body)
 }
 
-/// A present `timestamp` must be readable and within `WINDOW` of `now`.
+/// A present `timestamp` must be readable, at most `MAX_AGE` old and `MAX_AHEAD` ahead.
 fn fresh(body: &[u8], now: DateTime<Utc>) -> Result<(), InboundError> {
     let Ok(Value::Object(event)) = serde_json::from_slice::<Value>(body) else { return Ok(()) };
     let Some(stamp) = event.get("timestamp") else { return Ok(()) };
     let at = instant(stamp).ok_or_else(|| refused("the event's timestamp cannot be read"))?;
-    if now - at > WINDOW {
-        return Err(refused("the event's timestamp is more than 5 minutes old"));
+    if now - at > MAX_AGE {
+        return Err(refused("the event's timestamp is more than 2 hours old"));
     }
-    if at - now > WINDOW {
+    if at - now > MAX_AHEAD {
         return Err(refused("the event's timestamp is more than 5 minutes ahead"));
     }
     Ok(())
@@ -280,10 +287,11 @@ pub(crate) mod tests {
         // HighLevel's own key does not verify the test key's signature.
         let production = super::tests::tenant(json!({}));
         assert!(refused(run(&production, URL, &headers(&[(ED25519_HEADER, STAGE_SIGNATURE)]), &stage, now)));
-        // Stale: the body says 12:45:10; 5 min 1 s later is too late, 5 min is not.
+        // Stale: the body says 12:45:10; 2 h 1 s later is too late, 2 h
+        // (a redelivery after HighLevel's last retry) is not.
         let good = headers(&[(ED25519_HEADER, STAGE_SIGNATURE)]);
-        assert_eq!(run(&tenant, URL, &good, &stage, "2021-11-26T12:50:10Z"), Ok(()));
-        assert!(refused(run(&tenant, URL, &good, &stage, "2021-11-26T12:50:11Z")));
+        assert_eq!(run(&tenant, URL, &good, &stage, "2021-11-26T14:45:10Z"), Ok(()));
+        assert!(refused(run(&tenant, URL, &good, &stage, "2021-11-26T14:45:11Z")));
         assert!(refused(run(&tenant, URL, &good, &stage, "2021-11-26T12:40:09Z")), "too far ahead");
         // Missing: no header and no key.
         assert!(refused(run(&tenant, URL, &HeaderMap::new(), &stage, now)));

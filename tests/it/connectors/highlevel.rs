@@ -100,7 +100,7 @@ async fn wrong_stale_or_missing_signatures_are_refused_and_store_nothing() {
         let keyed = format!("{path}?key=not-the-secret");
         assert_eq!(app.post_provider(&keyed, &missing, body).await.0, StatusCode::UNAUTHORIZED, "wrong URL key");
     }
-    let stale = stamped("opportunity_stage_update_docs.json", now - TimeDelta::minutes(6));
+    let stale = stamped("opportunity_stage_update_docs.json", now - TimeDelta::minutes(121));
     let (status, body) = post_signed(&app, "hl", &stale).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
