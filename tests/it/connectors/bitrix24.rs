@@ -49,6 +49,13 @@ async fn portal_tenant(app: &TestApp, tenant: &str, crm: &FakeCrm, token: &str) 
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// The interactions stored for a contact of tenant `acme`, as JSON.
+async fn recorded(app: &TestApp, contact: &str) -> Vec<Value> {
+    let (tenant, contact) = (TenantId::parse("acme").unwrap(), ContactId::parse(contact).unwrap());
+    let history = app.local.service.store.history(&tenant, &contact).await.unwrap();
+    history.into_iter().map(|r| serde_json::to_value(r.interaction).unwrap()).collect()
+}
+
 async fn post(app: &TestApp, tenant: &str, body: &[u8]) -> (StatusCode, Value) {
     app.post_provider(&format!("/v1/webhooks/bitrix24/{tenant}"), &[FORM], body).await
 }
@@ -75,11 +82,16 @@ async fn the_real_contact_add_is_accepted_scored_and_scored_once_when_redelivere
     assert_eq!(status, StatusCode::ACCEPTED, "{report}");
     assert_eq!(report, json!({"accepted": 1, "duplicates": 0}));
     assert_eq!(app.score("acme", "134806").await, Some(json!(1)));
+    let created = json!({"id": "b24:010b6886ebc205e43ae65000ee00addb:ONCRMCONTACTADD:134806:1727018926",
+        "type": "contact.updated", "contact_id": "134806", "occurred_at": "2024-09-22T15:28:46Z",
+        "attributes": {"change": "created"}});
+    assert_eq!(recorded(&app, "134806").await, vec![created.clone()]);
 
     let (status, report) = post(&app, "acme", &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{report}");
     assert_eq!(report, json!({"accepted": 0, "duplicates": 1}), "the same event scores once");
     assert_eq!(app.score("acme", "134806").await, Some(json!(1)));
+    assert_eq!(recorded(&app, "134806").await, vec![created]);
     assert!(crm.calls().is_empty(), "a contact add needs no API call");
 }
 
@@ -162,6 +174,10 @@ async fn a_deal_update_is_stored_then_resolved_through_the_stage_history_and_sco
 
     app.drain_outbox().await;
     assert_eq!(app.score("acme", "42").await, Some(json!(3)));
+    let moved = json!({"id": "b24:d897063e1ce7c5eb9f04b9751eef5915:stagehist:3631", "type": "deal.stage_changed",
+        "contact_id": "42", "deal_id": "759", "occurred_at": "2025-01-09T06:56:40Z",
+        "attributes": {"stage": "PREPARATION", "pipeline": "0", "old_stage": "NEW", "history_id": "3631"}});
+    assert_eq!(recorded(&app, "42").await, vec![moved.clone()]);
     let history = crm.calls_to("POST", &format!("{REST}/crm.stagehistory.list.json"));
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].header("content-type"), Some("application/json"));
@@ -176,6 +192,7 @@ async fn a_deal_update_is_stored_then_resolved_through_the_stage_history_and_sco
     assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)));
     app.drain_outbox().await;
     assert_eq!(app.score("acme", "42").await, Some(json!(3)), "one move scores once");
+    assert_eq!(recorded(&app, "42").await, vec![moved]);
 
     // The same delivery twice is queued once.
     let (_, again) = post(&app, "acme", &later).await;
@@ -211,6 +228,10 @@ async fn an_activity_add_is_resolved_to_an_email_of_its_contact() {
     assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)), "{report}");
     app.drain_outbox().await;
     assert_eq!(app.score("acme", "42").await, Some(json!(7)));
+    let email = json!({"id": "b24:d897063e1ce7c5eb9f04b9751eef5915:activity:7953", "type": "email.received",
+        "contact_id": "42", "occurred_at": "2026-03-11T14:28:50Z",
+        "attributes": {"activity_id": "7953", "provider": "CRM_EMAIL", "subject": "Re: quote"}});
+    assert_eq!(recorded(&app, "42").await, vec![email]);
     assert_eq!(crm.calls_to("POST", &format!("{REST}/crm.activity.get.json"))[0].body, json!({"id": 7953}));
 }
 
@@ -228,6 +249,12 @@ async fn a_missed_call_takes_its_contact_from_the_call_activity() {
     assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)), "{report}");
     app.drain_outbox().await;
     assert_eq!(app.score("acme", "42").await, Some(json!(5)));
+    let missed = json!({
+        "id": "b24:d897063e1ce7c5eb9f04b9751eef5915:call:externalCall.7b0c7de811455ef32b18dc5917e4306a.1773239327",
+        "type": "call.missed", "contact_id": "42", "occurred_at": "2026-03-11T14:28:46Z",
+        "attributes": {"call_id": "externalCall.7b0c7de811455ef32b18dc5917e4306a.1773239327", "line": "REST_APP:",
+            "phone": "+573001112233", "failed_code": "304", "duration": 0}});
+    assert_eq!(recorded(&app, "42").await, vec![missed]);
     assert_eq!(crm.calls_to("POST", &format!("{REST}/crm.activity.get.json"))[0].body, json!({"id": 7953}));
 }
 
