@@ -243,9 +243,8 @@ fn crm_setting<'t>(tenant: &'t TenantRecord, key: &str) -> Option<&'t str> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{only_unresolved, request, run, sample, tenant};
     use super::*;
-    use crate::ids::TenantId;
-    use crate::tenant::{Provider, Secret};
     use axum::http::{HeaderMap, HeaderValue};
     use proptest::prelude::*;
     use serde_json::json;
@@ -253,47 +252,6 @@ mod tests {
     const WEBHOOK_TOKEN: &str = "jvh9y1ulvt2m6k5or90v9mg8nn32ozas";
     const APP_TOKEN: &str = "51856fefc120afa4b628cc82d3935cce";
     const SDK_TOKEN: &str = "3c6c9248ec54af6bea1159b43ee0ab32";
-
-    fn tenant(crm: Value) -> TenantRecord {
-        TenantRecord {
-            id: TenantId::parse("t").unwrap(),
-            provider: Provider::Bitrix24,
-            webhook_secret: Secret::new("s"),
-            actions_url: None,
-            crm: crm.as_object().unwrap().clone(),
-            token_hash: String::new(),
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
-    }
-
-    fn sample(file: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/crm/bitrix24/{file}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-    }
-
-    fn now() -> DateTime<Utc> {
-        "2026-11-23T10:00:00Z".parse().unwrap()
-    }
-
-    fn request<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Request<'a> {
-        Request { method: "POST", url: "https://h.test/v1/webhooks/bitrix24/t", headers, body, now: now() }
-    }
-
-    fn run(token: &str, file: &str) -> Vec<Inbound> {
-        let headers = HeaderMap::new();
-        let body = sample(file);
-        let tenant = tenant(json!({"application_token": token}));
-        verify(&tenant, &request(&headers, &body)).unwrap();
-        normalize(&tenant, &request(&headers, &body)).unwrap()
-    }
-
-    fn only_unresolved(items: Vec<Inbound>) -> Unresolved {
-        match items.as_slice() {
-            [Inbound::Resolve(event)] => event.clone(),
-            other => panic!("expected one id-only event, got {other:?}"),
-        }
-    }
 
     #[test]
     fn the_real_contact_add_is_a_contact_update_with_the_proposed_key() {

@@ -73,3 +73,59 @@ impl Pending {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
+
+/// What the submodules' tests share: a tenant, the samples, and a sample
+/// taken through `verify` and `normalize` as the route would.
+#[cfg(test)]
+mod testing {
+    use axum::http::HeaderMap;
+    use chrono::{DateTime, Utc};
+    use serde_json::Value;
+
+    use crate::crm::inbound::{Inbound, Request, Unresolved};
+    use crate::ids::TenantId;
+    use crate::tenant::{Provider, Secret, TenantRecord};
+
+    pub fn tenant(crm: Value) -> TenantRecord {
+        TenantRecord {
+            id: TenantId::parse("t").unwrap(),
+            provider: Provider::Bitrix24,
+            webhook_secret: Secret::new("s"),
+            actions_url: None,
+            crm: crm.as_object().unwrap().clone(),
+            token_hash: String::new(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// The exact bytes of `tests/fixtures/crm/bitrix24/<file>`.
+    pub fn sample(file: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/crm/bitrix24/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    }
+
+    pub fn now() -> DateTime<Utc> {
+        "2026-11-23T10:00:00Z".parse().unwrap()
+    }
+
+    pub fn request<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Request<'a> {
+        Request { method: "POST", url: "https://h.test/v1/webhooks/bitrix24/t", headers, body, now: now() }
+    }
+
+    /// A sample verified with `token`, then normalized.
+    pub fn run(token: &str, file: &str) -> Vec<Inbound> {
+        let headers = HeaderMap::new();
+        let body = sample(file);
+        let tenant = tenant(serde_json::json!({"application_token": token}));
+        super::verify(&tenant, &request(&headers, &body)).unwrap();
+        super::normalize(&tenant, &request(&headers, &body)).unwrap()
+    }
+
+    pub fn only_unresolved(items: Vec<Inbound>) -> Unresolved {
+        match items.as_slice() {
+            [Inbound::Resolve(event)] => event.clone(),
+            other => panic!("expected one id-only event, got {other:?}"),
+        }
+    }
+}

@@ -225,26 +225,12 @@ fn tag_values(value: &Value) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::tenant;
     use super::*;
-    use crate::ids::TenantId;
-    use crate::tenant::{Provider, Secret};
     use reqwest::header::HeaderMap;
 
     fn answer(status: u16, body: Value) -> Answer {
         Answer { status, headers: HeaderMap::new(), body, excerpt: String::new() }
-    }
-
-    fn tenant(crm: Value) -> TenantRecord {
-        TenantRecord {
-            id: TenantId::parse("t").unwrap(),
-            provider: Provider::Bitrix24,
-            webhook_secret: Secret::new("s"),
-            actions_url: None,
-            crm: crm.as_object().unwrap().clone(),
-            token_hash: String::new(),
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
     }
 
     #[test]

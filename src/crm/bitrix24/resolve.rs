@@ -82,47 +82,81 @@ async fn deal_move(
         &json!({"entityTypeId": 2, "filter": {"OWNER_ID": deal}, "order": {"ID": "DESC"}}),
     )
     .await?;
-    let rows = history.result.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-    let Some(latest) = rows.first() else { return Ok(Vec::new()) };
-    let (Some(row_id), Some(stage)) = (text(latest, "ID"), text(latest, "STAGE_ID")) else {
-        return Err(permanent(format!("crm.stagehistory.list for deal {deal} answered a row without ID or STAGE_ID")));
-    };
-    // TYPE_ID 1 is the deal's creation, not a move.
-    if text(latest, "TYPE_ID").as_deref() == Some("1") {
-        return Ok(Vec::new());
-    }
-    let moved_at = text(latest, "CREATED_TIME").and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
-    let moved_at = moved_at.map(|t| t.with_timezone(&Utc));
-    if moved_at.is_some_and(|at| at < sent_at - MOVE_WINDOW) {
-        return Ok(Vec::new());
-    }
+    let Some(moved) = latest_move(&history.result, sent_at)? else { return Ok(Vec::new()) };
     let read = rest(api, "crm.deal.get", &json!({"id": deal})).await?;
-    let Some(contact) = text(&read.result, "CONTACT_ID").filter(|c| c != "0") else {
-        tracing::info!(deal, "the deal has no contact: its stage move scores nobody");
-        return Ok(Vec::new());
+    Ok(stage_changed(member, deal, moved, &read.result, sent_at)?.into_iter().collect())
+}
+
+/// One move of a deal, as its stage history tells it.
+#[derive(Debug, Clone, PartialEq)]
+struct Move {
+    /// The history row's `ID`: unique per move, the interaction's key.
+    row_id: String,
+    stage: String,
+    old_stage: Option<String>,
+    pipeline: Option<String>,
+    at: Option<DateTime<Utc>>,
+}
+
+/// The newest row of `crm.stagehistory.list`'s `result` (ordered newest
+/// first), if it is a move: not the deal's creation (`TYPE_ID` 1), and not
+/// older than `MOVE_WINDOW` before the event was sent.
+fn latest_move(result: &Value, sent_at: DateTime<Utc>) -> Result<Option<Move>, DeliveryError> {
+    let rows = result.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let Some(latest) = rows.first() else { return Ok(None) };
+    let (Some(row_id), Some(stage)) = (text(latest, "ID"), text(latest, "STAGE_ID")) else {
+        return Err(permanent("crm.stagehistory.list answered a row without ID or STAGE_ID"));
     };
-    let mut attributes = Map::new();
-    attributes.insert("stage".into(), stage.as_ref().into());
-    let pipeline = text(latest, "CATEGORY_ID").or_else(|| text(&read.result, "CATEGORY_ID"));
-    attributes.insert("pipeline".into(), pipeline.as_deref().unwrap_or("0").into());
-    if let Some(old) = rows.get(1).and_then(|row| text(row, "STAGE_ID")) {
-        attributes.insert("old_stage".into(), old.as_ref().into());
+    if text(latest, "TYPE_ID").as_deref() == Some("1") {
+        return Ok(None);
     }
-    attributes.insert("history_id".into(), row_id.as_ref().into());
-    let interaction = Interaction {
-        id: derived_key(KEY_PREFIX, &[member, "stagehist", &row_id]),
+    let at = text(latest, "CREATED_TIME").and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
+    let at = at.map(|t| t.with_timezone(&Utc));
+    if at.is_some_and(|at| at < sent_at - MOVE_WINDOW) {
+        return Ok(None);
+    }
+    Ok(Some(Move {
+        row_id: row_id.into_owned(),
+        stage: stage.into_owned(),
+        old_stage: rows.get(1).and_then(|row| text(row, "STAGE_ID")).map(|s| s.into_owned()),
+        pipeline: text(latest, "CATEGORY_ID").map(|c| c.into_owned()),
+        at,
+    }))
+}
+
+/// The move as `deal.stage_changed` for the contact in `crm.deal.get`'s
+/// `result`; `None` when the deal has no contact.
+fn stage_changed(
+    member: &str,
+    deal: u64,
+    moved: Move,
+    read: &Value,
+    sent_at: DateTime<Utc>,
+) -> Result<Option<Interaction>, DeliveryError> {
+    let Some(contact) = text(read, "CONTACT_ID").filter(|c| c != "0") else {
+        tracing::info!(deal, "the deal has no contact: its stage move scores nobody");
+        return Ok(None);
+    };
+    let pipeline = moved.pipeline.or_else(|| text(read, "CATEGORY_ID").map(|c| c.into_owned()));
+    let mut attributes = Map::new();
+    attributes.insert("stage".into(), moved.stage.into());
+    attributes.insert("pipeline".into(), pipeline.unwrap_or_else(|| "0".into()).into());
+    if let Some(old) = moved.old_stage {
+        attributes.insert("old_stage".into(), old.into());
+    }
+    attributes.insert("history_id".into(), moved.row_id.clone().into());
+    Ok(Some(Interaction {
+        id: derived_key(KEY_PREFIX, &[member, "stagehist", &moved.row_id]),
         kind: known("deal.stage_changed"),
         contact_id: contact_id(&contact)?,
         deal_id: Some(DealId::parse(deal.to_string()).map_err(|e| permanent(e.to_string()))?),
-        occurred_at: moved_at.unwrap_or(sent_at),
+        occurred_at: moved.at.unwrap_or(sent_at),
         attributes,
         contact: Map::new(),
-    };
-    Ok(vec![interaction])
+    }))
 }
 
-/// An activity as a call (`TYPE_ID` 2) or an e-mail (4), by `DIRECTION`
-/// (1 in, 2 out); other activities (meetings, to-dos) score nothing.
+/// An activity, read with `crm.activity.get`, as a call or an e-mail.
 async fn activity(
     api: &CrmApi<'_>,
     key: &EventId,
@@ -130,26 +164,32 @@ async fn activity(
     sent_at: DateTime<Utc>,
 ) -> Result<Vec<Interaction>, DeliveryError> {
     let read = read_activity(api, activity_id).await?;
-    let kind = match (text(&read, "TYPE_ID").as_deref(), text(&read, "DIRECTION").as_deref()) {
+    Ok(activity_interaction(key, activity_id, &read, sent_at).into_iter().collect())
+}
+
+/// A call (`TYPE_ID` 2) or an e-mail (4), by `DIRECTION` (1 in, 2 out), for
+/// the contact the activity belongs to; other activities (meetings, to-dos)
+/// and activities of leads or companies score nothing.
+fn activity_interaction(key: &EventId, activity_id: &str, read: &Value, sent_at: DateTime<Utc>) -> Option<Interaction> {
+    let kind = match (text(read, "TYPE_ID").as_deref(), text(read, "DIRECTION").as_deref()) {
         (Some("2"), Some("1")) => "call.incoming",
         (Some("2"), Some("2")) => "call.outgoing",
         (Some("4"), Some("1")) => "email.received",
         (Some("4"), Some("2")) => "email.sent",
-        _ => return Ok(Vec::new()),
+        _ => return None,
     };
     let mut attributes = Map::new();
     attributes.insert("activity_id".into(), activity_id.into());
     for (name, field) in [("provider", "PROVIDER_ID"), ("subject", "SUBJECT")] {
-        if let Some(value) = text(&read, field) {
+        if let Some(value) = text(read, field) {
             attributes.insert(name.into(), value.as_ref().into());
         }
     }
     let occurred_at = ["START_TIME", "CREATED"]
         .iter()
-        .find_map(|field| text(&read, field).and_then(|t| DateTime::parse_from_rfc3339(&t).ok()))
+        .find_map(|field| text(read, field).and_then(|t| DateTime::parse_from_rfc3339(&t).ok()))
         .map_or(sent_at, |t| t.with_timezone(&Utc));
-    let owner = Owner::of(&read);
-    Ok(owner.interaction(key.clone(), kind, occurred_at, attributes).into_iter().collect())
+    Owner::of(read).interaction(key.clone(), kind, occurred_at, attributes)
 }
 
 /// `crm.activity.get`'s `result`, which must be an object.
@@ -220,7 +260,125 @@ fn known(name: &str) -> InteractionType {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{only_unresolved, run};
     use super::*;
+
+    /// The sample's stored event, as the worker reads it back.
+    fn stored(token: &str, file: &str) -> (Unresolved, Pending) {
+        let event = only_unresolved(run(token, file));
+        let pending = serde_json::from_value(event.event.clone()).unwrap();
+        (event, pending)
+    }
+
+    /// crm.stagehistory.list's result for deal 759 after a move NEW -> PREPARATION.
+    fn history(created: &str) -> Value {
+        json!({"items": [
+            {"ID": "3631", "TYPE_ID": "2", "OWNER_ID": "759", "CREATED_TIME": created,
+             "CATEGORY_ID": "0", "STAGE_SEMANTIC_ID": "P", "STAGE_ID": "PREPARATION"},
+            {"ID": "3630", "TYPE_ID": "1", "OWNER_ID": "759", "CREATED_TIME": "2025-01-09T09:50:02+03:00",
+             "CATEGORY_ID": "0", "STAGE_SEMANTIC_ID": "P", "STAGE_ID": "NEW"}]})
+    }
+
+    #[test]
+    fn the_deal_update_sample_resolves_to_the_move_keyed_by_its_history_row() {
+        let (_, pending) =
+            stored("jvh9y1ulvt2m6k5or90v9mg8nn32ozas", "oncrmdealupdate_outgoing_webhook_constructed.txt");
+        let Pending::DealMove { member, deal_id, sent_at } = pending else { panic!("{pending:?}") };
+        let moved = latest_move(&history("2025-01-09T09:56:40+03:00"), sent_at).unwrap().unwrap();
+        let deal = json!({"ID": "759", "CONTACT_ID": "42", "CATEGORY_ID": "0", "STAGE_ID": "PREPARATION"});
+        let deal_id = numeric(&deal_id, "deal").unwrap();
+        let interaction = stage_changed(&member, deal_id, moved.clone(), &deal, sent_at).unwrap().unwrap();
+        assert_eq!(interaction.id.as_str(), "b24:d897063e1ce7c5eb9f04b9751eef5915:stagehist:3631");
+        assert_eq!(interaction.kind.as_str(), "deal.stage_changed");
+        assert_eq!(interaction.contact_id.as_str(), "42");
+        assert_eq!(interaction.deal_id.as_ref().map(DealId::as_str), Some("759"));
+        assert_eq!(interaction.occurred_at, "2025-01-09T06:56:40Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            Value::Object(interaction.attributes),
+            json!({"stage": "PREPARATION", "pipeline": "0", "old_stage": "NEW", "history_id": "3631"})
+        );
+        let no_contact = json!({"ID": "759", "CONTACT_ID": "0"});
+        assert_eq!(stage_changed(&member, deal_id, moved, &no_contact, sent_at).unwrap(), None);
+    }
+
+    #[test]
+    fn only_a_recent_move_counts() {
+        let sent_at: DateTime<Utc> = "2025-01-09T06:56:47Z".parse().unwrap();
+        assert!(latest_move(&history("2025-01-09T08:58:00+03:00"), sent_at).unwrap().is_some(), "59 min before");
+        assert_eq!(latest_move(&history("2025-01-09T08:50:00+03:00"), sent_at).unwrap(), None, "an earlier move");
+        assert_eq!(latest_move(&json!({"items": []}), sent_at).unwrap(), None, "no history");
+        assert_eq!(latest_move(&Value::Null, sent_at).unwrap(), None, "no items at all");
+        let created_only = json!({"items": [{"ID": "1", "TYPE_ID": "1", "STAGE_ID": "NEW"}]});
+        assert_eq!(latest_move(&created_only, sent_at).unwrap(), None, "creation is not a move");
+        assert!(latest_move(&json!({"items": [{"TYPE_ID": "2"}]}), sent_at).is_err(), "a row without ID");
+    }
+
+    #[test]
+    fn the_activity_sample_resolves_by_type_and_direction_for_its_contact() {
+        let (event, pending) =
+            stored("jvh9y1ulvt2m6k5or90v9mg8nn32ozas", "oncrmactivityadd_outgoing_webhook_constructed.txt");
+        let Pending::Activity { activity_id, sent_at } = pending else { panic!("{pending:?}") };
+        let read = |type_id: &str, direction: &str| {
+            json!({"ID": "7953", "OWNER_TYPE_ID": "3", "OWNER_ID": "42", "TYPE_ID": type_id, "DIRECTION": direction,
+                   "PROVIDER_ID": "VOXIMPLANT_CALL", "CREATED": "2026-03-11T17:28:50+03:00"})
+        };
+        let cases = [
+            ("2", "1", Some("call.incoming")),
+            ("2", "2", Some("call.outgoing")),
+            ("4", "1", Some("email.received")),
+            ("4", "2", Some("email.sent")),
+            ("1", "1", None),
+        ];
+        for (type_id, direction, expected) in cases {
+            let interaction = activity_interaction(&event.key, &activity_id, &read(type_id, direction), sent_at);
+            assert_eq!(
+                interaction.as_ref().map(|i| i.kind.as_str()),
+                expected,
+                "TYPE_ID {type_id} DIRECTION {direction}"
+            );
+            if let Some(interaction) = interaction {
+                assert_eq!(interaction.id.as_str(), "b24:d897063e1ce7c5eb9f04b9751eef5915:activity:7953");
+                assert_eq!(interaction.contact_id.as_str(), "42");
+                assert_eq!(interaction.deal_id, None);
+                assert_eq!(interaction.occurred_at, "2026-03-11T14:28:50Z".parse::<DateTime<Utc>>().unwrap());
+                assert_eq!(
+                    Value::Object(interaction.attributes),
+                    json!({"activity_id": "7953", "provider": "VOXIMPLANT_CALL"})
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_call_sample_resolves_to_a_missed_call_of_the_activity_owner() {
+        let (event, pending) =
+            stored("51856fefc120afa4b628cc82d3935cce", "onvoximplantcallend_missed_incoming_constructed.txt");
+        let Pending::Call { kind, activity_id, occurred_at, attributes } = pending else { panic!("{pending:?}") };
+        assert_eq!(activity_id.as_deref(), Some("7953"));
+        let read = json!({"ID": "7953", "OWNER_TYPE_ID": "3", "OWNER_ID": "42", "TYPE_ID": "2", "DIRECTION": "1"});
+        let interaction = Owner::of(&read).interaction(event.key, &kind, occurred_at, attributes).unwrap();
+        assert_eq!(
+            interaction.id.as_str(),
+            "b24:d897063e1ce7c5eb9f04b9751eef5915:call:externalCall.7b0c7de811455ef32b18dc5917e4306a.1773239327"
+        );
+        assert_eq!(interaction.kind.as_str(), "call.missed");
+        assert_eq!(interaction.contact_id.as_str(), "42");
+        assert_eq!(interaction.attributes.get("line"), Some(&json!("REST_APP:")));
+        assert_eq!(interaction.attributes.get("phone"), Some(&json!("+573001112233")));
+    }
+
+    #[test]
+    fn the_open_line_sample_cannot_be_resolved_and_says_why() {
+        let (event, pending) = stored("51856fefc120afa4b628cc82d3935cce", "onopenlinemessageadd_docs.txt");
+        assert_eq!(event.key.as_str(), "b24:a223c6b3710f85df22e9377d6c4f7553:olmsg:80964");
+        let Pending::OpenLineMessage { chat_id, attributes, .. } = pending else { panic!("{pending:?}") };
+        assert_eq!(attributes.get("channel"), Some(&json!("livechat")));
+        let error = unlinked_chat(chat_id.as_deref());
+        assert!(
+            matches!(&error, DeliveryError::Permanent { message, .. } if message.contains("chat 10585")),
+            "{error:?}"
+        );
+    }
 
     #[test]
     fn an_activity_belongs_to_its_contact_owner_or_binding() {
