@@ -125,14 +125,7 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
         Act::AddTag(tag) => return retag(&api, contact()?, Retag::Add(tag)).await,
         Act::RemoveTag(tag) => return retag(&api, contact()?, Retag::Remove(tag)).await,
         Act::CreateTask { title, body, due_at } => {
-            let responsible = match tenant
-                .crm
-                .get(RESPONSIBLE_ID)
-                .and_then(|v| v.as_str().map(str::to_owned).or(v.as_u64().map(|n| n.to_string())))
-            {
-                Some(id) => numeric(&id, "crm.responsible_id")?,
-                None => numeric(&user, "the webhook's user")?,
-            };
+            let responsible = responsible(tenant, &user)?;
             let mut links = vec![format!("C_{}", contact()?)];
             if let Some(deal) = deal_of(item) {
                 links.push(format!("D_{}", numeric(deal.as_str(), "the deal id")?));
@@ -160,6 +153,16 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
         }
     };
     Ok(reply.status)
+}
+
+/// The user tasks are assigned to: `crm.responsible_id` (text or number),
+/// else the user the incoming webhook acts as.
+fn responsible(tenant: &TenantRecord, webhook_user: &str) -> Result<u64, DeliveryError> {
+    match tenant.crm.get(RESPONSIBLE_ID) {
+        Some(Value::Number(n)) => numeric(&n.to_string(), "crm.responsible_id"),
+        Some(Value::String(s)) if !s.is_empty() => numeric(s, "crm.responsible_id"),
+        _ => numeric(webhook_user, "the webhook's user"),
+    }
 }
 
 /// `score` → `UF_CRM_SCORE`; names already starting `UF_CRM_` are kept.
@@ -290,6 +293,14 @@ mod tests {
         assert_eq!(tag_values(&Value::Null), Vec::<String>::new());
         assert_eq!(tag_values(&json!("solo")), vec!["solo"]);
         assert_eq!(tag_values(&json!([7])), vec!["7"]);
+    }
+
+    #[test]
+    fn tasks_go_to_the_configured_user_or_the_webhooks_own() {
+        assert_eq!(responsible(&tenant(json!({})), "1").unwrap(), 1);
+        assert_eq!(responsible(&tenant(json!({"responsible_id": "17"})), "1").unwrap(), 17);
+        assert_eq!(responsible(&tenant(json!({"responsible_id": 17})), "1").unwrap(), 17);
+        assert!(responsible(&tenant(json!({"responsible_id": "boss"})), "1").is_err());
     }
 
     #[test]
