@@ -71,6 +71,9 @@ pub const PUBLIC_CRM_KEYS: &[&str] = &[
     "portal_id",
     "tags_property",
     "owner_id",
+    // Bitrix24
+    "member_id",
+    "responsible_id",
     // HighLevel: public keys that replace the published ones (sandboxes, rotations)
     "ed25519_public_key",
     "rsa_public_key",

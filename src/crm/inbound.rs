@@ -68,8 +68,10 @@ pub enum Inbound {
 /// An event that names its contact (or deal, thread, email) only by id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unresolved {
-    /// The idempotency key the resolved interaction(s) will carry; the same
-    /// event delivered twice is queued once.
+    /// The stored event's idempotency key: the same event delivered twice
+    /// is queued once. The resolved interactions usually carry it too, or a
+    /// finer one (a Bitrix24 stage move keys on its history row, so several
+    /// updates after one move score it once).
     pub key: EventId,
     /// The provider's event kind, e.g. `deal.propertyChange` or `ONCRMDEALUPDATE`.
     pub kind: String,

@@ -2,6 +2,7 @@
 //! webhook route, and actions out to a local fake of each CRM's API.
 
 mod activecampaign;
+mod bitrix24;
 mod highlevel;
 mod hubspot;
 mod shared;

@@ -1,0 +1,468 @@
+//! Bitrix24 end to end: the real and documented event bodies through the
+//! webhook route (application token checked, nothing stored when refused),
+//! id-only events resolved through a fake portal REST API by the outbox,
+//! and every action's REST call as the portal receives it.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::{Method, StatusCode};
+use scorehook::clock::Clock;
+use scorehook::crm::{Deliverer, DeliveryError};
+use scorehook::engine::action::FiredAction;
+use scorehook::ids::{ActionId, ContactId, DealId, TenantId, TriggerId};
+use scorehook::outbox::OutboxItem;
+use scorehook::tenant::TenantRecord;
+use serde_json::{json, Value};
+
+use crate::support::{crm_sample, FakeCrm, TestApp};
+
+/// The token in the outgoing-webhook samples (the worked example of bitrix24.md §2).
+const WEBHOOK_TOKEN: &str = "jvh9y1ulvt2m6k5or90v9mg8nn32ozas";
+/// The token of the app-style samples (call end, open line).
+const APP_TOKEN: &str = "51856fefc120afa4b628cc82d3935cce";
+/// The token of the real b24phpsdk request.
+const SDK_TOKEN: &str = "3c6c9248ec54af6bea1159b43ee0ab32";
+/// The webhook code: a secret that must never show in an error text.
+const HOOK_CODE: &str = "abc123secret";
+/// Where every REST method lands at the fake portal.
+const REST: &str = "/rest/1/abc123secret";
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+/// A Bitrix24 tenant calling `crm` as its portal, with a published profile
+/// that gives points to each interaction type this connector produces.
+async fn portal_tenant(app: &TestApp, tenant: &str, crm: &FakeCrm, token: &str) {
+    let settings = json!({
+        "application_token": token,
+        "webhook_url": format!("https://example.bitrix24.com/rest/1/{HOOK_CODE}/"),
+        "base_url": crm.url,
+    });
+    app.create_crm_tenant(tenant, "bitrix24", settings).await;
+    let profile = json!({"name": "Engagement", "rules": [
+        {"id": "created", "when": {"type": "contact.updated"}, "points": 1},
+        {"id": "moved", "when": {"type": "deal.stage_changed", "attributes": {"stage": {"equals": "PREPARATION"}}}, "points": 3},
+        {"id": "missed", "when": {"type": "call.missed"}, "points": 5},
+        {"id": "mail", "when": {"type": "email.received"}, "points": 7}]});
+    let path = format!("/v1/tenants/{tenant}/profiles/engagement");
+    let (status, body) = app.admin(Method::PUT, &path, Some(profile)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app.admin(Method::POST, &format!("{path}/publish"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The interactions stored for a contact of tenant `acme`, as JSON.
+async fn recorded(app: &TestApp, contact: &str) -> Vec<Value> {
+    let (tenant, contact) = (TenantId::parse("acme").unwrap(), ContactId::parse(contact).unwrap());
+    let history = app.local.service.store.history(&tenant, &contact).await.unwrap();
+    history.into_iter().map(|r| serde_json::to_value(r.interaction).unwrap()).collect()
+}
+
+async fn post(app: &TestApp, tenant: &str, body: &[u8]) -> (StatusCode, Value) {
+    app.post_provider(&format!("/v1/webhooks/bitrix24/{tenant}"), &[FORM], body).await
+}
+
+fn sample(file: &str) -> Vec<u8> {
+    crm_sample("bitrix24", file)
+}
+
+/// A sample with one of its form values replaced (raw, as encoded in the file).
+fn edited(file: &str, from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(sample(file)).unwrap();
+    assert!(text.contains(from), "{from} is not in {file}");
+    text.replace(from, to).into_bytes()
+}
+
+#[tokio::test]
+async fn the_real_contact_add_is_accepted_scored_and_scored_once_when_redelivered() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, SDK_TOKEN).await;
+    let body = sample("oncrmcontactadd_app_real_b24phpsdk.txt");
+
+    let (status, report) = post(&app, "acme", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{report}");
+    assert_eq!(report, json!({"accepted": 1, "duplicates": 0}));
+    assert_eq!(app.score("acme", "134806").await, Some(json!(1)));
+    let created = json!({"id": "b24:010b6886ebc205e43ae65000ee00addb:ONCRMCONTACTADD:134806:1727018926",
+        "type": "contact.updated", "contact_id": "134806", "occurred_at": "2024-09-22T15:28:46Z",
+        "attributes": {"change": "created"}});
+    assert_eq!(recorded(&app, "134806").await, vec![created.clone()]);
+
+    let (status, report) = post(&app, "acme", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{report}");
+    assert_eq!(report, json!({"accepted": 0, "duplicates": 1}), "the same event scores once");
+    assert_eq!(app.score("acme", "134806").await, Some(json!(1)));
+    assert_eq!(recorded(&app, "134806").await, vec![created]);
+    assert!(crm.calls().is_empty(), "a contact add needs no API call");
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_token_or_another_portal_is_refused_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, SDK_TOKEN).await;
+    let contact = "oncrmcontactadd_app_real_b24phpsdk.txt";
+    let deal = "oncrmdealupdate_outgoing_webhook_constructed.txt";
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("another portal's token", sample(deal)),
+        ("a wrong token", edited(contact, SDK_TOKEN, "3c6c9248ec54af6bea1159b43ee0ab33")),
+        ("no token", edited(contact, &format!("&auth%5Bapplication_token%5D={SDK_TOKEN}"), "")),
+        ("an empty token", edited(contact, &format!("={SDK_TOKEN}"), "=")),
+        ("an unknown event with a wrong token", b"event=ONCRMLEADADD&auth[application_token]=x".to_vec()),
+    ];
+    for (why, body) in cases {
+        let (status, answer) = post(&app, "acme", &body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {answer}");
+    }
+
+    // Pinned to its portal, the tenant refuses the right token from another member_id.
+    let pinned = json!({"provider": "bitrix24", "webhook_secret": "whsec-test-0123456789",
+        "crm": {"application_token": SDK_TOKEN, "member_id": "d897063e1ce7c5eb9f04b9751eef5915"}});
+    let (status, body) = app.admin(Method::PUT, "/v1/tenants/acme", Some(pinned)).await;
+    assert!(status.is_success(), "{body}");
+    let (status, answer) = post(&app, "acme", &sample(contact)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "another portal: {answer}");
+
+    assert_eq!(app.score("acme", "134806").await, None, "nothing scored");
+    assert!(app.actions("acme", "pending").await.is_empty(), "nothing queued");
+    assert_eq!(app.unmapped("acme").await, json!({}), "nothing counted");
+    assert!(crm.calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_unmapped_event_is_acknowledged_and_counted() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let lead = edited("oncrmdealupdate_outgoing_webhook_constructed.txt", "ONCRMDEALUPDATE", "ONCRMLEADADD");
+    let echo = edited("oncrmdealupdate_outgoing_webhook_constructed.txt", "ONCRMDEALUPDATE", "ONCRMCONTACTUPDATE");
+    for body in [&lead, &lead, &echo] {
+        let (status, report) = post(&app, "acme", body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{report}");
+        assert_eq!(report["unmapped"], 1, "{report}");
+    }
+    assert_eq!(app.unmapped("acme").await, json!({"bitrix24:ONCRMLEADADD": 2, "bitrix24:ONCRMCONTACTUPDATE": 1}));
+    assert!(app.actions("acme", "pending").await.is_empty());
+}
+
+/// The stage history of deal 759 after a move NEW -> PREPARATION, as crm.stagehistory.list answers it.
+fn stage_history() -> Value {
+    json!({"result": {"items": [
+        {"ID": "3631", "TYPE_ID": "2", "OWNER_ID": "759", "CREATED_TIME": "2025-01-09T09:56:40+03:00",
+         "CATEGORY_ID": "0", "STAGE_SEMANTIC_ID": "P", "STAGE_ID": "PREPARATION"},
+        {"ID": "3630", "TYPE_ID": "1", "OWNER_ID": "759", "CREATED_TIME": "2025-01-09T09:50:02+03:00",
+         "CATEGORY_ID": "0", "STAGE_SEMANTIC_ID": "P", "STAGE_ID": "NEW"}]}, "total": 2})
+}
+
+#[tokio::test]
+async fn a_deal_update_is_stored_then_resolved_through_the_stage_history_and_scored_once() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    crm.on("POST", &format!("{REST}/crm.stagehistory.list.json"), 200, stage_history());
+    crm.on(
+        "POST",
+        &format!("{REST}/crm.deal.get.json"),
+        200,
+        json!({"result": {"ID": "759", "CONTACT_ID": "42", "CATEGORY_ID": "0"}}),
+    );
+
+    let (status, report) = post(&app, "acme", &sample("oncrmdealupdate_outgoing_webhook_constructed.txt")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{report}");
+    assert_eq!(report["queued"], 1, "{report}");
+    assert_eq!(app.score("acme", "42").await, None, "not scored before it is resolved");
+    assert!(crm.calls().is_empty(), "the route makes no API call");
+
+    app.drain_outbox().await;
+    assert_eq!(app.score("acme", "42").await, Some(json!(3)));
+    let moved = json!({"id": "b24:d897063e1ce7c5eb9f04b9751eef5915:stagehist:3631", "type": "deal.stage_changed",
+        "contact_id": "42", "deal_id": "759", "occurred_at": "2025-01-09T06:56:40Z",
+        "attributes": {"stage": "PREPARATION", "pipeline": "0", "old_stage": "NEW", "history_id": "3631"}});
+    assert_eq!(recorded(&app, "42").await, vec![moved.clone()]);
+    let history = crm.calls_to("POST", &format!("{REST}/crm.stagehistory.list.json"));
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].header("content-type"), Some("application/json"));
+    assert_eq!(history[0].body, json!({"entityTypeId": 2, "filter": {"OWNER_ID": 759}, "order": {"ID": "DESC"}}));
+    assert_eq!(crm.calls_to("POST", &format!("{REST}/crm.deal.get.json"))[0].body, json!({"id": 759}));
+    assert_eq!(app.actions("acme", "done").await.len(), 1);
+
+    // Another update of the same deal (a title edit, a later ts) finds the
+    // same history row: its key (stagehist:3631) has scored already.
+    let later = edited("oncrmdealupdate_outgoing_webhook_constructed.txt", "ts=1736405807", "ts=1736405867");
+    let (status, report) = post(&app, "acme", &later).await;
+    assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)));
+    app.drain_outbox().await;
+    assert_eq!(app.score("acme", "42").await, Some(json!(3)), "one move scores once");
+    assert_eq!(recorded(&app, "42").await, vec![moved]);
+
+    // The same delivery twice is queued once.
+    let (_, again) = post(&app, "acme", &later).await;
+    assert_eq!(again["duplicates"], 1, "{again}");
+}
+
+#[tokio::test]
+async fn a_deal_update_without_a_recent_move_scores_nothing() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let mut old = stage_history();
+    old["result"]["items"][0]["CREATED_TIME"] = json!("2024-12-01T10:00:00+03:00");
+    crm.on("POST", &format!("{REST}/crm.stagehistory.list.json"), 200, old);
+
+    post(&app, "acme", &sample("oncrmdealupdate_outgoing_webhook_constructed.txt")).await;
+    app.drain_outbox().await;
+    assert_eq!(app.actions("acme", "done").await.len(), 1, "resolved, to nothing");
+    assert!(crm.calls_to("POST", &format!("{REST}/crm.deal.get.json")).is_empty());
+    assert_eq!(app.score("acme", "42").await, None);
+}
+
+#[tokio::test]
+async fn an_activity_add_is_resolved_to_an_email_of_its_contact() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let activity = json!({"result": {"ID": "7953", "OWNER_TYPE_ID": "3", "OWNER_ID": "42", "TYPE_ID": "4",
+        "DIRECTION": "1", "PROVIDER_ID": "CRM_EMAIL", "SUBJECT": "Re: quote", "CREATED": "2026-03-11T17:28:50+03:00"}});
+    crm.on("POST", &format!("{REST}/crm.activity.get.json"), 200, activity);
+
+    let (status, report) = post(&app, "acme", &sample("oncrmactivityadd_outgoing_webhook_constructed.txt")).await;
+    assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)), "{report}");
+    app.drain_outbox().await;
+    assert_eq!(app.score("acme", "42").await, Some(json!(7)));
+    let email = json!({"id": "b24:d897063e1ce7c5eb9f04b9751eef5915:activity:7953", "type": "email.received",
+        "contact_id": "42", "occurred_at": "2026-03-11T14:28:50Z",
+        "attributes": {"activity_id": "7953", "provider": "CRM_EMAIL", "subject": "Re: quote"}});
+    assert_eq!(recorded(&app, "42").await, vec![email]);
+    assert_eq!(crm.calls_to("POST", &format!("{REST}/crm.activity.get.json"))[0].body, json!({"id": 7953}));
+}
+
+#[tokio::test]
+async fn a_missed_call_takes_its_contact_from_the_call_activity() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, APP_TOKEN).await;
+    let activity = json!({"result": {"ID": "7953", "OWNER_TYPE_ID": "3", "OWNER_ID": "42", "TYPE_ID": "2",
+        "DIRECTION": "1", "PROVIDER_ID": "VOXIMPLANT_CALL"}});
+    crm.on("POST", &format!("{REST}/crm.activity.get.json"), 200, activity);
+
+    let body = sample("onvoximplantcallend_missed_incoming_constructed.txt");
+    let (status, report) = post(&app, "acme", &body).await;
+    assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)), "{report}");
+    app.drain_outbox().await;
+    assert_eq!(app.score("acme", "42").await, Some(json!(5)));
+    let missed = json!({
+        "id": "b24:d897063e1ce7c5eb9f04b9751eef5915:call:externalCall.7b0c7de811455ef32b18dc5917e4306a.1773239327",
+        "type": "call.missed", "contact_id": "42", "occurred_at": "2026-03-11T14:28:46Z",
+        "attributes": {"call_id": "externalCall.7b0c7de811455ef32b18dc5917e4306a.1773239327", "line": "REST_APP:",
+            "phone": "+573001112233", "failed_code": "304", "duration": 0}});
+    assert_eq!(recorded(&app, "42").await, vec![missed]);
+    assert_eq!(crm.calls_to("POST", &format!("{REST}/crm.activity.get.json"))[0].body, json!({"id": 7953}));
+}
+
+#[tokio::test]
+async fn events_that_cannot_be_resolved_end_dead_and_visible() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, APP_TOKEN).await;
+    crm.on(
+        "POST",
+        &format!("{REST}/crm.activity.get.json"),
+        400,
+        json!({"error": "", "error_description": "Not found"}),
+    );
+
+    let call = sample("onvoximplantcallend_missed_incoming_constructed.txt");
+    let chat = sample("onopenlinemessageadd_docs.txt");
+    for body in [&call, &chat] {
+        let (status, report) = post(&app, "acme", body).await;
+        assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)), "{report}");
+    }
+    app.drain_outbox().await;
+
+    let dead = app.actions("acme", "dead").await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let errors: Vec<&str> = dead.iter().map(|d| d["attempts"][0]["error"].as_str().unwrap()).collect();
+    assert!(errors.iter().any(|e| e.contains("Not found")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("open-line chat 10585")), "{errors:?}");
+    assert!(errors.iter().all(|e| !e.contains(HOOK_CODE)), "the webhook code never shows: {errors:?}");
+    assert_eq!(app.score("acme", "42").await, None);
+}
+
+/// A fired action for contact 42 (and deal 759), as the engine would queue it.
+fn fired(kind: &str, params: Value, deal: Option<&str>) -> OutboxItem {
+    OutboxItem::new(
+        TenantId::parse("acme").unwrap(),
+        FiredAction {
+            id: ActionId::parse(format!("act_{}", kind.replace('_', ""))).unwrap(),
+            trigger: TriggerId::parse("hot").unwrap(),
+            kind: kind.into(),
+            params,
+            contact_id: ContactId::parse("42").unwrap(),
+            deal_id: deal.map(|d| DealId::parse(d).unwrap()),
+            fired_at: Utc::now(),
+            skipped: None,
+        },
+    )
+}
+
+async fn record(app: &TestApp) -> TenantRecord {
+    app.local.service.store.tenant(&TenantId::parse("acme").unwrap()).await.unwrap().unwrap()
+}
+
+async fn deliver(app: &TestApp, item: &OutboxItem) -> Result<u16, DeliveryError> {
+    Deliverer::new().unwrap().deliver(&record(app).await, item, app.clock.now(), &app.local.service).await
+}
+
+/// The one call made to `method`, checked for the JSON POST every method is.
+fn only_call(crm: &FakeCrm, method: &str) -> Value {
+    let calls = crm.calls_to("POST", &format!("{REST}/{method}.json"));
+    assert_eq!(calls.len(), 1, "{method}: {calls:?}");
+    assert_eq!(calls[0].header("content-type"), Some("application/json"), "{method}");
+    assert_eq!(calls[0].header("authorization"), None, "the webhook URL is the credential");
+    calls[0].body.clone()
+}
+
+#[tokio::test]
+async fn every_action_makes_the_documented_rest_call() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    crm.on("POST", &format!("{REST}/crm.deal.update.json"), 200, json!({"result": true}));
+    crm.on("POST", &format!("{REST}/crm.contact.update.json"), 200, json!({"result": true}));
+    crm.on("POST", &format!("{REST}/tasks.task.add.json"), 200, json!({"result": {"task": {"id": "3711"}}}));
+    crm.on("POST", &format!("{REST}/crm.timeline.comment.add.json"), 200, json!({"result": 999}));
+
+    let stage = fired("move_stage", json!({"pipeline": "1", "stage": "C1:PREPARATION"}), Some("759"));
+    assert_eq!(deliver(&app, &stage).await, Ok(200));
+    assert_eq!(only_call(&crm, "crm.deal.update"), json!({"id": 759, "fields": {"STAGE_ID": "C1:PREPARATION"}}));
+
+    let due: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+    let task = fired("create_task", json!({"title": "Follow up", "body": "Call them", "due_at": due}), Some("759"));
+    assert_eq!(deliver(&app, &task).await, Ok(200));
+    assert_eq!(
+        only_call(&crm, "tasks.task.add"),
+        json!({"fields": {"TITLE": "Follow up", "DESCRIPTION": "Call them", "RESPONSIBLE_ID": 1,
+            "DEADLINE": "2026-11-23T10:00:00+00:00", "UF_CRM_TASK": ["C_42", "D_759"]}})
+    );
+
+    let note = fired("add_note", json!({"text": "High engagement: prioritise 42"}), None);
+    assert_eq!(deliver(&app, &note).await, Ok(200));
+    assert_eq!(
+        only_call(&crm, "crm.timeline.comment.add"),
+        json!({"fields": {"ENTITY_ID": 42, "ENTITY_TYPE": "contact", "COMMENT": "High engagement: prioritise 42"}})
+    );
+
+    let score = fired("set_field", json!({"field": "scorehook_score", "profile": "engagement", "value": 12}), None);
+    assert_eq!(deliver(&app, &score).await, Ok(200));
+    assert_eq!(
+        only_call(&crm, "crm.contact.update"),
+        json!({"id": 42, "fields": {"UF_CRM_SCOREHOOK_SCORE": 12.0}, "params": {"REGISTER_SONET_EVENT": "N"}})
+    );
+}
+
+#[tokio::test]
+async fn tags_are_a_read_modify_write_of_the_multiple_field() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let get = format!("{REST}/crm.contact.get.json");
+    let update = format!("{REST}/crm.contact.update.json");
+
+    crm.once("POST", &get, 200, &[], json!({"result": {"ID": "42", "UF_CRM_SCOREHOOK_TAGS": ["webinar"]}}));
+    assert_eq!(deliver(&app, &fired("add_tag", json!({"tag": "Caliente"}), None)).await, Ok(200));
+    assert_eq!(crm.calls_to("POST", &get)[0].body, json!({"id": 42}));
+    let written = crm.calls_to("POST", &update);
+    assert_eq!(
+        written[0].body,
+        json!({"id": 42, "fields": {"UF_CRM_SCOREHOOK_TAGS": ["webinar", "Caliente"]}, "params": {"REGISTER_SONET_EVENT": "N"}})
+    );
+
+    crm.once("POST", &get, 200, &[], json!({"result": {"ID": "42", "UF_CRM_SCOREHOOK_TAGS": ["webinar", "Caliente"]}}));
+    assert_eq!(deliver(&app, &fired("remove_tag", json!({"tag": "Caliente"}), None)).await, Ok(200));
+    let written = crm.calls_to("POST", &update);
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[1].body["fields"], json!({"UF_CRM_SCOREHOOK_TAGS": ["webinar"]}));
+
+    // Already there: nothing to write.
+    crm.once("POST", &get, 200, &[], json!({"result": {"ID": "42", "UF_CRM_SCOREHOOK_TAGS": ["Caliente"]}}));
+    assert_eq!(deliver(&app, &fired("add_tag", json!({"tag": "Caliente"}), None)).await, Ok(200));
+    assert_eq!(crm.calls_to("POST", &update).len(), 2);
+
+    // No such field on the portal: a dead letter that says what to create.
+    crm.once("POST", &get, 200, &[], json!({"result": {"ID": "42", "NAME": "Jhon"}}));
+    match deliver(&app, &fired("add_tag", json!({"tag": "Caliente"}), None)).await {
+        Err(DeliveryError::Permanent { message, .. }) => {
+            assert!(message.contains("UF_CRM_SCOREHOOK_TAGS"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_success_status_carrying_an_error_is_not_a_success() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let denied = json!({"error": "ACCESS_DENIED", "error_description": "Access denied."});
+    crm.once("POST", &format!("{REST}/crm.deal.update.json"), 200, &[], denied);
+    let stage = fired("move_stage", json!({"pipeline": "0", "stage": "WON"}), Some("759"));
+    match deliver(&app, &stage).await {
+        Err(DeliveryError::Permanent { message, .. }) => {
+            assert!(message.contains("ACCESS_DENIED"), "{message}");
+            assert!(!message.contains(HOOK_CODE), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let no_deal = fired("move_stage", json!({"pipeline": "0", "stage": "WON"}), None);
+    assert!(matches!(deliver(&app, &no_deal).await, Err(DeliveryError::Permanent { .. })));
+}
+
+#[tokio::test]
+async fn the_portals_rate_limit_answers_are_retried_after_the_wait_they_imply() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let note = fired("add_note", json!({"text": "hi"}), None);
+    let path = format!("{REST}/crm.timeline.comment.add.json");
+
+    let limited = json!({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"});
+    crm.once("POST", &path, 503, &[], limited);
+    match deliver(&app, &note).await {
+        Err(DeliveryError::Retryable { http_status, retry_after, message }) => {
+            assert_eq!(http_status, Some(503));
+            assert_eq!(retry_after, Some(TimeDelta::seconds(2)), "no Retry-After: a short back-off");
+            assert!(!message.contains(HOOK_CODE), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let reset = app.clock.now().timestamp() + 45;
+    let operating = json!({"error": "OPERATION_TIME_LIMIT", "time": {"operating_reset_at": reset}});
+    crm.once("POST", &path, 429, &[], operating);
+    match deliver(&app, &note).await {
+        Err(DeliveryError::Retryable { http_status, retry_after, .. }) => {
+            assert_eq!(http_status, Some(429));
+            assert_eq!(retry_after, Some(TimeDelta::seconds(45)), "until time.operating_reset_at");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(crm.calls_to("POST", &path).len(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_portal_is_retryable_and_its_webhook_code_stays_secret() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    // Point the tenant at a port nothing listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let settings = json!({"provider": "bitrix24", "webhook_secret": "whsec-test-0123456789", "crm": {
+        "application_token": WEBHOOK_TOKEN,
+        "webhook_url": format!("https://example.bitrix24.com/rest/1/{HOOK_CODE}/"),
+        "base_url": format!("http://{closed}")}});
+    let (status, body) = app.admin(Method::PUT, "/v1/tenants/acme", Some(settings)).await;
+    assert!(status.is_success(), "{body}");
+    match deliver(&app, &fired("add_note", json!({"text": "hi"}), None)).await {
+        Err(DeliveryError::Retryable { message, .. }) => assert!(!message.contains(HOOK_CODE), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
