@@ -110,7 +110,8 @@ pub fn setting<'t>(tenant: &'t TenantRecord, key: &str) -> Result<&'t str, Deliv
 #[derive(Debug, Clone, Copy)]
 pub struct ApiConfig {
     pub provider: Provider,
-    /// Scheme and host (and any fixed path prefix); `crm.base_url` overrides it.
+    /// Scheme and host (and any fixed path prefix); `crm.base_url` overrides
+    /// it. Empty when each account has its own host: `base_url` is then required.
     pub default_base: &'static str,
     pub rate: Rate,
     /// `Some(wait)` when an answer means "rate limited": the call is retried
@@ -162,15 +163,14 @@ impl<'a> CrmApi<'a> {
             None if !config.default_base.is_empty() => config.default_base.to_owned(),
             None => setting(tenant, "base_url")?.to_owned(),
         };
-        let rate = tenant_rate(tenant).unwrap_or(config.rate);
-        let base = base.trim_end_matches('/').to_owned();
-        Ok(Self { reach, tenant, config, rate, base, headers: HeaderMap::new() })
+        Ok(Self::at(reach, tenant, config, &base))
     }
 
-    /// Replaces the base (e.g. a Bitrix24 webhook URL built from the settings).
-    pub fn with_base(mut self, base: &str) -> Self {
-        self.base = base.trim_end_matches('/').to_owned();
-        self
+    /// The API at a base the connector built itself (a Bitrix24 webhook URL).
+    pub fn at(reach: Reach<'a>, tenant: &'a TenantRecord, config: &'a ApiConfig, base: &str) -> Self {
+        let rate = tenant_rate(tenant).unwrap_or(config.rate);
+        let base = base.trim_end_matches('/').to_owned();
+        Self { reach, tenant, config, rate, base, headers: HeaderMap::new() }
     }
 
     /// Adds a header to every call; its value is never logged.

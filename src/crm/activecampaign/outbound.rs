@@ -52,9 +52,9 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
 /// The tenant's API: `crm.base_url` + `/api/3` (a base copied with `/api/3` works too).
 fn client<'a>(reach: Reach<'a>, tenant: &'a TenantRecord) -> Result<CrmApi<'a>, DeliveryError> {
     let token = setting(tenant, TOKEN_SETTING)?;
-    let api = CrmApi::new(reach, tenant, &API)?;
-    let base = format!("{}{API_PATH}", api.base().trim_end_matches(API_PATH));
-    api.with_base(&base).with_header("api-token", token)
+    let account = setting(tenant, "base_url")?.trim_end_matches('/');
+    let base = format!("{}{API_PATH}", account.trim_end_matches(API_PATH));
+    CrmApi::at(reach, tenant, &API, &base).with_header("api-token", token)
 }
 
 /// `PUT /deals/{id}` with the stage and its pipeline (`group`); both must be ids.

@@ -32,10 +32,9 @@ pub use resolve::resolve;
 /// Bitrix24's published limit: a leaky bucket of 50 that drains 2 per second.
 pub const API: ApiConfig = ApiConfig {
     provider: Provider::Bitrix24,
-    // Never called: each portal has its own host, and every call goes to
-    // the tenant's `webhook_url` (see `outbound::portal`). `CrmApi::new`
-    // wants a non-empty default, so this placeholder only satisfies it.
-    default_base: "https://portal.bitrix24.invalid",
+    // Each portal has its own host: every call goes to the tenant's
+    // `webhook_url` (see `outbound::portal`).
+    default_base: "",
     rate: Rate { burst: 50.0, per_second: 2.0 },
     slow_down: outbound::slow_down,
 };

@@ -78,7 +78,7 @@ fn webhook(tenant: &TenantRecord) -> Result<Webhook, DeliveryError> {
 /// The tenant's portal API, every call going to its webhook URL.
 pub(super) fn portal<'a>(reach: Reach<'a>, tenant: &'a TenantRecord) -> Result<(CrmApi<'a>, String), DeliveryError> {
     let hook = webhook(tenant)?;
-    Ok((CrmApi::new(reach, tenant, &API)?.with_base(&hook.base), hook.user))
+    Ok((CrmApi::at(reach, tenant, &API, &hook.base), hook.user))
 }
 
 /// A successful REST answer: the HTTP status and its `result`.
