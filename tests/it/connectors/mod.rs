@@ -1,4 +1,5 @@
 //! The CRM connectors end to end: real provider bodies in, through the
 //! webhook route, and actions out to a local fake of each CRM's API.
 
+mod pipedrive;
 mod shared;
