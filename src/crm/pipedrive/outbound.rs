@@ -129,39 +129,47 @@ async fn label(api: &CrmApi<'_>, item: &OutboxItem, tag: &str, add: bool) -> Res
     Ok(api.call(Method::PATCH, &path, Some(&body)).await?.status)
 }
 
-/// The label field and its options, from `GET /api/v2/personFields` (cursor-paged).
+/// The label field and its options.
 async fn label_field(api: &CrmApi<'_>) -> Result<(Labels, Vec<Value>), DeliveryError> {
     let configured = api.tenant().crm.get(keys::LABEL_FIELD).and_then(Value::as_str).filter(|c| !c.is_empty());
+    let wanted = |field: &Value| {
+        let code = field.get("field_code").and_then(Value::as_str).unwrap_or_default();
+        match configured {
+            Some(configured) => code == configured,
+            None => BUILT_IN_LABELS.contains(&code),
+        }
+    };
+    let Some(field) = person_field(api, wanted).await? else {
+        return Err(permanent(match configured {
+            Some(code) => format!("Pipedrive has no person field {code:?} (crm.{})", keys::LABEL_FIELD),
+            None => format!(
+                "Pipedrive lists no person label field: set crm.{} to a multi-option field's code",
+                keys::LABEL_FIELD
+            ),
+        }));
+    };
+    let code = field.get("field_code").and_then(Value::as_str).unwrap_or_default();
+    let labels = Labels { code: code.to_owned(), built_in: BUILT_IN_LABELS.contains(&code) };
+    let options = field.get("options").and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok((labels, options))
+}
+
+/// The first person field `wanted` accepts, from `GET /api/v2/personFields` (cursor-paged).
+async fn person_field(api: &CrmApi<'_>, wanted: impl Fn(&Value) -> bool) -> Result<Option<Value>, DeliveryError> {
     let mut path = "/api/v2/personFields".to_owned();
     for _ in 0..MAX_FIELD_PAGES {
         let answer = api.call(Method::GET, &path, None).await?;
         let fields = answer.body.get("data").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        let wanted = |code: &str| match configured {
-            Some(configured) => code == configured,
-            None => BUILT_IN_LABELS.contains(&code),
-        };
-        let found = fields.iter().find(|f| f.get("field_code").and_then(Value::as_str).is_some_and(wanted));
-        if let Some(field) = found {
-            let code = field.get("field_code").and_then(Value::as_str).unwrap_or_default();
-            let labels = Labels { code: code.to_owned(), built_in: BUILT_IN_LABELS.contains(&code) };
-            let options = field.get("options").and_then(Value::as_array).cloned().unwrap_or_default();
-            return Ok((labels, options));
+        if let Some(field) = fields.iter().find(|f| wanted(f)) {
+            return Ok(Some(field.clone()));
         }
         let next =
             answer.body.pointer("/additional_data/next_cursor").and_then(Value::as_str).filter(|c| !c.is_empty());
         let Some(cursor) = next else { break };
-        path = format!(
-            "/api/v2/personFields?cursor={}",
-            form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>()
-        );
+        let cursor: String = form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
+        path = format!("/api/v2/personFields?cursor={cursor}");
     }
-    Err(permanent(match configured {
-        Some(code) => format!("Pipedrive has no person field {code:?} (crm.{})", keys::LABEL_FIELD),
-        None => format!(
-            "Pipedrive lists no person label field: set crm.{} to a multi-option field's code",
-            keys::LABEL_FIELD
-        ),
-    }))
+    Ok(None)
 }
 
 /// Creates the label option; its id comes back in the answer.
@@ -238,8 +246,11 @@ async fn add_note(api: &CrmApi<'_>, item: &OutboxItem, text: &str) -> Result<u16
 }
 
 /// `PATCH /api/v2/persons/{id}` `{"custom_fields": {"<field code>": score}}`; no score clears the field.
+/// A field given by name rather than by its 40-character code is looked up first.
 async fn set_field(api: &CrmApi<'_>, item: &OutboxItem, field: &str, value: Option<f64>) -> Result<u16, DeliveryError> {
     let person = number(contact_of(item)?.as_str(), "person")?;
+    let code = field_code(api, field).await?;
+    let field = code.as_str();
     let score = match value {
         // Whole scores go as JSON integers; a double field takes either.
         Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => json!(v as i64),
@@ -248,6 +259,30 @@ async fn set_field(api: &CrmApi<'_>, item: &OutboxItem, field: &str, value: Opti
     };
     let body = json!({"custom_fields": {field: score}});
     Ok(api.call(Method::PATCH, &format!("/api/v2/persons/{person}"), Some(&body)).await?.status)
+}
+
+/// The code of a person field named `field`: itself when it already is a
+/// code (40 hex characters), else the code of the field of that name.
+async fn field_code(api: &CrmApi<'_>, field: &str) -> Result<String, DeliveryError> {
+    if is_field_code(field) {
+        return Ok(field.to_owned());
+    }
+    let named = |f: &Value| {
+        let is = |key: &str| f.get(key).and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(field));
+        is("field_name") || is("field_code")
+    };
+    let found = person_field(api, named).await?;
+    let code = found.as_ref().and_then(|f| f.get("field_code")).and_then(Value::as_str).filter(|c| !c.is_empty());
+    code.map(str::to_owned).ok_or_else(|| {
+        permanent(format!(
+            "Pipedrive has no person field named {field:?}: create a numeric person field and set crm.score_field to its code"
+        ))
+    })
+}
+
+/// Custom field codes are 40-character hex hashes.
+fn is_field_code(field: &str) -> bool {
+    field.len() == 40 && field.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Pipedrive ids are numbers, and v2 refuses them as strings.
@@ -316,6 +351,13 @@ mod tests {
         assert_eq!(find_option(&options, "Hot"), Some(2));
         assert_eq!(find_option(&options, "HOT"), Some(1));
         assert_eq!(find_option(&options, "cold"), None);
+    }
+
+    #[test]
+    fn tells_field_codes_from_field_names() {
+        assert!(is_field_code("d4de1c1518b4531717c676029a45911c340390a6"));
+        assert!(!is_field_code("scorehook_score"));
+        assert!(!is_field_code("d4de1c1518b4531717c676029a45911c340390az"));
     }
 
     #[test]

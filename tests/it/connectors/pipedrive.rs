@@ -21,6 +21,8 @@ const TENANT: &str = "pd";
 const USER: &str = "scorehook";
 const TOKEN: &str = "pd-api-token-1";
 const HOOK: &str = "/v1/webhooks/pipedrive/pd";
+/// A custom person field's code (Pipedrive's 40-character hash).
+const SCORE_CODE: &str = "d4de1c1518b4531717c676029a45911c340390a6";
 
 /// `Authorization: Basic …` for this user and password.
 fn basic(user: &str, password: &str) -> String {
@@ -220,8 +222,14 @@ async fn every_action_reaches_pipedrive_as_documented() {
     let (app, crm) = (TestApp::spawn().await, FakeCrm::start().await);
     pipedrive_tenant(&app, &crm).await;
     let tenant = tenant_record(&app).await;
+    let score_field = json!({"field_code": SCORE_CODE, "field_name": "Engagement score", "field_type": "double"});
     let label_field = json!({"field_code": "label_ids", "field_name": "Label", "options": [{"id": 5, "label": "Warm", "color": "red"}]});
-    crm.on("GET", "/api/v2/personFields", 200, json!({"success": true, "data": [{"field_code": "name"}, label_field]}));
+    crm.on(
+        "GET",
+        "/api/v2/personFields",
+        200,
+        json!({"success": true, "data": [{"field_code": "name"}, label_field, score_field]}),
+    );
     crm.on("GET", "/api/v2/persons/8", 200, json!({"success": true, "data": {"id": 8, "label_ids": [5]}}));
     let created = json!({"success": true, "data": [{"id": 5, "label": "Warm"}, {"id": 9, "label": "Caliente"}]});
     crm.on("POST", "/api/v2/personFields/label_ids/options", 200, created);
@@ -274,12 +282,16 @@ async fn every_action_reaches_pipedrive_as_documented() {
         ),
         (
             "set_field",
-            json!({"field": "d4de1c1518b4531717c676029a45911c340390a6", "profile": "engagement", "value": 42}),
-            vec![call(
-                "PATCH",
-                "/api/v2/persons/8",
-                json!({"custom_fields": {"d4de1c1518b4531717c676029a45911c340390a6": 42}}),
-            )],
+            json!({"field": SCORE_CODE, "profile": "engagement", "value": 42}),
+            vec![call("PATCH", "/api/v2/persons/8", json!({"custom_fields": {SCORE_CODE: 42}}))],
+        ),
+        (
+            "set_field",
+            json!({"field": "Engagement score", "profile": "engagement", "value": 7.5}),
+            vec![
+                call("GET", "/api/v2/personFields", Value::Null),
+                call("PATCH", "/api/v2/persons/8", json!({"custom_fields": {SCORE_CODE: 7.5}})),
+            ],
         ),
     ];
     for (kind, params, expected) in cases {
