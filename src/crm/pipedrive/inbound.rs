@@ -581,6 +581,35 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_v1_person_update_changes_the_fields_that_differ() {
+        let bytes = body("v1_updated_deal_stage.json", |v| {
+            v["event"] = json!("updated.person");
+            v["meta"]["object"] = json!("person");
+            v["current"] = json!({"id": 6, "name": "Ana Lima", "email": [{"value": "ana@x.test", "primary": true}],
+                                 "phone": [], "update_time": "2025-11-25 14:05:00"});
+            v["previous"] = json!({"id": 6, "name": "Ana", "email": [{"value": "ana@x.test", "primary": true}],
+                                  "phone": [], "update_time": "2025-11-24 09:00:00"});
+        });
+        let items = ready(run(json!({}), &bytes).unwrap());
+        let key = "pipedrive:1689563:updated.person:14:1764079500123456";
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_is(&items[0], "contact.updated", "6", None, key, json!({}));
+        assert_eq!(items[0].contact.get("email"), Some(&json!("ana@x.test")));
+        let name = json!({"field": "name", "old": "Ana", "new": "Ana Lima"});
+        assert_is(&items[1], "field.changed", "6", None, &format!("{key}:name"), name);
+    }
+
+    #[test]
+    fn an_activity_without_person_id_falls_back_to_its_primary_participant() {
+        let bytes = body("v2_create_activity_meeting_docs.json", |v| {
+            v["data"]["person_id"] = Value::Null;
+            v["data"]["participants"] = json!([{"person_id": 3, "primary": false}, {"person_id": 4, "primary": true}]);
+        });
+        let items = ready(run(json!({}), &bytes).unwrap());
+        assert_eq!(items[0].contact_id.as_str(), "4");
+    }
+
+    #[test]
     fn custom_fields_change_under_their_hash() {
         let hash = "d4de1c1518b4531717c676029a45911c340390a6";
         let bytes = body("v2_change_person_docs.json", |v| {

@@ -234,12 +234,20 @@ async fn every_action_reaches_pipedrive_as_documented() {
     let created = json!({"success": true, "data": [{"id": 5, "label": "Warm"}, {"id": 9, "label": "Caliente"}]});
     crm.on("POST", "/api/v2/personFields/label_ids/options", 200, created);
 
+    let stages = json!({"success": true, "data": [{"id": 3, "name": "Qualified", "pipeline_id": 1}, {"id": 4, "name": "Demo", "pipeline_id": 1}]});
+    crm.on("GET", "/api/v2/stages", 200, stages);
+
     let due = "2026-11-24T09:30:00Z";
     let cases: Vec<(&str, Value, Vec<Expected>)> = vec![
         (
             "move_stage",
             json!({"pipeline": "1", "stage": "3", "allow_backwards": false, "as_user": null}),
             vec![call("PATCH", "/api/v2/deals/8", json!({"stage_id": 3}))],
+        ),
+        (
+            "move_stage",
+            json!({"pipeline": "1", "stage": "demo"}),
+            vec![call("GET", "/api/v2/stages", Value::Null), call("PATCH", "/api/v2/deals/8", json!({"stage_id": 4}))],
         ),
         (
             "add_tag",
@@ -315,6 +323,21 @@ async fn a_tag_already_on_the_person_is_not_written_again() {
     crm.on("GET", "/api/v2/persons/8", 200, json!({"data": {"id": 8, "label_ids": [5]}}));
     assert_eq!(deliver(&app, &tenant, &fired("add_tag", json!({"tag": "Warm"}))).await, Ok(200));
     assert!(crm.calls_to("PATCH", "/api/v2/persons/8").is_empty());
+}
+
+#[tokio::test]
+async fn tags_go_to_a_custom_multi_option_field_when_the_tenant_names_one() {
+    let (app, crm) = (TestApp::spawn().await, FakeCrm::start().await);
+    let settings = json!({"webhook_user": USER, "api_token": TOKEN, "base_url": crm.url, "label_field": SCORE_CODE});
+    app.create_crm_tenant(TENANT, "pipedrive", settings).await;
+    let tenant = tenant_record(&app).await;
+    let field = json!({"field_code": SCORE_CODE, "field_type": "set", "options": [{"id": 13, "label": "Warm"}, {"id": 14, "label": "Hot"}]});
+    crm.on("GET", "/api/v2/personFields", 200, json!({"data": [{"field_code": "label_ids", "options": []}, field]}));
+    crm.on("GET", "/api/v2/persons/8", 200, json!({"data": {"id": 8, "custom_fields": {SCORE_CODE: [13]}}}));
+    assert_eq!(deliver(&app, &tenant, &fired("add_tag", json!({"tag": "Hot"}))).await, Ok(200));
+    let writes = crm.calls_to("PATCH", "/api/v2/persons/8");
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].body, json!({"custom_fields": {SCORE_CODE: [13, 14]}}));
 }
 
 #[tokio::test]
