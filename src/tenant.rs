@@ -74,6 +74,12 @@ pub const PUBLIC_CRM_KEYS: &[&str] = &[
     // Bitrix24
     "member_id",
     "responsible_id",
+    // Pipedrive (the webhook's user name is not the secret half)
+    "webhook_user",
+    "company_id",
+    "label_field",
+    "task_type",
+    "activity_types",
     // HighLevel: public keys that replace the published ones (sandboxes, rotations)
     "ed25519_public_key",
     "rsa_public_key",

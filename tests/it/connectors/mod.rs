@@ -5,4 +5,5 @@ mod activecampaign;
 mod bitrix24;
 mod highlevel;
 mod hubspot;
+mod pipedrive;
 mod shared;
