@@ -30,7 +30,7 @@ pub fn router() -> Router<Service> {
 
 /// One message for unknown tenants and bad signatures alike, so the
 /// endpoint does not reveal which tenants exist.
-const REFUSED: &str = "unknown tenant or bad signature";
+const REFUSED: &str = "unknown tenant or bad signature (the server log says which)";
 
 async fn receive(
     State(service): State<Service>,
@@ -52,9 +52,11 @@ async fn receive(
     let url = public_url(&headers, &uri);
     let request =
         Request { method: method.as_str(), url: &url, headers: &headers, body: &body, now: service.clock.now() };
+    // The detail goes to the log only: the answer must not tell a stranger
+    // that the tenant exists.
     crm::verify(&view.record, &request).map_err(|e| {
         tracing::warn!(tenant = %tenant_id, error = %e, "webhook refused");
-        inbound_error(e)
+        ApiError::unauthorized(REFUSED)
     })?;
     let report = if provider == Provider::Generic {
         let value: serde_json::Value = parse_json(&body)?;
@@ -73,7 +75,7 @@ async fn receive(
 
 fn inbound_error(error: InboundError) -> ApiError {
     match error {
-        InboundError::Refused(message) => ApiError::unauthorized(message),
+        InboundError::Refused(_) => ApiError::unauthorized(REFUSED),
         InboundError::Malformed(message) => ApiError::malformed(message),
     }
 }
