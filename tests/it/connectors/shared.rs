@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::failing_store::FailingStore;
-use crate::support::{interaction, TestApp};
+use crate::support::spawn_app::SECRET;
+use crate::support::{crm_sample, interaction, TestApp};
 use scorehook::store::embedded::EmbeddedStore;
 
 #[tokio::test]
@@ -46,4 +47,32 @@ async fn a_failure_to_store_answers_503_and_the_redelivery_scores() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["accepted"], 1, "the redelivery is not mistaken for a duplicate");
     assert!(app.score("acme", "jhon").await.is_some());
+}
+
+/// HighLevel redelivers only after a 429, so that is what a failure to
+/// store answers it, with `Retry-After`; the redelivery then scores.
+#[tokio::test]
+async fn a_failure_to_store_answers_highlevel_429_with_retry_after() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = Arc::new(FailingStore::new(Arc::new(EmbeddedStore::open(dir.path()).unwrap())));
+    let app = TestApp::spawn_on(store.clone()).await;
+    app.create_crm_tenant("hl", "highlevel", json!({})).await;
+    let profile = "/v1/tenants/hl/profiles/engagement";
+    let rules = json!({"name": "Forms", "rules": [{"id": "form", "when": {"type": "form.submitted"}, "points": 5}]});
+    assert_eq!(app.admin(Method::PUT, profile, Some(rules)).await.0, StatusCode::CREATED);
+    assert_eq!(app.admin(Method::POST, &format!("{profile}/publish"), None).await.0, StatusCode::OK);
+    let body = crm_sample("highlevel", "workflow_webhook_form_submitted_constructed.json");
+    let url = format!("{}/v1/webhooks/highlevel/hl?key={SECRET}", app.base);
+    let post = || app.http.post(&url).header("content-type", "application/json").body(body.clone()).send();
+
+    store.fail_writes(true);
+    let refused = post().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("60"));
+    assert_eq!(app.score("hl", "c_42hlWf01").await, None, "nothing was scored");
+
+    store.fail_writes(false);
+    let accepted = post().await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.score("hl", "c_42hlWf01").await, Some(json!(5)), "the redelivery scores");
 }

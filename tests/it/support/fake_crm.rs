@@ -2,7 +2,6 @@
 //! query, headers, body) and answers from a script the test writes, per
 //! method and path: one-shot answers first, then standing ones, else
 //! `200 {}`. Connector tests point `crm.base_url` at it.
-#![allow(dead_code)] // used by the provider connector tests as they land
 
 use std::sync::{Arc, Mutex};
 

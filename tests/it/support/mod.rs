@@ -7,7 +7,6 @@ pub mod fake_crm;
 pub mod recording_crm;
 pub mod spawn_app;
 
-#[allow(unused_imports)] // used by the provider connector tests as they land
 pub use fake_crm::FakeCrm;
 pub use recording_crm::RecordingCrm;
 pub use spawn_app::{TestApp, ADMIN_TOKEN};
@@ -16,7 +15,6 @@ use serde_json::{json, Value};
 
 /// The exact bytes of a CRM's webhook sample under `tests/fixtures/crm/`
 /// (copied verbatim from the research notes; their READMEs list what each must produce).
-#[allow(dead_code)] // used by the provider connector tests as they land
 pub fn crm_sample(provider: &str, file: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/crm/{provider}/{file}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
