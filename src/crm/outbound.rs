@@ -142,6 +142,16 @@ impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// An answer as a CRM would give it, for the connectors' `slow_down` tests.
+    #[cfg(test)]
+    pub fn fake(status: u16, headers: &[(&'static str, &'static str)], body: Value) -> Self {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        Self { status, headers: map, body, excerpt: String::new() }
+    }
 }
 
 /// One tenant's CRM API.

@@ -61,15 +61,12 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{HeaderMap, HeaderValue};
+
     use serde_json::Value;
 
     fn answer(status: u16, retry_after: Option<&'static str>) -> Answer {
-        let mut headers = HeaderMap::new();
-        if let Some(value) = retry_after {
-            headers.insert("retry-after", HeaderValue::from_static(value));
-        }
-        Answer { status, headers, body: Value::Null, excerpt: String::new() }
+        let headers: Vec<_> = retry_after.map(|v| ("retry-after", v)).into_iter().collect();
+        Answer::fake(status, &headers, Value::Null)
     }
 
     #[test]

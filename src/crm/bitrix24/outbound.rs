@@ -230,10 +230,9 @@ fn tag_values(value: &Value) -> Vec<String> {
 mod tests {
     use super::super::testing::tenant;
     use super::*;
-    use reqwest::header::HeaderMap;
 
     fn answer(status: u16, body: Value) -> Answer {
-        Answer { status, headers: HeaderMap::new(), body, excerpt: String::new() }
+        Answer::fake(status, &[], body)
     }
 
     #[test]

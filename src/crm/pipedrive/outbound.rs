@@ -304,14 +304,9 @@ fn html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{HeaderMap, HeaderValue};
 
     fn answer(status: u16, headers: &[(&'static str, &'static str)]) -> Answer {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.insert(*name, HeaderValue::from_static(value));
-        }
-        Answer { status, headers: map, body: Value::Null, excerpt: String::new() }
+        Answer::fake(status, headers, Value::Null)
     }
 
     #[test]

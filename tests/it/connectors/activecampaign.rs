@@ -6,8 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use scorehook::clock::Clock;
 use scorehook::crm::{Deliverer, DeliveryError};
-use scorehook::engine::action::FiredAction;
-use scorehook::ids::{ActionId, ContactId, DealId, TenantId, TriggerId};
+use scorehook::ids::TenantId;
 use scorehook::outbox::OutboxItem;
 use scorehook::tenant::TenantRecord;
 use serde_json::{json, Value};
@@ -135,19 +134,7 @@ async fn a_body_that_is_no_activecampaign_event_is_a_400_and_stores_nothing() {
 
 /// A fired action for contact 42 (and deal `deal`), built as the engine would.
 fn item(kind: &str, params: Value, deal: Option<&str>) -> OutboxItem {
-    OutboxItem::new(
-        TenantId::parse("acme").unwrap(),
-        FiredAction {
-            id: ActionId::parse("act_test").unwrap(),
-            trigger: TriggerId::parse("hot").unwrap(),
-            kind: kind.into(),
-            params,
-            contact_id: ContactId::parse("42").unwrap(),
-            deal_id: deal.map(|d| DealId::parse(d).unwrap()),
-            fired_at: Utc::now(),
-            skipped: None,
-        },
-    )
+    crate::support::fired_action("acme", kind, params, "42", deal, Utc::now())
 }
 
 /// Delivers through a fresh deliverer (its own rate-limit buckets).

@@ -7,8 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use scorehook::clock::Clock;
 use scorehook::crm::{Deliverer, DeliveryError};
-use scorehook::engine::action::FiredAction;
-use scorehook::ids::{ActionId, ContactId, DealId, TenantId, TriggerId};
+use scorehook::ids::{ContactId, TenantId};
 use scorehook::outbox::OutboxItem;
 use scorehook::tenant::TenantRecord;
 use serde_json::{json, Value};
@@ -289,19 +288,7 @@ async fn events_that_cannot_be_resolved_end_dead_and_visible() {
 
 /// A fired action for contact 42 (and deal 759), as the engine would queue it.
 fn fired(kind: &str, params: Value, deal: Option<&str>) -> OutboxItem {
-    OutboxItem::new(
-        TenantId::parse("acme").unwrap(),
-        FiredAction {
-            id: ActionId::parse(format!("act_{}", kind.replace('_', ""))).unwrap(),
-            trigger: TriggerId::parse("hot").unwrap(),
-            kind: kind.into(),
-            params,
-            contact_id: ContactId::parse("42").unwrap(),
-            deal_id: deal.map(|d| DealId::parse(d).unwrap()),
-            fired_at: Utc::now(),
-            skipped: None,
-        },
-    )
+    crate::support::fired_action("acme", kind, params, "42", deal, Utc::now())
 }
 
 async fn record(app: &TestApp) -> TenantRecord {

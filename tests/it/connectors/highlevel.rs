@@ -12,8 +12,7 @@ use reqwest::{Method, StatusCode};
 use ring::signature::Ed25519KeyPair;
 use scorehook::clock::Clock;
 use scorehook::crm::{Deliverer, DeliveryError};
-use scorehook::engine::action::FiredAction;
-use scorehook::ids::{ActionId, ContactId, DealId, TenantId, TriggerId};
+use scorehook::ids::TenantId;
 use scorehook::outbox::OutboxItem;
 use serde_json::{json, Value};
 
@@ -172,19 +171,7 @@ async fn an_email_event_for_an_unknown_address_ends_dead_not_dropped() {
 }
 
 fn item(kind: &str, params: Value, deal: Option<&str>, fired_at: chrono::DateTime<chrono::Utc>) -> OutboxItem {
-    OutboxItem::new(
-        TenantId::parse("hl").unwrap(),
-        FiredAction {
-            id: ActionId::parse(format!("act_{}", kind.replace('_', ""))).unwrap(),
-            trigger: TriggerId::parse("hot").unwrap(),
-            kind: kind.into(),
-            params,
-            contact_id: ContactId::parse("c42").unwrap(),
-            deal_id: deal.map(|d| DealId::parse(d).unwrap()),
-            fired_at,
-            skipped: None,
-        },
-    )
+    crate::support::fired_action("hl", kind, params, "c42", deal, fired_at)
 }
 
 #[tokio::test]

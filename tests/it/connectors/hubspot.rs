@@ -13,8 +13,7 @@ use sha2::Sha256;
 
 use scorehook::clock::Clock;
 use scorehook::crm::{Deliverer, DeliveryError};
-use scorehook::engine::action::FiredAction;
-use scorehook::ids::{ActionId, ContactId, DealId, TenantId, TriggerId};
+use scorehook::ids::TenantId;
 use scorehook::outbox::OutboxItem;
 use scorehook::tenant::TenantRecord;
 
@@ -248,19 +247,7 @@ async fn an_id_only_event_that_cannot_be_resolved_ends_dead_and_visible() {
 }
 
 fn item(kind: &str, params: Value, contact: &str, deal: Option<&str>, fired_at: DateTime<Utc>) -> OutboxItem {
-    OutboxItem::new(
-        TenantId::parse("acme").unwrap(),
-        FiredAction {
-            id: ActionId::parse(format!("act_{kind}")).unwrap(),
-            trigger: TriggerId::parse("hot").unwrap(),
-            kind: kind.into(),
-            params,
-            contact_id: ContactId::parse(contact).unwrap(),
-            deal_id: deal.map(|d| DealId::parse(d).unwrap()),
-            fired_at,
-            skipped: None,
-        },
-    )
+    crate::support::fired_action("acme", kind, params, contact, deal, fired_at)
 }
 
 async fn tenant_record(app: &TestApp) -> TenantRecord {

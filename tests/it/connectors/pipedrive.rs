@@ -9,8 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use scorehook::crm::{Deliverer, DeliveryError};
-use scorehook::engine::action::FiredAction;
-use scorehook::ids::{ActionId, ContactId, DealId, TenantId, TriggerId};
+use scorehook::ids::TenantId;
 use scorehook::outbox::OutboxItem;
 use scorehook::tenant::TenantRecord;
 
@@ -172,19 +171,7 @@ async fn a_deal_that_still_has_no_person_ends_dead_and_visible() {
 
 /// An action fired for person 8 on deal 8, as the engine would queue it.
 fn fired(kind: &str, params: Value) -> OutboxItem {
-    OutboxItem::new(
-        TenantId::parse(TENANT).unwrap(),
-        FiredAction {
-            id: ActionId::parse(format!("act_{kind}")).unwrap(),
-            trigger: TriggerId::parse("hot").unwrap(),
-            kind: kind.into(),
-            params,
-            contact_id: ContactId::parse("8").unwrap(),
-            deal_id: Some(DealId::parse("8").unwrap()),
-            fired_at: Utc::now(),
-            skipped: None,
-        },
-    )
+    crate::support::fired_action(TENANT, kind, params, "8", Some("8"), Utc::now())
 }
 
 async fn tenant_record(app: &TestApp) -> TenantRecord {

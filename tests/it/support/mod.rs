@@ -20,6 +20,32 @@ pub fn crm_sample(provider: &str, file: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
+/// A fired action for `contact` (and `deal`), built as the engine queues
+/// one; its id is `act_<kind without underscores>`.
+pub fn fired_action(
+    tenant: &str,
+    kind: &str,
+    params: Value,
+    contact: &str,
+    deal: Option<&str>,
+    fired_at: chrono::DateTime<chrono::Utc>,
+) -> scorehook::outbox::OutboxItem {
+    use scorehook::ids::{ActionId, ContactId, DealId, TenantId, TriggerId};
+    scorehook::outbox::OutboxItem::new(
+        TenantId::parse(tenant).unwrap(),
+        scorehook::engine::action::FiredAction {
+            id: ActionId::parse(format!("act_{}", kind.replace('_', ""))).unwrap(),
+            trigger: TriggerId::parse("hot").unwrap(),
+            kind: kind.into(),
+            params,
+            contact_id: ContactId::parse(contact).unwrap(),
+            deal_id: deal.map(|d| DealId::parse(d).unwrap()),
+            fired_at,
+            skipped: None,
+        },
+    )
+}
+
 /// One canonical interaction for contact `contact`.
 pub fn interaction(id: &str, kind: &str, contact: &str) -> Value {
     json!({"id": id, "type": kind, "contact_id": contact, "occurred_at": "2026-11-22T10:00:00Z"})
