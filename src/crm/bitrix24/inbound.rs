@@ -228,7 +228,7 @@ fn call_kind(call_type: &str, code: &str) -> Option<&'static str> {
 }
 
 /// A catalogue type by name (only ever called with catalogue names).
-fn known(name: &str) -> InteractionType {
+pub(super) fn known(name: &str) -> InteractionType {
     InteractionType::parse(name).unwrap_or_else(|e| unreachable!("{e}"))
 }
 

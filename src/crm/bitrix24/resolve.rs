@@ -10,6 +10,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
 
+use super::inbound::known;
 use super::outbound::{numeric, portal, rest};
 use super::{Pending, KEY_PREFIX};
 use crate::crm::inbound::{derived_key, text, Unresolved};
@@ -251,11 +252,6 @@ impl Owner {
 
 fn contact_id(id: &str) -> Result<ContactId, DeliveryError> {
     ContactId::parse(id).map_err(|e| permanent(format!("Bitrix24 answered an unusable contact id: {e}")))
-}
-
-/// A catalogue type by name (only ever called with catalogue names).
-fn known(name: &str) -> InteractionType {
-    InteractionType::parse(name).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
 #[cfg(test)]
