@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::crm::Deliverer;
+use crate::http::inbound_limit::InboundLimit;
 use crate::outbox::retry::RetryPolicy;
 use crate::service::Service;
 use crate::store::embedded::EmbeddedStore;
@@ -32,6 +33,8 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Retry(#[from] crate::outbox::retry::InvalidPolicy),
+    #[error(transparent)]
+    InboundRate(#[from] crate::http::inbound_limit::InvalidInboundRate),
 }
 
 /// A local scorehook: the service over the embedded store, and its deliverer.
@@ -50,7 +53,7 @@ impl Local {
     /// A local scorehook over any store (DynamoDB with `--store dynamodb`).
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
         Ok(Self {
-            service: Service::new(store, clock, admin_token),
+            service: Service::new(store, clock, admin_token).with_inbound_limit(InboundLimit::from_env()?),
             deliverer: Deliverer::new()?.with_retry(RetryPolicy::from_env()?),
         })
     }

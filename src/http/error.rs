@@ -48,6 +48,14 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 256 KiB")
     }
 
+    /// 429 with `Retry-After`: the tenant sends faster than its limit.
+    pub fn rate_limited(seconds: u32) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many webhook requests; retry later")
+        }
+    }
+
     fn unavailable(code: &'static str, message: &str) -> Self {
         Self { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
     }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cursor;
 pub mod error;
 pub mod extract;
+pub mod inbound_limit;
 pub mod profiles;
 pub mod scores;
 pub mod tenants;
@@ -14,14 +15,19 @@ pub mod triggers;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::service::Service;
 use error::ApiError;
 use extract::BODY_LIMIT;
+
+/// How long one request may take, body upload included (Lambda's own limit is 10 s).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub fn router(service: Service) -> Router {
     Router::new()
@@ -34,6 +40,9 @@ pub fn router(service: Service) -> Router {
         .merge(actions::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // A request (a slow upload included) that takes longer is answered
+        // 408 and dropped; what it committed stays whole, and a redelivery dedupes.
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The route template, never the raw URI: query strings may carry secrets.
             let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);

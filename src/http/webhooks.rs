@@ -49,6 +49,10 @@ async fn receive(
         .await?
         .filter(|v| v.record.provider == provider)
         .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
+    if let Err(seconds) = service.inbound.admit(provider, &tenant_id) {
+        tracing::warn!(tenant = %tenant_id, "webhook rate limit reached");
+        return Err(ApiError::rate_limited(seconds));
+    }
     let url = public_url(&headers, &uri);
     let request =
         Request { method: method.as_str(), url: &url, headers: &headers, body: &body, now: service.clock.now() };

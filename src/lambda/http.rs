@@ -15,12 +15,15 @@ use tokio::sync::OnceCell;
 
 use super::{clients, Error};
 use crate::clock::SystemClock;
+use crate::http::inbound_limit::InboundLimit;
 use crate::service::Service;
 use crate::store::Store;
 use crate::tenant::Secret;
 
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
+    // An invalid limit stops the function at start, with a message naming it.
+    InboundLimit::from_env()?;
     let clients = clients().await?;
     let ssm = aws_sdk_ssm::Client::new(&clients.aws);
     let store: Arc<dyn Store> = clients.store;
@@ -55,7 +58,8 @@ async fn admin_token(ssm: &aws_sdk_ssm::Client) -> Result<Option<Secret>, Error>
 
 /// The router over `store` with the system clock, as the function serves it.
 pub fn build_router(store: Arc<dyn Store>, admin_token: Option<Secret>) -> Router {
-    crate::http::router(Service::new(store, Arc::new(SystemClock), admin_token))
+    let limit = InboundLimit::from_env().unwrap_or_default();
+    crate::http::router(Service::new(store, Arc::new(SystemClock), admin_token).with_inbound_limit(limit))
 }
 
 /// One request through the router. Handler errors are already HTTP answers.

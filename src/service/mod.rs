@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::engine::ConfigError;
+use crate::http::inbound_limit::InboundLimit;
 use crate::ids::{ContactId, TenantId};
 use crate::store::{Store, StoreError};
 use crate::tenant::{Secret, TenantRecord};
@@ -77,6 +78,8 @@ pub struct Service {
     /// and retrying; across processes the store's version check decides.
     contact_locks: Arc<[tokio::sync::Mutex<()>; CONTACT_LOCK_STRIPES]>,
     catalogs: Arc<CatalogCache>,
+    /// Webhook requests per tenant and process (`http::inbound_limit`).
+    pub inbound: Arc<InboundLimit>,
 }
 
 /// How long a process trusts its cached copy of a tenant's configuration.
@@ -94,7 +97,14 @@ impl Service {
             admin_token,
             contact_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             catalogs: Arc::new(CatalogCache::new(DEFAULT_CONFIG_REFRESH)),
+            inbound: Arc::default(),
         }
+    }
+
+    /// Sets the per-tenant webhook rate limit.
+    pub fn with_inbound_limit(mut self, limit: InboundLimit) -> Self {
+        self.inbound = Arc::new(limit);
+        self
     }
 
     /// Sets how long tenant configuration is cached (0 disables the cache).

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use scorehook::clock::Clock;
 use serde_json::{json, Value};
 
+use crate::support::spawn_app::SECRET;
 use crate::support::{interaction, TestApp};
 
 /// Proves a rejected delivery stored nothing: the contact has no state, and
@@ -120,4 +121,33 @@ async fn json_that_is_not_an_interaction_is_422_and_stores_nothing_of_the_batch(
         assert_error(&body, "invalid_request");
     }
     assert_nothing_stored(&app, &good).await;
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_rate_gets_429_with_retry_after_and_nothing_stored() {
+    // A burst of two, refilled so slowly that the third request is over.
+    let app = TestApp::spawn_with_inbound_limit(scorehook::crm::limiter::Rate { burst: 2.0, per_second: 0.01 }).await;
+    app.seeds_tenant("acme", None).await;
+    app.seeds_tenant("other", None).await;
+    for id in ["e1", "e2"] {
+        assert_eq!(app.post_webhook("acme", &interaction(id, "email.opened", "jhon")).await.0, StatusCode::ACCEPTED);
+    }
+    let third = interaction("e3", "email.opened", "jhon");
+    let (timestamp, sig) =
+        scorehook::crm::signature::sign(SECRET, app.clock.now(), &serde_json::to_vec(&third).unwrap());
+    let response = app
+        .http
+        .post(format!("{}/v1/webhooks/generic/acme", app.base))
+        .header(scorehook::crm::signature::TIMESTAMP_HEADER, timestamp)
+        .header(scorehook::crm::signature::SIGNATURE_HEADER, sig)
+        .body(serde_json::to_vec(&third).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u32 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait >= 90, "the bucket refills one request per 100 s: {wait}");
+    assert_eq!(app.score("acme", "jhon").await, Some(json!(2)), "the third did not score");
+    let (status, _) = app.post_webhook("other", &interaction("e1", "email.opened", "ana")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "another tenant is not held back");
 }

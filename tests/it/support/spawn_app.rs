@@ -53,6 +53,15 @@ impl TestApp {
         Self::serve(local, clock, dir, executor).await
     }
 
+    /// A server whose webhooks are limited per tenant to `rate`.
+    pub async fn spawn_with_inbound_limit(rate: scorehook::crm::limiter::Rate) -> Self {
+        let dir = TempDir::new().unwrap();
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let mut local = Local::open(dir.path(), clock.clone(), Some(Secret::new(ADMIN_TOKEN))).unwrap();
+        local.service = local.service.with_inbound_limit(scorehook::http::inbound_limit::InboundLimit::new(rate));
+        Self::serve(local, clock, dir, false).await
+    }
+
     /// A server over another store (DynamoDB), outbox driven by the test.
     pub async fn spawn_on(store: Arc<dyn Store>) -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
