@@ -8,6 +8,7 @@ mod connectors;
 mod deal_scores;
 mod delivery;
 mod dynamodb;
+mod isolation;
 mod lambda_events;
 mod recompute;
 mod restart;
