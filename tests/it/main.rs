@@ -10,6 +10,7 @@ mod delivery;
 mod dynamodb;
 mod isolation;
 mod lambda_events;
+mod logs;
 mod recompute;
 mod restart;
 mod scoring_over_time;

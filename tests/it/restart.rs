@@ -1,72 +1,16 @@
 //! A real `scorehook serve` process, killed with SIGKILL and started again on
 //! the same data directory: everything it answered 2xx for is still there.
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
+use tokio::process::Command;
+
+use crate::support::process::Server;
 use crate::support::spawn_app::SECRET;
-use crate::support::{interaction, seeds_profile, seeds_trigger, RecordingCrm, ADMIN_TOKEN};
-
-struct Server {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Server {
-    /// Starts the binary on port 0 and reads the address it prints.
-    async fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scorehook"))
-            .args(["serve", "--port", "0", "--data-dir"])
-            .arg(data_dir)
-            .env("SCOREHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
-        let base = line.strip_prefix("scorehook listening on ").unwrap().to_owned();
-        Self { child, base, http: reqwest::Client::new() }
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        (response.status(), response.json().await.unwrap())
-    }
-
-    async fn webhook(&self, body: &Value) -> Value {
-        let bytes = serde_json::to_vec(body).unwrap();
-        let (timestamp, sig) = scorehook::crm::signature::sign(SECRET, chrono::Utc::now(), &bytes);
-        let response = self
-            .http
-            .post(format!("{}/v1/webhooks/generic/acme", self.base))
-            .header("x-scorehook-timestamp", timestamp)
-            .header("x-scorehook-signature", sig)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        response.json().await.unwrap()
-    }
-
-    async fn kill(mut self) {
-        self.child.kill().await.unwrap();
-    }
-}
+use crate::support::{interaction, seeds_profile, seeds_trigger, RecordingCrm};
 
 #[tokio::test]
 async fn a_killed_server_restarts_with_scores_ledger_and_pending_actions() {

@@ -43,6 +43,8 @@ struct Answer {
 struct Shared {
     calls: Arc<Mutex<Vec<Call>>>,
     answers: Arc<Mutex<Vec<Answer>>>,
+    /// Rung after every recorded call, for tests awaiting a background delivery.
+    bell: Arc<tokio::sync::Notify>,
 }
 
 pub struct FakeCrm {
@@ -82,6 +84,20 @@ impl FakeCrm {
         self.shared.calls.lock().unwrap().clone()
     }
 
+    /// Awaits the first call to `method path` (made by a background executor), up to 30 s.
+    pub async fn called(&self, method: &str, path: &str) -> Call {
+        let wait = async {
+            loop {
+                let notified = self.shared.bell.notified();
+                if let Some(call) = self.calls_to(method, path).into_iter().next() {
+                    return call;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), wait).await.expect("the call never came")
+    }
+
     /// The calls received so far to `method path`.
     pub fn calls_to(&self, method: &str, path: &str) -> Vec<Call> {
         self.calls().into_iter().filter(|c| c.method == method && c.path == path).collect()
@@ -106,6 +122,7 @@ async fn answer(State(shared): State<Shared>, method: Method, uri: Uri, headers:
         }
     };
     shared.calls.lock().unwrap().push(call);
+    shared.bell.notify_waiters();
     let Some(chosen) = chosen else { return (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response() };
     let mut response = (StatusCode::from_u16(chosen.status).unwrap(), axum::Json(chosen.body)).into_response();
     for (name, value) in chosen.headers {

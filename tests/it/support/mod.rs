@@ -4,6 +4,7 @@
 pub mod dynamo;
 pub mod failing_store;
 pub mod fake_crm;
+pub mod process;
 pub mod recording_crm;
 pub mod spawn_app;
 

@@ -1,0 +1,74 @@
+//! A real `scorehook serve` process on a data directory, for tests that
+//! kill it (SIGKILL) or read its log.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::spawn_app::SECRET;
+use super::ADMIN_TOKEN;
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts the binary on port 0 and reads the address it prints.
+    pub async fn start(data_dir: &Path) -> Self {
+        Self::start_logging(data_dir, "warn", Stdio::null()).await
+    }
+
+    /// The same, with its log at `level` written to `log`.
+    pub async fn start_logging(data_dir: &Path, level: &str, log: impl Into<Stdio>) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scorehook"))
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .env("SCOREHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", level)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
+        let base = line.strip_prefix("scorehook listening on ").unwrap().to_owned();
+        Self { child, base, http: reqwest::Client::new() }
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    pub async fn webhook(&self, body: &Value) -> Value {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let (timestamp, sig) = scorehook::crm::signature::sign(SECRET, chrono::Utc::now(), &bytes);
+        let response = self
+            .http
+            .post(format!("{}/v1/webhooks/generic/acme", self.base))
+            .header("x-scorehook-timestamp", timestamp)
+            .header("x-scorehook-signature", sig)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
