@@ -26,8 +26,10 @@ use crate::service::Service;
 use error::ApiError;
 use extract::BODY_LIMIT;
 
-/// How long one request may take, body upload included (Lambda's own limit is 10 s).
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long one request may take, body upload included: long enough for a
+/// 500-event batch on a slow store, short enough that a trickled upload
+/// cannot hold a connection for ever (Lambda's own limit is 10 s).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn router(service: Service) -> Router {
     Router::new()
