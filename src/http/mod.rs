@@ -11,6 +11,7 @@ pub mod profiles;
 pub mod scores;
 pub mod tenants;
 pub mod triggers;
+pub mod ui;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -32,6 +33,7 @@ pub fn router(service: Service) -> Router {
         .merge(triggers::router())
         .merge(scores::router())
         .merge(actions::router())
+        .merge(ui::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -17,4 +17,5 @@ mod store_contract;
 mod support;
 mod template;
 mod triggers;
+mod ui_page;
 mod webhooks;
