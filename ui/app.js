@@ -445,7 +445,7 @@
         h('button', { type: 'submit', class: 'primary' }, 'Save draft'),
         h('button', { type: 'button', id: 'profile-publish', onclick: () => publish() }, 'Publish'),
         h('button', { type: 'button', id: 'profile-archive', onclick: () => archive() }, 'Archive'),
-        h('button', { type: 'button', id: 'profile-simulate', onclick: () => simulateForm(currentId) }, 'Simulate')));
+        h('button', { type: 'button', id: 'profile-simulate', onclick: () => simulate() }, 'Simulate')));
     form.addEventListener('input', () => { dirty = true; });
     if (record) describe(record);
 
@@ -487,6 +487,12 @@
       say(`Profile ${currentId} published (version ${res.data.published_version}).`);
       await loadProfiles(true);
       await watchRecompute(currentId, describe);
+    };
+
+    // The simulation runs what is stored: pending edits are saved (as the draft) first.
+    const simulate = async () => {
+      if ((dirty || !currentId) && !(await save())) return;
+      simulateForm(currentId);
     };
 
     const archive = async () => {
@@ -673,7 +679,7 @@
     const awaitsMatch = matchEditor('Unless this arrives', deadline.awaits);
     const within = h('input', { type: 'number', min: 1, value: String(deadline.within_s) });
     within.dataset.path = 'when.deadline.within_s';
-    const deadlineBox = h('div', {}, startMatch.el, awaitsMatch.el, field('Within (seconds)', within));
+    const deadlineBox = h('div', {}, startMatch.el, awaitsMatch.el, h('div', { class: 'grid' }, field('Within (seconds)', within)));
     const boxes = { score: scoreBox, event: eventMatch.el, deadline: deadlineBox };
     const syncKind = () => Object.entries(boxes).forEach(([k, box]) => { box.hidden = k !== kind.value; });
     kind.addEventListener('change', syncKind);
@@ -693,6 +699,7 @@
     };
     t.actions.forEach(addAction);
     const formError = h('p', { class: 'field-error', role: 'alert' });
+    const title = h('h3', { id: 'trigger-editor-title' }, isNew ? 'New trigger' : `Trigger ${record.id}`);
     const existing = h('p', { role: 'status' });
     const describe = (rec) => {
       existing.textContent = rec && rec.existing
@@ -700,7 +707,7 @@
     };
     describe(record);
     const form = h('form', { class: 'panel', novalidate: true, 'aria-labelledby': 'trigger-editor-title' },
-      h('h3', { id: 'trigger-editor-title' }, isNew ? 'New trigger' : `Trigger ${record.id}`), existing,
+      title, existing,
       h('div', { class: 'grid' }, field('Trigger id', idInput), field('Name', name), field('Fires on', kind)),
       scoreBox, eventMatch.el, deadlineBox,
       h('div', { class: 'grid' }, field('Runs', runs), field('Enabled', enabled)),
@@ -741,6 +748,7 @@
         return;
       }
       idInput.disabled = true;
+      title.textContent = `Trigger ${id}`;
       describe(res.data);
       say(`Trigger ${id} saved.`);
       await loadTriggers();
