@@ -95,6 +95,9 @@
 
   /** Puts a message next to the control whose data-path is the longest prefix of `path`. */
   function showPathError(root, path, message, fallback) {
+    // serde names a missing field in the message, not the path: point at the field itself.
+    const named = /^missing field `([A-Za-z_]+)`/.exec(message);
+    if (named && !path.endsWith(`.${named[1]}`)) path = path ? `${path}.${named[1]}` : named[1];
     let best = null;
     for (const el of root.querySelectorAll('[data-path]')) {
       const p = el.dataset.path;
@@ -816,7 +819,7 @@
     for (const [profile, view] of scores) {
       parts.push(h('h4', {}, `${profile}: score ${show(view.score)}`),
         h('table', { class: 'ledger', 'data-profile': profile }, h('caption', {}, `Why ${profile} is ${show(view.score)}: the ledger`),
-          h('thead', {}, h('tr', {}, ['Rule', 'Points', 'Counts now', 'Event', 'When', 'Expires'].map((c) => h('th', { scope: 'col' }, c)))),
+          h('thead', {}, h('tr', {}, ['Rule', 'Points', 'Counts now', 'Event', 'When', 'Expires'].map((c) => h('th', { scope: 'col', class: /^(Points|Counts)/.test(c) ? 'num' : null }, c)))),
           h('tbody', {}, view.ledger.map((e) => h('tr', {},
             h('td', {}, e.rule), h('td', { class: 'num' }, show(e.points)), h('td', { class: 'num' }, show(e.current)),
             h('td', {}, show(e.event_id)), h('td', {}, fmtTime(e.at)), h('td', {}, e.expires_at ? fmtTime(e.expires_at) : 'never'))))));
