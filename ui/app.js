@@ -32,7 +32,7 @@
   };
   const STORE_KEY = 'scorehook.session';
 
-  const state = { tenant: null, token: null, profiles: [], view: 'profiles', board: null };
+  const state = { signedIn: false, tenant: null, token: null, profiles: [], view: 'profiles', board: null };
   const $ = (id) => document.getElementById(id);
   let uidCounter = 0;
   const uid = (prefix) => `${prefix}-${++uidCounter}`;
@@ -134,7 +134,7 @@
     try { data = await response.json(); } catch (e) { data = null; }
     const error = response.ok ? null
       : (data && data.error) || { code: 'http', message: `The server answered ${response.status}.` };
-    if (response.status === 401 && state.tenant) {
+    if (response.status === 401 && state.signedIn) {
       signOut('The token is no longer accepted: sign in again.');
     }
     return { ok: response.ok, status: response.status, data, error };
@@ -156,6 +156,7 @@
         : res.status === 401 ? 'This token is not accepted for that tenant.' : res.error.message;
     }
     sessionStorage.setItem(STORE_KEY, JSON.stringify({ tenant, token }));
+    state.signedIn = true;
     $('signin-view').hidden = true;
     $('session').hidden = false;
     $('tabs').hidden = false;
@@ -166,6 +167,7 @@
 
   function signOut(message) {
     sessionStorage.removeItem(STORE_KEY);
+    state.signedIn = false;
     state.tenant = null;
     state.token = null;
     state.profiles = [];
@@ -208,7 +210,9 @@
   /** A typed value from text: JSON numbers and booleans as such, anything else as a string. */
   function parseValue(text) {
     const t = text.trim();
-    if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(t) || t === 'true' || t === 'false') return JSON.parse(t);
+    if (t === 'true' || t === 'false') return t === 'true';
+    // JSON's own number grammar (so "007" or "+57 1" stay text), and only finite values.
+    if (/^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$/.test(t) && Number.isFinite(Number(t))) return Number(t);
     return text;
   }
 
