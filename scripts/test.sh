@@ -3,7 +3,9 @@
 # installed by hand: formatting, lints, the SAM template lint, and all unit,
 # property and integration tests, the DynamoDB ones against a real DynamoDB
 # API server (moto) that this script starts on a free loopback port and
-# stops. Python tools go into ./.venv (created on first run, from PyPI).
+# stops. Python tools go into ./.venv (created on first run, from PyPI);
+# the browser tests of /ui (scripts/ui-test.sh) install Chromium from
+# Debian's packages if missing and their node modules into tests/ui.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,4 +48,8 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 
 echo "==> cargo test"
 cargo test --all-targets --quiet
+# The /ui page in headless Chromium (installs Chromium and its node modules
+# when missing), against the binary `cargo test` just built for the
+# integration tests.
+SCOREHOOK_BIN="${CARGO_TARGET_DIR:-target}/debug/scorehook" scripts/ui-test.sh
 echo "==> all green"

@@ -12,6 +12,7 @@ pub mod profiles;
 pub mod scores;
 pub mod tenants;
 pub mod triggers;
+pub mod ui;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -40,6 +41,7 @@ pub fn router(service: Service) -> Router {
         .merge(triggers::router())
         .merge(scores::router())
         .merge(actions::router())
+        .merge(ui::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // A request (a slow upload included) that takes longer is answered

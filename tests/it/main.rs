@@ -19,4 +19,5 @@ mod store_contract;
 mod support;
 mod template;
 mod triggers;
+mod ui_page;
 mod webhooks;
