@@ -16,21 +16,18 @@ pub mod ui;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::service::Service;
 use error::ApiError;
 use extract::BODY_LIMIT;
 
-/// How long one request may take, body upload included: long enough for a
-/// 500-event batch on a slow store, short enough that a trickled upload
-/// cannot hold a connection for ever (Lambda's own limit is 10 s).
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long reading one request's body may take (256 KiB at most).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub fn router(service: Service) -> Router {
     Router::new()
@@ -44,9 +41,11 @@ pub fn router(service: Service) -> Router {
         .merge(ui::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        // A request (a slow upload included) that takes longer is answered
-        // 408 and dropped; what it committed stays whole, and a redelivery dedupes.
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        // A trickled upload cannot hold a connection for ever: reading the
+        // body stops after this long, and the request is refused (400)
+        // before anything is stored. Processing is not cut short: a long
+        // queue of events for one contact finishes (Lambda bounds it anyway).
+        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The route template, never the raw URI: query strings may carry secrets.
             let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
