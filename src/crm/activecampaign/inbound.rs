@@ -36,6 +36,7 @@ pub const AUTOMATION_WINDOW_SECONDS: i64 = 15 * 60;
 /// The contact block's keys copied into the interaction's `contact`.
 const CONTACT_KEYS: &[&str] = &["email", "first_name", "last_name", "phone", "orgname", "tags"];
 
+/// The tenant's `webhook_secret` must come back as the URL's `key` query parameter.
 pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), InboundError> {
     let presented = request
         .query_param(KEY_PARAM)

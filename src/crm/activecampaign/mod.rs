@@ -10,6 +10,9 @@
 mod inbound;
 mod outbound;
 
+pub use inbound::verify;
+pub use outbound::deliver;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::inbound::{Inbound, InboundError, Request, Unresolved};
@@ -17,7 +20,6 @@ use super::limiter::Rate;
 use super::outbound::{permanent, retry_after_seconds, Answer, ApiConfig, Reach};
 use super::DeliveryError;
 use crate::engine::interaction::Interaction;
-use crate::outbox::OutboxItem;
 use crate::tenant::{Provider, TenantRecord};
 
 /// ActiveCampaign's published limit is 5 requests per second per account;
@@ -33,11 +35,6 @@ fn slow_down(answer: &Answer, _now: DateTime<Utc>) -> Option<TimeDelta> {
     (answer.status == 429).then(|| retry_after_seconds(answer).unwrap_or(DEFAULT_SLOW_DOWN))
 }
 
-/// The tenant's `webhook_secret` must come back as the URL's `key` query parameter.
-pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), InboundError> {
-    inbound::verify(tenant, request)
-}
-
 /// One ActiveCampaign event (one request) into one inbound item.
 pub fn normalize(_tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inbound>, InboundError> {
     inbound::normalize(request).map(|item| vec![item])
@@ -51,11 +48,6 @@ pub async fn resolve(
     _event: &Unresolved,
 ) -> Result<Vec<Interaction>, DeliveryError> {
     Err(permanent("no ActiveCampaign event needs resolving: every event names its contact"))
-}
-
-/// Performs one fired action through the tenant's ActiveCampaign API.
-pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
-    outbound::deliver(reach, tenant, item).await
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ const DEFAULT_TASK_TYPE: &str = "1";
 /// Where API v3 lives under the account's base URL.
 const API_PATH: &str = "/api/3";
 
+/// Performs one fired action through the tenant's ActiveCampaign API.
 pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
     let act = Act::of(item)?;
     let api = client(reach, tenant)?;

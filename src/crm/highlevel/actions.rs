@@ -24,6 +24,7 @@ pub fn api<'a>(reach: Reach<'a>, tenant: &'a TenantRecord) -> Result<CrmApi<'a>,
     CrmApi::new(reach, tenant, &API)?.with_bearer(setting(tenant, "access_token")?)?.with_header("version", API_VERSION)
 }
 
+/// Performs one fired action through the API.
 pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
     let (method, path, body) = request(tenant, item, reach.now)?;
     let answer = api(reach, tenant)?.call(method, &path, Some(&body)).await?;

@@ -60,6 +60,7 @@ const MAX_AHEAD: TimeDelta = TimeDelta::minutes(5);
 pub const ED25519_SETTING: &str = "ed25519_public_key";
 pub const RSA_SETTING: &str = "rsa_public_key";
 
+/// Checks the request by the scheme it carries.
 pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), InboundError> {
     let headers = request.headers;
     if let Some(signature) = headers.get(ED25519_HEADER) {

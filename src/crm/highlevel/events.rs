@@ -26,6 +26,7 @@ const PREFIX: &str = "hl";
 /// The outbox kind (and `Unresolved::kind`) of an email-stats event awaiting its contact.
 pub const EMAIL_STATS: &str = "LCEmailStats";
 
+/// Turns one HighLevel event (or workflow body) into inbound items.
 pub fn normalize(_tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inbound>, InboundError> {
     let body: Value =
         serde_json::from_slice(request.body).map_err(|e| malformed(&format!("the body is not JSON: {e}")))?;

@@ -18,15 +18,16 @@ mod auth;
 mod events;
 mod resolve;
 
+pub use actions::deliver;
+pub use auth::verify;
+pub use events::normalize;
+pub use resolve::resolve;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::inbound::{Inbound, InboundError, Request, Unresolved};
 use super::limiter::Rate;
-use super::outbound::{retry_after_seconds, Answer, ApiConfig, Reach};
-use super::DeliveryError;
-use crate::engine::interaction::Interaction;
-use crate::outbox::OutboxItem;
-use crate::tenant::{Provider, TenantRecord};
+use super::outbound::{retry_after_seconds, Answer, ApiConfig};
+use crate::tenant::Provider;
 
 /// The API version every v2 call must name in a `Version` header.
 pub const API_VERSION: &str = "2021-07-28";
@@ -54,30 +55,6 @@ fn slow_down(answer: &Answer, _now: DateTime<Utc>) -> Option<TimeDelta> {
         Some(TimeDelta::milliseconds(i64::from(ms.max(1000))))
     };
     Some(retry_after_seconds(answer).or_else(interval).unwrap_or(TimeDelta::seconds(INTERVAL_SECONDS)))
-}
-
-/// Checks the request by the scheme it carries; see `auth`.
-pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), InboundError> {
-    auth::verify(tenant, request)
-}
-
-/// Turns one HighLevel event (or workflow body) into inbound items; see `events`.
-pub fn normalize(tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inbound>, InboundError> {
-    events::normalize(tenant, request)
-}
-
-/// Resolves a stored email-only event into its interaction; see `resolve`.
-pub async fn resolve(
-    reach: Reach<'_>,
-    tenant: &TenantRecord,
-    event: &Unresolved,
-) -> Result<Vec<Interaction>, DeliveryError> {
-    resolve::resolve(reach, tenant, event).await
-}
-
-/// Performs one fired action through the API; see `actions`.
-pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
-    actions::deliver(reach, tenant, item).await
 }
 
 #[cfg(test)]

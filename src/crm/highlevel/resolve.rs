@@ -18,6 +18,7 @@ use crate::engine::interaction::{Interaction, InteractionType};
 use crate::ids::ContactId;
 use crate::tenant::TenantRecord;
 
+/// Resolves a stored email-only event into its interaction.
 pub async fn resolve(
     reach: Reach<'_>,
     tenant: &TenantRecord,

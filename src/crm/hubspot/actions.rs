@@ -32,6 +32,7 @@ const ROLLING_WINDOW: TimeDelta = TimeDelta::seconds(10);
 /// The wait HubSpot asks for on 423 Locked.
 const LOCKED_WAIT: TimeDelta = TimeDelta::seconds(2);
 
+/// Performs one fired action; `Ok` is the status of the last call.
 pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
     let act = Act::of(item)?;
     let api = CrmApi::new(reach, tenant, &API)?.with_bearer(setting(tenant, ACCESS_TOKEN)?)?;

@@ -18,12 +18,12 @@ mod events;
 mod resolve;
 mod signature;
 
-use super::inbound::{Inbound, InboundError, Request, Unresolved};
+pub use actions::deliver;
+pub use resolve::resolve;
+
+use super::inbound::{Inbound, InboundError, Request};
 use super::limiter::Rate;
-use super::outbound::{ApiConfig, Reach};
-use super::DeliveryError;
-use crate::engine::interaction::Interaction;
-use crate::outbox::OutboxItem;
+use super::outbound::ApiConfig;
 use crate::tenant::{Provider, TenantRecord};
 
 pub use signature::sign;
@@ -62,20 +62,6 @@ pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), Inboun
 /// One `Inbound` per event of the batch.
 pub fn normalize(tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inbound>, InboundError> {
     events::normalize(tenant, request.body)
-}
-
-/// Reads the contact of a deal or conversation event through the API.
-pub async fn resolve(
-    reach: Reach<'_>,
-    tenant: &TenantRecord,
-    event: &Unresolved,
-) -> Result<Vec<Interaction>, DeliveryError> {
-    resolve::resolve(reach, tenant, event).await
-}
-
-/// Performs one fired action; `Ok` is the status of the last call.
-pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
-    actions::deliver(reach, tenant, item).await
 }
 
 #[cfg(test)]

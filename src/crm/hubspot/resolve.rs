@@ -28,6 +28,7 @@ struct Stored {
     attributes: Map<String, Value>,
 }
 
+/// Reads the contact of a deal or conversation event through the API.
 pub async fn resolve(
     reach: Reach<'_>,
     tenant: &TenantRecord,

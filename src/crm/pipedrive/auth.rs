@@ -16,6 +16,7 @@ use crate::tenant::TenantRecord;
 /// The same answer for every failure, so a caller learns nothing about which half was wrong.
 const REFUSED: &str = "the webhook's HTTP Basic credentials are missing or wrong";
 
+/// Checks the webhook's HTTP Basic credentials.
 pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), InboundError> {
     let expected_user = tenant.crm.get(keys::WEBHOOK_USER).and_then(|v| v.as_str()).unwrap_or_default();
     if expected_user.is_empty() {

@@ -35,6 +35,7 @@ const BOOKED: &str = "appointment.booked";
 
 static NULL: Value = Value::Null;
 
+/// Turns one webhook body (one event) into inbound items.
 pub fn normalize(tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inbound>, InboundError> {
     let body: Value = serde_json::from_slice(request.body)
         .map_err(|e| InboundError::Malformed(format!("a Pipedrive webhook body is JSON: {e}")))?;

@@ -17,13 +17,14 @@ mod inbound;
 mod outbound;
 mod resolve;
 
-use super::inbound::{Inbound, InboundError, Request, Unresolved};
+pub use auth::verify;
+pub use inbound::normalize;
+pub use outbound::deliver;
+pub use resolve::resolve;
+
 use super::limiter::Rate;
-use super::outbound::{ApiConfig, Reach};
-use super::DeliveryError;
-use crate::engine::interaction::Interaction;
-use crate::outbox::OutboxItem;
-use crate::tenant::{Provider, TenantRecord};
+use super::outbound::ApiConfig;
+use crate::tenant::Provider;
 
 /// Pipedrive's API: the global host (a company domain works too, via
 /// `crm.base_url`), 20 requests per rolling 2 s for an API token on the
@@ -49,28 +50,4 @@ mod keys {
     pub const LABEL_FIELD: &str = "label_field";
     /// Optional: the activity type key of created tasks (default `task`).
     pub const TASK_TYPE: &str = "task_type";
-}
-
-/// Checks the webhook's HTTP Basic credentials.
-pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), InboundError> {
-    auth::verify(tenant, request)
-}
-
-/// Turns one webhook body (one event) into inbound items.
-pub fn normalize(tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inbound>, InboundError> {
-    inbound::normalize(tenant, request)
-}
-
-/// Completes a deal event that named no person, through `GET /api/v2/deals/{id}`.
-pub async fn resolve(
-    reach: Reach<'_>,
-    tenant: &TenantRecord,
-    event: &Unresolved,
-) -> Result<Vec<Interaction>, DeliveryError> {
-    resolve::resolve(reach, tenant, event).await
-}
-
-/// Performs one fired action through the API; `Ok` is the status of the last call.
-pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
-    outbound::deliver(reach, tenant, item).await
 }

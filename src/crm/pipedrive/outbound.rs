@@ -48,6 +48,7 @@ pub fn api<'a>(reach: Reach<'a>, tenant: &'a TenantRecord) -> Result<CrmApi<'a>,
     CrmApi::new(reach, tenant, &API)?.with_header("x-api-token", token)
 }
 
+/// Performs one fired action through the API; `Ok` is the status of the last call.
 pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
     let act = Act::of(item)?;
     let api = api(reach, tenant)?;

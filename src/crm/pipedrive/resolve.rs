@@ -28,6 +28,7 @@ pub struct PendingDeal {
     pub attributes: Map<String, Value>,
 }
 
+/// Completes a deal event that named no person, through `GET /api/v2/deals/{id}`.
 pub async fn resolve(
     reach: crate::crm::outbound::Reach<'_>,
     tenant: &TenantRecord,
