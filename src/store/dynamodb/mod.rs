@@ -117,6 +117,14 @@ fn unavailable(e: impl std::error::Error) -> StoreError {
     StoreError::Unavailable(DisplayErrorContext(e).to_string())
 }
 
+/// The condition of a conditional put.
+enum PutIf {
+    /// No item has the key yet.
+    Absent,
+    /// The stored item is at this revision.
+    Revision(u64),
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into(), metrics: Arc::default(), event_retention: DEFAULT_EVENT_RETENTION }
@@ -183,6 +191,28 @@ impl DynamoStore {
 
     async fn get_doc<T: serde::de::DeserializeOwned>(&self, key: Item) -> Result<Option<T>, StoreError> {
         self.get(key).await?.map(|item| decode(&item)).transpose()
+    }
+
+    /// Writes `item` only if `when` holds for the stored one: `Ok(false)`
+    /// when it does not, and nothing is written.
+    async fn put_if(&self, item: Item, when: PutIf) -> Result<bool, StoreError> {
+        self.metrics.call();
+        self.metrics.write_units.fetch_add(item_size(&item).div_ceil(1024).max(1) as u64, Ordering::Relaxed);
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = match when {
+            PutIf::Absent => {
+                request.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK)
+            }
+            PutIf::Revision(revision) => request
+                .condition_expression("#rev = :rev")
+                .expression_attribute_names("#rev", REVISION)
+                .expression_attribute_values(":rev", n(revision)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn put(&self, item: Item) -> Result<(), StoreError> {
@@ -586,22 +616,11 @@ impl Store for DynamoStore {
 
     async fn save_job(&self, job: &RecomputeJob) -> Result<(), StoreError> {
         let item = job_item(&RecomputeJob { revision: job.revision + 1, ..job.clone() })?;
-        self.metrics.call();
-        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
-        let request = match job.revision {
-            0 => request.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
-            revision => request
-                .condition_expression("#rev = :rev")
-                .expression_attribute_names("#rev", REVISION)
-                .expression_attribute_values(":rev", n(revision)),
+        let when = match job.revision {
+            0 => PutIf::Absent,
+            revision => PutIf::Revision(revision),
         };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        self.put_if(item, when).await?.then_some(()).ok_or(StoreError::Conflict)
     }
 
     async fn job(&self, tenant: &TenantId, job_key: &str) -> Result<Option<RecomputeJob>, StoreError> {
@@ -726,25 +745,7 @@ impl Store for DynamoStore {
 
     async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError> {
         let row = action_item(&OutboxItem { revision: item.revision + 1, ..item.clone() })?;
-        self.metrics.call();
-        self.metrics.write_units.fetch_add(item_size(&row).div_ceil(1024).max(1) as u64, Ordering::Relaxed);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(row))
-            .condition_expression("#rev = :rev")
-            .expression_attribute_names("#rev", REVISION)
-            .expression_attribute_values(":rev", n(item.revision))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        self.put_if(row, PutIf::Revision(item.revision)).await?.then_some(()).ok_or(StoreError::Conflict)
     }
 
     async fn action(&self, tenant: &TenantId, id: &ActionId) -> Result<Option<OutboxItem>, StoreError> {
@@ -752,23 +753,7 @@ impl Store for DynamoStore {
     }
 
     async fn queue_action(&self, item: &OutboxItem) -> Result<bool, StoreError> {
-        let row = action_item(item)?;
-        self.metrics.call();
-        self.metrics.write_units.fetch_add(item_size(&row).div_ceil(1024).max(1) as u64, Ordering::Relaxed);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(row))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.put_if(action_item(item)?, PutIf::Absent).await
     }
 
     async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError> {
