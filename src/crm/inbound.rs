@@ -14,12 +14,12 @@ use std::borrow::Cow;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::engine::interaction::Interaction;
-use crate::ids::EventId;
+use crate::engine::interaction::{Interaction, InteractionType};
+use crate::ids::{ContactId, DealId, EventId};
 
 /// One webhook request as the CRM sent it.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +110,21 @@ pub fn hashed_key(prefix: &str, content: &[u8]) -> EventId {
     let safe_prefix: String = prefix.chars().filter(|c| c.is_ascii_alphanumeric()).take(32).collect();
     let id = format!("{safe_prefix}:h:{}", hex::encode(Sha256::digest(content)));
     EventId::parse(id).unwrap_or_else(|e| unreachable!("a hex digest with an alphanumeric prefix is a valid id: {e}"))
+}
+
+/// An interaction from a connector's parts; a kind outside the catalogue
+/// is a malformed body.
+pub fn interaction(
+    id: EventId,
+    kind: &str,
+    contact_id: ContactId,
+    deal_id: Option<DealId>,
+    occurred_at: DateTime<Utc>,
+    attributes: Map<String, Value>,
+    contact: Map<String, Value>,
+) -> Result<Interaction, InboundError> {
+    let kind = InteractionType::parse(kind).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    Ok(Interaction { id, kind, contact_id, deal_id, occurred_at, attributes, contact })
 }
 
 /// Constant-time equality of a presented secret with the stored one.

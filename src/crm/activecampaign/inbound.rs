@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::crm::form;
-use crate::crm::inbound::{derived_key, hashed_key, secret_matches, Inbound, InboundError, Request};
-use crate::engine::interaction::{Interaction, InteractionType};
+use crate::crm::inbound::{derived_key, hashed_key, interaction, secret_matches, Inbound, InboundError, Request};
+use crate::engine::interaction::InteractionType;
 use crate::ids::{ContactId, DealId, EventId};
 use crate::tenant::TenantRecord;
 
@@ -160,6 +160,7 @@ fn event<'v>(kind: &'v str, body: &'v Value, request: &Request<'_>) -> Result<In
     };
     let occurred_at = date_time.and_then(parse_time).unwrap_or(request.now);
     interaction(id, mapped.kind, contact_id, deal_id, occurred_at, attributes(mapped.attributes), contact(body))
+        .map(Inbound::Ready)
 }
 
 /// The contact the event is about: `contact[id]`, or a deal's `deal[contactid]`.
@@ -187,7 +188,7 @@ fn automation(body: &Value, request: &Request<'_>) -> Result<Inbound, InboundErr
     let series = field(body, &["seriesid"]);
     let id = windowed_key(&["automation", &named, series.unwrap_or_default()], request);
     let attributes = attributes(vec![("series_id", series)]);
-    interaction(id, &named, contact_id, None, request.now, attributes, contact(body))
+    interaction(id, &named, contact_id, None, request.now, attributes, contact(body)).map(Inbound::Ready)
 }
 
 /// A key for an event with nothing stable but its content: a hash of the
@@ -217,22 +218,10 @@ fn contact(body: &Value) -> Map<String, Value> {
     attributes(CONTACT_KEYS.iter().map(|k| (*k, field(body, &["contact", k]))).collect())
 }
 
-fn interaction(
-    id: EventId,
-    kind: &str,
-    contact_id: ContactId,
-    deal_id: Option<DealId>,
-    occurred_at: DateTime<Utc>,
-    attributes: Map<String, Value>,
-    contact: Map<String, Value>,
-) -> Result<Inbound, InboundError> {
-    let kind = InteractionType::parse(kind).map_err(|e| InboundError::Malformed(e.to_string()))?;
-    Ok(Inbound::Ready(Interaction { id, kind, contact_id, deal_id, occurred_at, attributes, contact }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::interaction::Interaction;
     use crate::ids::TenantId;
     use crate::tenant::{hash_token, Provider, Secret};
     use axum::http::{HeaderMap, HeaderValue};

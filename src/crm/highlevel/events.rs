@@ -15,7 +15,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
-use crate::crm::inbound::{derived_key, hashed_key, text, Inbound, InboundError, Request, Unresolved};
+use crate::crm::inbound::{derived_key, hashed_key, interaction, text, Inbound, InboundError, Request, Unresolved};
 use crate::engine::interaction::{Interaction, InteractionType};
 use crate::ids::{ContactId, DealId, EventId};
 use crate::tenant::TenantRecord;
@@ -421,6 +421,7 @@ pub struct PendingEmail {
     pub attributes: Map<String, Value>,
 }
 
+/// `inbound::interaction` for a contact id still in text form.
 fn build(
     id: EventId,
     kind: &str,
@@ -430,15 +431,8 @@ fn build(
     attributes: Map<String, Value>,
     contact_fields: Map<String, Value>,
 ) -> Result<Interaction, InboundError> {
-    Ok(Interaction {
-        id,
-        kind: InteractionType::parse(kind).map_err(|e| malformed(&e.to_string()))?,
-        contact_id: ContactId::parse(contact).map_err(|e| malformed(&e.to_string()))?,
-        deal_id: deal,
-        occurred_at,
-        attributes,
-        contact: contact_fields,
-    })
+    let contact_id = ContactId::parse(contact).map_err(|e| malformed(&e.to_string()))?;
+    interaction(id, kind, contact_id, deal, occurred_at, attributes, contact_fields)
 }
 
 #[cfg(test)]

@@ -12,8 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::PORTAL_ID;
-use crate::crm::inbound::{derived_key, text, Inbound, InboundError, Unresolved};
-use crate::engine::interaction::{Interaction, InteractionType};
+use crate::crm::inbound::{derived_key, interaction, text, Inbound, InboundError, Unresolved};
 use crate::ids::{ContactId, EventId};
 use crate::tenant::TenantRecord;
 
@@ -159,15 +158,11 @@ fn contact_updated(event: &Envelope<'_>, change: &str) -> Option<Inbound> {
 }
 
 fn ready(event: &Envelope<'_>, contact: &str, kind: &str, attributes: Value) -> Option<Inbound> {
-    Some(Inbound::Ready(Interaction {
-        id: event.key.clone(),
-        kind: InteractionType::parse(kind).ok()?,
-        contact_id: ContactId::parse(contact).ok()?,
-        deal_id: None,
-        occurred_at: event.occurred_at,
-        attributes: attributes_of(attributes),
-        contact: Map::new(),
-    }))
+    let contact_id = ContactId::parse(contact).ok()?;
+    let attributes = attributes_of(attributes);
+    interaction(event.key.clone(), kind, contact_id, None, event.occurred_at, attributes, Map::new())
+        .ok()
+        .map(Inbound::Ready)
 }
 
 /// An event stored for `resolve`: what it needs to build the interaction
@@ -196,6 +191,7 @@ fn attributes_of(value: Value) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::interaction::Interaction;
     use crate::ids::{DealId, TenantId};
     use crate::tenant::{Provider, Secret};
     use proptest::prelude::*;

@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 
 use super::keys;
 use super::resolve::PendingDeal;
-use crate::crm::inbound::{derived_key, text, Inbound, InboundError, Request, Unresolved};
-use crate::engine::interaction::{Interaction, InteractionType};
+use crate::crm::inbound::{derived_key, interaction, text, Inbound, InboundError, Request, Unresolved};
+use crate::engine::interaction::InteractionType;
 use crate::ids::{ContactId, DealId, EventId};
 use crate::tenant::TenantRecord;
 
@@ -222,7 +222,8 @@ fn deal(event: &Event<'_>, now: DateTime<Utc>) -> Result<Vec<Inbound>, InboundEr
             event: event_value,
         })]);
     };
-    let interaction = build(key, "deal.stage_changed", contact, Some(deal_id), occurred_at, attributes)?;
+    let interaction =
+        interaction(key, "deal.stage_changed", contact, Some(deal_id), occurred_at, attributes, Map::new())?;
     Ok(vec![Inbound::Ready(interaction)])
 }
 
@@ -233,7 +234,8 @@ fn person(event: &Event<'_>, now: DateTime<Utc>) -> Result<Vec<Inbound>, Inbound
         .or_else(|| entity_id(event).and_then(|c| ContactId::parse(c).ok()))
         .ok_or_else(|| InboundError::Malformed("the person event names no person id".into()))?;
     let occurred_at = event.occurred_at(now);
-    let mut updated = build(event.key(None)?, "contact.updated", contact.clone(), None, occurred_at, Map::new())?;
+    let mut updated =
+        interaction(event.key(None)?, "contact.updated", contact.clone(), None, occurred_at, Map::new(), Map::new())?;
     updated.contact = contact_details(event.data);
     let mut items = vec![Inbound::Ready(updated)];
     if event.action() == Action::Change {
@@ -244,7 +246,15 @@ fn person(event: &Event<'_>, now: DateTime<Utc>) -> Result<Vec<Inbound>, Inbound
                 ("new".to_owned(), change.new.clone()),
             ]);
             let key = event.key(Some(change.field))?;
-            items.push(Inbound::Ready(build(key, "field.changed", contact.clone(), None, occurred_at, attributes)?));
+            items.push(Inbound::Ready(interaction(
+                key,
+                "field.changed",
+                contact.clone(),
+                None,
+                occurred_at,
+                attributes,
+                Map::new(),
+            )?));
         }
     }
     Ok(items)
@@ -275,7 +285,8 @@ fn activity(event: &Event<'_>, tenant: &TenantRecord, now: DateTime<Utc>) -> Res
         attributes.insert("activity_id".into(), id.clone());
     }
     add_change_source(event, &mut attributes);
-    let interaction = build(event.key(None)?, kind.as_str(), contact, deal, event.occurred_at(now), attributes)?;
+    let interaction =
+        interaction(event.key(None)?, kind.as_str(), contact, deal, event.occurred_at(now), attributes, Map::new())?;
     Ok(vec![Inbound::Ready(interaction)])
 }
 
@@ -287,18 +298,6 @@ fn activity_type(tenant: &TenantRecord, type_key: &str) -> Option<InteractionTyp
         None => DEFAULT_ACTIVITY_TYPES.iter().find(|(k, _)| *k == type_key).map(|(_, t)| (*t).to_owned())?,
     };
     InteractionType::parse(&name).ok()
-}
-
-fn build(
-    id: EventId,
-    kind: &str,
-    contact_id: ContactId,
-    deal_id: Option<DealId>,
-    occurred_at: DateTime<Utc>,
-    attributes: Map<String, Value>,
-) -> Result<Interaction, InboundError> {
-    let kind = InteractionType::parse(kind).map_err(|e| InboundError::Malformed(e.to_string()))?;
-    Ok(Interaction { id, kind, contact_id, deal_id, occurred_at, attributes, contact: Map::new() })
 }
 
 /// `app` or `api`: rules can tell edits in Pipedrive from integrations' writes.
@@ -372,6 +371,7 @@ fn company_setting(tenant: &TenantRecord) -> Option<String> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::engine::interaction::Interaction;
     use crate::ids::TenantId;
     use crate::tenant::{hash_token, Provider, Secret};
     use axum::http::HeaderMap;
