@@ -290,11 +290,10 @@ fn redact_path(path: &str) -> &str {
     path.split_once('?').map_or(path, |(p, _)| p)
 }
 
-async fn read(response: reqwest::Response) -> Answer {
+async fn read(mut response: reqwest::Response) -> Answer {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let mut bytes = Vec::new();
-    let mut response = response;
     while let Ok(Some(chunk)) = response.chunk().await {
         bytes.extend_from_slice(&chunk);
         if bytes.len() > MAX_ANSWER {

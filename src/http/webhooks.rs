@@ -1,7 +1,7 @@
 //! `POST /v1/webhooks/{provider}/{tenant}`: interactions in.
 //!
 //! Order matters: size limit, tenant, the provider's authenticity check,
-//! then parsing of the whole body, and only then storage, so a rejected
+//! the tenant's rate limit, then parsing of the whole body, and only then storage, so a rejected
 //! request stores nothing. 202 is answered once everything is stored:
 //! interactions committed, id-only events queued, unmapped kinds counted.
 
@@ -49,10 +49,6 @@ async fn receive(
         .await?
         .filter(|v| v.record.provider == provider)
         .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
-    if let Err(seconds) = service.inbound.admit(provider, &tenant_id) {
-        tracing::warn!(tenant = %tenant_id, "webhook rate limit reached");
-        return Err(ApiError::rate_limited(seconds));
-    }
     let url = public_url(&headers, &uri);
     let request =
         Request { method: method.as_str(), url: &url, headers: &headers, body: &body, now: service.clock.now() };
@@ -62,6 +58,12 @@ async fn receive(
         tracing::warn!(tenant = %tenant_id, error = %e, "webhook refused");
         ApiError::unauthorized(REFUSED)
     })?;
+    // Counted only once authentic: forged requests cannot use up the CRM's
+    // budget, and a 429 tells no stranger that the tenant exists.
+    if let Err(seconds) = service.inbound.admit(provider, &tenant_id) {
+        tracing::warn!(tenant = %tenant_id, "webhook rate limit reached");
+        return Err(ApiError::rate_limited(seconds));
+    }
     let report = if provider == Provider::Generic {
         let value: serde_json::Value = parse_json(&body)?;
         let interactions =

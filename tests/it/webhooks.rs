@@ -129,6 +129,11 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after_and_nothing_stored() {
     let app = TestApp::spawn_with_inbound_limit(scorehook::crm::limiter::Rate { burst: 2.0, per_second: 0.01 }).await;
     app.seeds_tenant("acme", None).await;
     app.seeds_tenant("other", None).await;
+    // Forged requests are refused before the limit: they use up none of it.
+    for _ in 0..3 {
+        let forged = serde_json::to_vec(&interaction("forged", "email.opened", "jhon")).unwrap();
+        assert_eq!(app.post_raw("acme", "not-the-secret-0123", &forged).await.0, StatusCode::UNAUTHORIZED);
+    }
     for id in ["e1", "e2"] {
         assert_eq!(app.post_webhook("acme", &interaction(id, "email.opened", "jhon")).await.0, StatusCode::ACCEPTED);
     }
