@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
-use scorehook::app::Local;
+use scorehook::app::{AppError, Local};
 use scorehook::clock::SystemClock;
 use scorehook::config_client::{self, Remote};
 use scorehook::engine::points::Points;
@@ -20,6 +20,7 @@ use scorehook::offline::{self, OfflineRun};
 use scorehook::outbox::ActionStatus;
 use scorehook::service::apply::read_tenant_files;
 use scorehook::store::dynamodb::DynamoStore;
+use scorehook::store::embedded::{CommitMode, EmbeddedStore};
 use scorehook::tenant::Secret;
 use scorehook::{receiver, telemetry};
 
@@ -52,6 +53,11 @@ enum Command {
         /// Seconds a tenant's configuration is cached per process (0: no cache).
         #[arg(long, default_value_t = 5, env = "SCOREHOOK_CONFIG_REFRESH_SECS")]
         config_refresh_secs: u64,
+        /// How the embedded store commits: `group` (concurrent writes share
+        /// one fsync) or `each` (one fsync per write). Both answer 2xx only
+        /// after the write is on disk.
+        #[arg(long, value_enum, default_value_t = Commit::Group, env = "SCOREHOOK_COMMIT")]
+        commit: Commit,
     },
     /// Show what tenant files would change on a running instance; change it with --yes.
     Apply {
@@ -133,6 +139,21 @@ enum StoreKind {
     Dynamodb,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Commit {
+    Group,
+    Each,
+}
+
+impl From<Commit> for CommitMode {
+    fn from(commit: Commit) -> Self {
+        match commit {
+            Commit::Group => CommitMode::Group,
+            Commit::Each => CommitMode::Each,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init();
@@ -151,13 +172,15 @@ fn admin_token() -> Option<Secret> {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve { host, port, data_dir, config, store, config_refresh_secs } => {
+        Command::Serve { host, port, data_dir, config, store, config_refresh_secs, commit } => {
             let token = admin_token();
             if token.is_none() {
                 tracing::warn!("SCOREHOOK_ADMIN_TOKEN is not set: only tenant tokens can use the admin API");
             }
             let mut local = match store {
-                StoreKind::Embedded => Local::open(&data_dir, Arc::new(SystemClock), token),
+                StoreKind::Embedded => EmbeddedStore::open_with(&data_dir, commit.into())
+                    .map_err(AppError::from)
+                    .and_then(|store| Local::new(Arc::new(store), Arc::new(SystemClock), token)),
                 StoreKind::Dynamodb => Local::new(dynamodb().await?, Arc::new(SystemClock), token),
             }
             .map_err(|e| e.to_string())?;

@@ -4,8 +4,11 @@
 //! transaction is atomic and, committed with `Durability::Immediate`, on disk
 //! before `commit` returns, so a process killed with SIGKILL loses nothing it
 //! acknowledged. Tables map composite string keys (parts joined by U+001F,
-//! which no id may contain) to JSON values. redb is synchronous, so each
-//! call runs on tokio's blocking pool; redb serialises writers itself.
+//! which no id may contain) to JSON values. redb is synchronous: reads run
+//! on tokio's blocking pool, writes on one writer thread that commits
+//! concurrent writes together (`writer`: group commit).
+
+mod writer;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -14,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -30,6 +33,8 @@ use crate::engine::profile::ProfileRecord;
 use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use crate::outbox::{ActionStatus, OutboxItem};
 use crate::tenant::TenantRecord;
+pub use writer::CommitMode;
+use writer::Writer;
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -74,6 +79,7 @@ const AFTER_SEP: &str = "\u{20}";
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    writer: Arc<Writer>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -114,8 +120,13 @@ fn due_key(item: &OutboxItem) -> Option<String> {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `scorehook.redb` under `dir`.
+    /// Opens (or creates) `scorehook.redb` under `dir`, with group commit.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, CommitMode::Group)
+    }
+
+    /// Opens (or creates) `scorehook.redb` under `dir`, committing as `mode` says.
+    pub fn open_with(dir: &Path, mode: CommitMode) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let db = Database::create(dir.join("scorehook.redb")).map_err(unavailable)?;
@@ -124,7 +135,8 @@ impl EmbeddedStore {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        Ok(Self { writer: Arc::new(Writer::start(Arc::clone(&db), mode)?), db })
     }
 
     async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -138,11 +150,25 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
 
+    /// Write transactions committed or tried so far: with group commit,
+    /// fewer than the writes (benchmarks and diagnostics read it).
+    pub fn transactions(&self) -> u64 {
+        self.writer.transactions()
+    }
+
+    /// Runs `work` in the writer's next transaction; answers once it is on disk.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write(Box::new(work)).await
+    }
+
     async fn put(&self, table: Table, key: String, value: Vec<u8>) -> Result<(), StoreError> {
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+        self.write(move |txn| {
             txn.open_table(table).map_err(unavailable)?.insert(key.as_str(), value.as_slice()).map_err(unavailable)?;
-            txn.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
@@ -248,26 +274,37 @@ impl Store for EmbeddedStore {
                 Ok((key(&[&tenant, id]), encode(item)?, due_key(item), log))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let score_rows = state
+            .scores
+            .iter()
+            .map(|(profile, score)| {
+                Ok((score_key(&tenant, profile.as_str(), score.total, &contact), encode(&score.updated_at)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
 
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+        self.write(move |txn| {
+            // Every check comes before the first write: a refused commit
+            // leaves the shared transaction untouched (see `writer`).
+            let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
+            if let Some((event_key, ..)) = &event {
+                if events.get(event_key.as_str()).map_err(unavailable)?.is_some() {
+                    return Err(StoreError::Duplicate);
+                }
+            }
+            let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+            let contact_key = key(&[&tenant, &contact]);
+            let old: Option<ContactState> =
+                contacts.get(contact_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
+            if old.as_ref().map_or(0, |s| s.version) != expected {
+                return Err(StoreError::Conflict);
+            }
+
+            // Only redb's own failures (`Unavailable`) may stop what follows.
             {
-                let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
                 if let Some((event_key, marker, history_key, recorded)) = &event {
-                    if events.get(event_key.as_str()).map_err(unavailable)?.is_some() {
-                        return Err(StoreError::Duplicate);
-                    }
                     events.insert(event_key.as_str(), marker.as_slice()).map_err(unavailable)?;
                     let mut history = txn.open_table(HISTORY).map_err(unavailable)?;
                     history.insert(history_key.as_str(), recorded.as_slice()).map_err(unavailable)?;
-                }
-
-                let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
-                let contact_key = key(&[&tenant, &contact]);
-                let old: Option<ContactState> =
-                    contacts.get(contact_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
-                if old.as_ref().map_or(0, |s| s.version) != expected {
-                    return Err(StoreError::Conflict);
                 }
                 contacts.insert(contact_key.as_str(), state_bytes.as_slice()).map_err(unavailable)?;
 
@@ -289,9 +326,7 @@ impl Store for EmbeddedStore {
                             .map_err(unavailable)?;
                     }
                 }
-                for (profile, score) in &state.scores {
-                    let updated = encode(&score.updated_at)?;
-                    let row = score_key(&tenant, profile.as_str(), score.total, &contact);
+                for (row, updated) in &score_rows {
                     scores.insert(row.as_str(), updated.as_slice()).map_err(unavailable)?;
                 }
 
@@ -311,7 +346,7 @@ impl Store for EmbeddedStore {
                     log.insert(log_key.as_str(), [].as_slice()).map_err(unavailable)?;
                 }
             }
-            txn.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
@@ -372,18 +407,15 @@ impl Store for EmbeddedStore {
         let job_key = key(&[job.tenant.as_str(), &job.key()]);
         let expected = job.revision;
         let bytes = encode(&RecomputeJob { revision: expected + 1, ..job.clone() })?;
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
-                let old: Option<RecomputeJob> =
-                    jobs.get(job_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
-                if old.map_or(0, |o| o.revision) != expected {
-                    return Err(StoreError::Conflict);
-                }
-                jobs.insert(job_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+        self.write(move |txn| {
+            let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+            let old: Option<RecomputeJob> =
+                jobs.get(job_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
+            if old.map_or(0, |o| o.revision) != expected {
+                return Err(StoreError::Conflict);
             }
-            txn.commit().map_err(unavailable)
+            jobs.insert(job_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            Ok(())
         })
         .await
     }
@@ -511,25 +543,22 @@ impl Store for EmbeddedStore {
         let expected = item.revision;
         let bytes = encode(&OutboxItem { revision: expected + 1, ..item.clone() })?;
         let new_due = due_key(item);
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
-                let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
-                let old: Option<OutboxItem> =
-                    outbox.get(item_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
-                if old.as_ref().map(|o| o.revision) != Some(expected) {
-                    return Err(StoreError::Conflict);
-                }
-                if let Some(old_due) = old.as_ref().and_then(due_key) {
-                    due.remove(old_due.as_str()).map_err(unavailable)?;
-                }
-                if let Some(new_due) = &new_due {
-                    due.insert(new_due.as_str(), [].as_slice()).map_err(unavailable)?;
-                }
-                outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+        self.write(move |txn| {
+            let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+            let old: Option<OutboxItem> =
+                outbox.get(item_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
+            if old.as_ref().map(|o| o.revision) != Some(expected) {
+                return Err(StoreError::Conflict);
             }
-            txn.commit().map_err(unavailable)
+            let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
+            if let Some(old_due) = old.as_ref().and_then(due_key) {
+                due.remove(old_due.as_str()).map_err(unavailable)?;
+            }
+            if let Some(new_due) = &new_due {
+                due.insert(new_due.as_str(), [].as_slice()).map_err(unavailable)?;
+            }
+            outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            Ok(())
         })
         .await
     }
@@ -543,26 +572,22 @@ impl Store for EmbeddedStore {
         let item_key = key(&[tenant, id]);
         let log_key = key(&[tenant, &sortable_millis(item.action.fired_at), id]);
         let (bytes, due_at) = (encode(item)?, due_key(item));
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
-                if outbox.get(item_key.as_str()).map_err(unavailable)?.is_some() {
-                    return Ok(false);
-                }
-                outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
-                if let Some(due_at) = &due_at {
-                    txn.open_table(OUTBOX_DUE)
-                        .map_err(unavailable)?
-                        .insert(due_at.as_str(), [].as_slice())
-                        .map_err(unavailable)?;
-                }
-                txn.open_table(OUTBOX_LOG)
+        self.write(move |txn| {
+            let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+            if outbox.get(item_key.as_str()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            if let Some(due_at) = &due_at {
+                txn.open_table(OUTBOX_DUE)
                     .map_err(unavailable)?
-                    .insert(log_key.as_str(), [].as_slice())
+                    .insert(due_at.as_str(), [].as_slice())
                     .map_err(unavailable)?;
             }
-            txn.commit().map_err(unavailable)?;
+            txn.open_table(OUTBOX_LOG)
+                .map_err(unavailable)?
+                .insert(log_key.as_str(), [].as_slice())
+                .map_err(unavailable)?;
             Ok(true)
         })
         .await
@@ -570,16 +595,13 @@ impl Store for EmbeddedStore {
 
     async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError> {
         let row = key(&[tenant.as_str(), kind]);
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut table = txn.open_table(UNMAPPED).map_err(unavailable)?;
-                let before: u64 =
-                    table.get(row.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?.unwrap_or(0);
-                let after = encode(&before.saturating_add(count))?;
-                table.insert(row.as_str(), after.as_slice()).map_err(unavailable)?;
-            }
-            txn.commit().map_err(unavailable)
+        self.write(move |txn| {
+            let mut table = txn.open_table(UNMAPPED).map_err(unavailable)?;
+            let before: u64 =
+                table.get(row.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?.unwrap_or(0);
+            let after = encode(&before.saturating_add(count))?;
+            table.insert(row.as_str(), after.as_slice()).map_err(unavailable)?;
+            Ok(())
         })
         .await
     }
