@@ -97,24 +97,32 @@ impl<T: Send> Queued for Pending<T> {
 pub struct Writer {
     queue: Option<Sender<Box<dyn Queued>>>,
     thread: Option<JoinHandle<()>>,
-    transactions: Arc<AtomicU64>,
+    counts: Arc<Counts>,
+}
+
+/// What the writer has done: with group commit, fewer transactions (and
+/// `fsync`s) than writes.
+#[derive(Default)]
+struct Counts {
+    writes: AtomicU64,
+    transactions: AtomicU64,
 }
 
 impl Writer {
     pub fn start(db: Arc<Database>, mode: CommitMode) -> Result<Self, StoreError> {
         let (queue, writes) = mpsc::channel();
-        let transactions = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&transactions);
+        let counts = Arc::new(Counts::default());
+        let counted = Arc::clone(&counts);
         let thread = std::thread::Builder::new()
             .name("scorehook-writer".into())
             .spawn(move || run(&db, &writes, mode.batch_limit(), &counted))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the store's writer: {e}")))?;
-        Ok(Self { queue: Some(queue), thread: Some(thread), transactions })
+        Ok(Self { queue: Some(queue), thread: Some(thread), counts })
     }
 
-    /// Write transactions attempted so far (each costs one `fsync` when it commits).
+    /// Write transactions tried so far (each costs one `fsync` when it commits).
     pub fn transactions(&self) -> u64 {
-        self.transactions.load(Ordering::Relaxed)
+        self.counts.transactions.load(Ordering::Relaxed)
     }
 
     /// Queues `work` and waits until its batch is committed (or failed).
@@ -135,10 +143,12 @@ impl Drop for Writer {
             // answered every waiting caller with `Unavailable`.
             let _ = thread.join();
         }
+        let writes = self.counts.writes.load(Ordering::Relaxed);
+        tracing::info!(writes, transactions = self.transactions(), "the store's writer stopped");
     }
 }
 
-fn run(db: &Database, writes: &Receiver<Box<dyn Queued>>, batch_limit: usize, transactions: &AtomicU64) {
+fn run(db: &Database, writes: &Receiver<Box<dyn Queued>>, batch_limit: usize, counts: &Counts) {
     while let Ok(first) = writes.recv() {
         let mut batch = vec![first];
         while batch.len() < batch_limit {
@@ -147,7 +157,8 @@ fn run(db: &Database, writes: &Receiver<Box<dyn Queued>>, batch_limit: usize, tr
                 Err(_) => break,
             }
         }
-        transactions.fetch_add(1, Ordering::Relaxed);
+        counts.transactions.fetch_add(1, Ordering::Relaxed);
+        counts.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let committed = commit(db, &mut batch);
         for write in batch {
             write.answer(committed.as_ref().copied().map_err(String::as_str));
