@@ -5,6 +5,7 @@ mod admin_api;
 mod concurrency;
 mod config_as_code;
 mod connectors;
+mod crash_storm;
 mod deal_scores;
 mod delivery;
 mod dynamodb;

@@ -22,16 +22,26 @@ pub struct Server {
 impl Server {
     /// Starts the binary on port 0 and reads the address it prints.
     pub async fn start(data_dir: &Path) -> Self {
-        Self::start_logging(data_dir, "warn", Stdio::null()).await
+        Self::start_with(data_dir, "warn", Stdio::null(), &[]).await
     }
 
     /// The same, with its log at `level` written to `log`.
     pub async fn start_logging(data_dir: &Path, level: &str, log: impl Into<Stdio>) -> Self {
+        Self::start_with(data_dir, level, log, &[]).await
+    }
+
+    /// The same, with these environment variables set (settings under test).
+    pub async fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(data_dir, "warn", Stdio::null(), env).await
+    }
+
+    async fn start_with(data_dir: &Path, level: &str, log: impl Into<Stdio>, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_scorehook"))
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data_dir)
             .env("SCOREHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", level)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)
@@ -52,18 +62,9 @@ impl Server {
         (response.status(), response.json().await.unwrap())
     }
 
+    /// Posts `body` to tenant `acme`'s generic webhook, signed now; it must be accepted.
     pub async fn webhook(&self, body: &Value) -> Value {
-        let bytes = serde_json::to_vec(body).unwrap();
-        let (timestamp, sig) = scorehook::crm::signature::sign(SECRET, chrono::Utc::now(), &bytes);
-        let response = self
-            .http
-            .post(format!("{}/v1/webhooks/generic/acme", self.base))
-            .header("x-scorehook-timestamp", timestamp)
-            .header("x-scorehook-signature", sig)
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
+        let response = post_webhook(&self.http, &self.base, serde_json::to_vec(body).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         response.json().await.unwrap()
     }
@@ -71,4 +72,16 @@ impl Server {
     pub async fn kill(mut self) {
         self.child.kill().await.unwrap();
     }
+}
+
+/// Posts `bytes` to tenant `acme`'s generic webhook at `base`, signed now.
+/// A transport error (the server is gone) is the caller's to judge.
+pub async fn post_webhook(http: &reqwest::Client, base: &str, bytes: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+    let (timestamp, sig) = scorehook::crm::signature::sign(SECRET, chrono::Utc::now(), &bytes);
+    http.post(format!("{base}/v1/webhooks/generic/acme"))
+        .header("x-scorehook-timestamp", timestamp)
+        .header("x-scorehook-signature", sig)
+        .body(bytes)
+        .send()
+        .await
 }
