@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::crm::Deliverer;
+use crate::http::extract::body_read_timeout_from_env;
 use crate::http::inbound_limit::InboundLimit;
 use crate::outbox::retry::RetryPolicy;
 use crate::service::Service;
@@ -35,6 +36,8 @@ pub enum AppError {
     Retry(#[from] crate::outbox::retry::InvalidPolicy),
     #[error(transparent)]
     InboundRate(#[from] crate::http::inbound_limit::InvalidInboundRate),
+    #[error(transparent)]
+    BodyReadTimeout(#[from] crate::http::extract::InvalidBodyReadTimeout),
 }
 
 /// A local scorehook: the service over the embedded store, and its deliverer.
@@ -53,7 +56,9 @@ impl Local {
     /// A local scorehook over any store (DynamoDB with `--store dynamodb`).
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
         Ok(Self {
-            service: Service::new(store, clock, admin_token).with_inbound_limit(InboundLimit::from_env()?),
+            service: Service::new(store, clock, admin_token)
+                .with_inbound_limit(InboundLimit::from_env()?)
+                .with_body_read_timeout(body_read_timeout_from_env()?),
             deliverer: Deliverer::new()?.with_retry(RetryPolicy::from_env()?),
         })
     }

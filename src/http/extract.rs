@@ -2,6 +2,8 @@
 //! JSON bodies that answer 400 vs 422 precisely, queries and path ids that
 //! answer in the API's error shape instead of axum's plain text.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Query, Request};
@@ -17,6 +19,32 @@ pub const MAX_PAGE: usize = 500;
 
 /// The size limit of every request body.
 pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// How long reading one request's body may take (256 KiB at most), unless
+/// `SCOREHOOK_BODY_READ_TIMEOUT_SECS` says otherwise.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub const BODY_READ_TIMEOUT_VAR: &str = "SCOREHOOK_BODY_READ_TIMEOUT_SECS";
+
+/// `SCOREHOOK_BODY_READ_TIMEOUT_SECS` that is not a number of seconds from 1 to 300.
+#[derive(Debug, thiserror::Error)]
+#[error("{BODY_READ_TIMEOUT_VAR} must be a whole number of seconds from 1 to 300, not {0:?}")]
+pub struct InvalidBodyReadTimeout(pub String);
+
+/// The default, or `SCOREHOOK_BODY_READ_TIMEOUT_SECS`.
+pub fn body_read_timeout_from_env() -> Result<Duration, InvalidBodyReadTimeout> {
+    body_read_timeout(std::env::var(BODY_READ_TIMEOUT_VAR).ok().filter(|v| !v.is_empty()))
+}
+
+fn body_read_timeout(value: Option<String>) -> Result<Duration, InvalidBodyReadTimeout> {
+    match value {
+        None => Ok(BODY_READ_TIMEOUT),
+        Some(value) => match value.parse().ok().filter(|s| (1..=300).contains(s)) {
+            Some(seconds) => Ok(Duration::from_secs(seconds)),
+            None => Err(InvalidBodyReadTimeout(value)),
+        },
+    }
+}
 
 /// A body read whole (within `BODY_LIMIT`), kept as bytes for signature checks.
 pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
@@ -63,4 +91,20 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_read_timeout_is_fifteen_seconds_or_a_valid_setting() {
+        assert_eq!(body_read_timeout(None).unwrap(), Duration::from_secs(15));
+        assert_eq!(body_read_timeout(Some("1".into())).unwrap(), Duration::from_secs(1));
+        assert_eq!(body_read_timeout(Some("300".into())).unwrap(), Duration::from_secs(300));
+        for bad in ["0", "301", "-1", "1.5", "15s", "ten"] {
+            let err = body_read_timeout(Some(bad.into())).unwrap_err().to_string();
+            assert!(err.contains(BODY_READ_TIMEOUT_VAR) && err.contains(bad), "{bad}: {err}");
+        }
+    }
 }

@@ -26,9 +26,6 @@ use crate::service::Service;
 use error::ApiError;
 use extract::BODY_LIMIT;
 
-/// How long reading one request's body may take (256 KiB at most).
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-
 pub fn router(service: Service) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -42,10 +39,10 @@ pub fn router(service: Service) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // A trickled upload cannot hold a connection for ever: reading the
-        // body stops after this long, and the request is refused (400)
-        // before anything is stored. Processing is not cut short: a long
+        // body stops after `body_read_timeout` (15 s unless configured), and
+        // the request is refused (400) before anything is stored. Processing is not cut short: a long
         // queue of events for one contact finishes (Lambda bounds it anyway).
-        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+        .layer(RequestBodyTimeoutLayer::new(service.body_read_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The route template, never the raw URI: query strings may carry secrets.
             let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);

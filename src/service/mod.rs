@@ -80,6 +80,8 @@ pub struct Service {
     catalogs: Arc<CatalogCache>,
     /// Webhook requests per tenant and process (`http::inbound_limit`).
     pub inbound: Arc<InboundLimit>,
+    /// How long the router waits for a request's body (`http::extract::BODY_READ_TIMEOUT`).
+    pub body_read_timeout: Duration,
 }
 
 /// How long a process trusts its cached copy of a tenant's configuration.
@@ -98,12 +100,19 @@ impl Service {
             contact_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             catalogs: Arc::new(CatalogCache::new(DEFAULT_CONFIG_REFRESH)),
             inbound: Arc::default(),
+            body_read_timeout: crate::http::extract::BODY_READ_TIMEOUT,
         }
     }
 
     /// Sets the per-tenant webhook rate limit.
     pub fn with_inbound_limit(mut self, limit: InboundLimit) -> Self {
         self.inbound = Arc::new(limit);
+        self
+    }
+
+    /// Sets how long reading one request's body may take.
+    pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
         self
     }
 

@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 use tokio::process::Command;
 
 use crate::support::process::Server;
-use crate::support::spawn_app::SECRET;
-use crate::support::{interaction, seeds_profile, seeds_trigger, RecordingCrm};
+use crate::support::{interaction, RecordingCrm};
 
 #[tokio::test]
 async fn a_killed_server_restarts_with_scores_ledger_and_pending_actions() {
@@ -20,11 +19,7 @@ async fn a_killed_server_restarts_with_scores_ledger_and_pending_actions() {
     crm.respond_with(&[503; 3]);
 
     let server = Server::start(dir.path()).await;
-    let tenant = json!({"provider": "generic", "webhook_secret": SECRET, "actions_url": crm.url});
-    assert_eq!(server.admin(Method::PUT, "/v1/tenants/acme", Some(tenant)).await.0, StatusCode::CREATED);
-    server.admin(Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(seeds_profile())).await;
-    server.admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None).await;
-    server.admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(seeds_trigger())).await;
+    server.seeds_tenant(Some(&crm.url)).await;
     let mut events: Vec<Value> = (1..=4).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
     let mut demo = interaction("stage-demo", "deal.stage_changed", "jhon");
     demo["attributes"] = json!({"stage": "demo"});

@@ -1,10 +1,14 @@
 //! `POST /v1/webhooks/generic/{tenant}`: every rejection has its status and
 //! stores nothing; accepted bodies are scored once.
 
-use reqwest::StatusCode;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
 use scorehook::clock::Clock;
+use scorehook::http::extract::BODY_READ_TIMEOUT_VAR;
 use serde_json::{json, Value};
 
+use crate::support::process::Server;
 use crate::support::spawn_app::SECRET;
 use crate::support::{interaction, TestApp};
 
@@ -155,4 +159,82 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after_and_nothing_stored() {
     assert_eq!(app.score("acme", "jhon").await, Some(json!(2)), "the third did not score");
     let (status, _) = app.post_webhook("other", &interaction("e1", "email.opened", "ana")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "another tenant is not held back");
+}
+
+/// A real server with a one-second body-read timeout (`SCOREHOOK_BODY_READ_TIMEOUT_SECS`).
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_refused_after_the_read_timeout_and_stores_nothing() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = Server::start_with_env(dir.path(), &[(BODY_READ_TIMEOUT_VAR, "1")]).await;
+    server.seeds_tenant(None).await;
+
+    let event = interaction("slow-1", "email.opened", "jhon");
+    let body = serde_json::to_vec(&event).unwrap();
+    let (timestamp, sig) = scorehook::crm::signature::sign(SECRET, chrono::Utc::now(), &body);
+    let addr = server.base.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/webhooks/generic/acme HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nx-scorehook-timestamp: {timestamp}\r\nx-scorehook-signature: {sig}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    // Then nothing more: only the server's own timeout can end the request.
+    // The safety net is shorter than the 15 s default, so the answer comes
+    // in time only if the configured second is the one in force.
+    let answer = tokio::time::timeout(Duration::from_secs(10), read_response(&mut stream))
+        .await
+        .expect("the server must give up on the body by itself");
+    let (head, json) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    let json: Value = serde_json::from_str(json).unwrap();
+    assert_error(&json, "malformed_request");
+
+    let (status, _) = server.admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the contact must not exist");
+    assert_eq!(server.webhook(&event).await, json!({"accepted": 1, "duplicates": 0}), "the event was never seen");
+    server.kill().await;
+}
+
+/// One HTTP/1.1 response, read until its `content-length` body is whole.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    loop {
+        let mut chunk = [0; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        bytes.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_owned));
+            let whole = length.and_then(|l| l.trim().parse::<usize>().ok()).is_some_and(|l| body.len() >= l);
+            if whole || n == 0 {
+                return text;
+            }
+        }
+        assert!(n > 0, "the connection closed before an answer: {text}");
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_body_read_timeout_stops_the_server_at_start() {
+    let dir = tempfile::TempDir::new().unwrap();
+    for bad in ["0", "2s"] {
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_scorehook"))
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(dir.path())
+            .env(BODY_READ_TIMEOUT_VAR, bad)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(30), run).await.expect("it must not serve").unwrap();
+        assert!(!output.status.success(), "{bad}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(BODY_READ_TIMEOUT_VAR) && stderr.contains(bad), "{bad}: {stderr}");
+    }
 }

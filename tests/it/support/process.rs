@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::Value;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -60,6 +60,20 @@ impl Server {
         }
         let response = request.send().await.unwrap();
         (response.status(), response.json().await.unwrap())
+    }
+
+    /// Tenant `acme` (generic) with the seeds' profile (published) and trigger.
+    pub async fn seeds_tenant(&self, actions_url: Option<&str>) {
+        let tenant = json!({"provider": "generic", "webhook_secret": SECRET, "actions_url": actions_url});
+        assert_eq!(self.admin(Method::PUT, "/v1/tenants/acme", Some(tenant)).await.0, StatusCode::CREATED);
+        for (method, path, body) in [
+            (Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(super::seeds_profile())),
+            (Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None),
+            (Method::PUT, "/v1/tenants/acme/triggers/hot", Some(super::seeds_trigger())),
+        ] {
+            let (status, answer) = self.admin(method, path, body).await;
+            assert!(status.is_success(), "{path}: {answer}");
+        }
     }
 
     /// Posts `body` to tenant `acme`'s generic webhook, signed now; it must be accepted.
