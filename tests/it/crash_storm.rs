@@ -5,9 +5,11 @@
 //! from its ledger, and every fired action is delivered under its id.
 //!
 //! The kill comes when a tenth, half or nine tenths of the requests have been
-//! answered, wherever the other senders are then; the invariants hold
-//! whatever that point is, so they hold for any store design that keeps the durability promise
-//! (one fsync per commit, or commits grouped under a shared fsync).
+//! answered, wherever the other senders are then. The invariants hold
+//! whatever that point is, and for any store design that keeps the
+//! durability promise: both of the embedded store's commit modes are
+//! stormed, `group` (concurrent writes share one fsync) and `each` (an fsync
+//! per write).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +22,7 @@ use tokio::sync::Notify;
 
 use crate::support::process::{post_webhook, Server};
 use crate::support::spawn_app::SECRET;
-use crate::support::{interaction, RecordingCrm};
+use crate::support::{cents, interaction, listed_scores, RecordingCrm};
 
 const CONTACTS: usize = 40;
 const EVENTS: usize = 800;
@@ -211,19 +213,8 @@ async fn scores_and_ledgers(server: &Server) -> (BTreeMap<String, i64>, HashMap<
         server.admin(Method::GET, "/v1/tenants/acme/contacts?profile=engagement&order=desc&limit=500", None).await;
     assert_eq!(status, StatusCode::OK, "{board}");
     assert_eq!(board["next_cursor"], Value::Null, "one page holds every contact");
-    let listed: BTreeMap<String, i64> = board["contacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| (row["contact_id"].as_str().unwrap().to_owned(), cents(&row["score"])))
-        .collect();
-    assert_eq!(listed, scores, "the leaderboard agrees with every contact's own score");
+    assert_eq!(listed_scores(&board), scores, "the leaderboard agrees with every contact's own score");
     (scores, scored)
-}
-
-/// Points as whole hundredths, so sums compare exactly.
-fn cents(points: &Value) -> i64 {
-    (points.as_f64().unwrap() * 100.0).round() as i64
 }
 
 /// Every fired action, by id.
@@ -237,26 +228,33 @@ async fn actions(server: &Server) -> BTreeMap<String, Value> {
 
 #[tokio::test]
 async fn a_server_killed_early_in_a_storm_scores_every_answered_event_once_and_delivers_every_action() {
-    storm_killed_after(|requests| requests / 10).await;
+    storm_killed_after(|requests| requests / 10, "group").await;
 }
 
 #[tokio::test]
 async fn a_server_killed_mid_storm_scores_every_answered_event_once_and_delivers_every_action() {
-    storm_killed_after(|requests| requests / 2).await;
+    storm_killed_after(|requests| requests / 2, "group").await;
 }
 
 #[tokio::test]
 async fn a_server_killed_late_in_a_storm_scores_every_answered_event_once_and_delivers_every_action() {
-    storm_killed_after(|requests| requests * 9 / 10).await;
+    storm_killed_after(|requests| requests * 9 / 10, "group").await;
 }
 
-/// Storms a fresh server, kills it once `kill_at(requests)` requests have
-/// been answered 2xx, restarts it, and checks everything it can see.
-async fn storm_killed_after(kill_at: fn(usize) -> usize) {
+#[tokio::test]
+async fn a_server_committing_each_write_alone_keeps_the_same_promises_when_killed_mid_storm() {
+    storm_killed_after(|requests| requests / 2, "each").await;
+}
+
+/// Storms a fresh server in commit mode `commit` (`SCOREHOOK_COMMIT`), kills
+/// it once `kill_at(requests)` requests have been answered 2xx, restarts it,
+/// and checks everything it can see.
+async fn storm_killed_after(kill_at: fn(usize) -> usize, commit: &str) {
     let dir = tempfile::TempDir::new().unwrap();
     let crm = RecordingCrm::start().await;
     let storm = Storm::new();
-    let server = Server::start_with_env(dir.path(), &[NO_RATE_LIMIT]).await;
+    let settings = [NO_RATE_LIMIT, ("SCOREHOOK_COMMIT", commit)];
+    let server = Server::start_with_env(dir.path(), &settings).await;
     configure(&server, &crm.url).await;
 
     // The storm, killed once half its requests have been answered 2xx.
@@ -287,14 +285,14 @@ async fn storm_killed_after(kill_at: fn(usize) -> usize) {
     }
     assert!(unanswered_requests > 0, "the kill came while requests were still being sent");
     eprintln!(
-        "storm: {EVENTS} events in {} requests from {SENDERS} senders; killed after {kill_at} answers; \
+        "storm ({commit}): {EVENTS} events in {} requests from {SENDERS} senders; killed after {kill_at} answers; \
          {} requests unanswered, {} events answered 2xx",
         storm.bodies.len(),
         unanswered_requests,
         answered.iter().filter(|a| **a).count()
     );
 
-    let server = Server::start_with_env(dir.path(), &[NO_RATE_LIMIT]).await;
+    let server = Server::start_with_env(dir.path(), &settings).await;
 
     // What survived: every answered event exactly once, no event twice.
     let (scores, scored) = scores_and_ledgers(&server).await;

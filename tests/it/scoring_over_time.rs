@@ -3,17 +3,16 @@
 //! both stores. After every sweep each contact's cached score (the
 //! leaderboard's) equals the sum of its ledger entries' current values.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::TimeDelta;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use scorehook::clock::Clock;
 
 use crate::support::dynamo::fresh_store;
-use crate::support::{interaction, TestApp};
+use crate::support::{cents, interaction, listed_scores, TestApp};
 
 const CONTACTS: [&str; 3] = ["ana", "jhon", "luz"];
 const KINDS: [&str; 3] = ["email.opened", "email.clicked", "list.unsubscribed"];
@@ -30,10 +29,6 @@ impl Rng {
     }
 }
 
-fn cents(value: &Value) -> i64 {
-    (value.as_f64().unwrap() * 100.0).round() as i64
-}
-
 async fn setup(app: &TestApp) {
     app.create_tenant("acme", None).await;
     let profile = json!({"name": "E", "decay": {"percent": 20, "every": "1h"}, "rules": [
@@ -48,12 +43,7 @@ async fn setup(app: &TestApp) {
 /// Each contact's score as listed, and as its ledger explains it.
 async fn check_cache_equals_ledger(app: &TestApp) -> usize {
     let (_, board) = app.admin(Method::GET, "/v1/tenants/acme/contacts?profile=engagement&limit=100", None).await;
-    let listed: BTreeMap<String, i64> = board["contacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| (row["contact_id"].as_str().unwrap().to_owned(), cents(&row["score"])))
-        .collect();
+    let listed = listed_scores(&board);
     for (contact, score) in &listed {
         let (_, view) = app.admin(Method::GET, &format!("/v1/tenants/acme/contacts/{contact}/scores"), None).await;
         let engagement = &view["scores"]["engagement"];

@@ -47,6 +47,21 @@ pub fn fired_action(
     )
 }
 
+/// Points as whole hundredths, so sums compare exactly.
+pub fn cents(points: &Value) -> i64 {
+    (points.as_f64().unwrap() * 100.0).round() as i64
+}
+
+/// A leaderboard page (`GET …/contacts`) as contact → score in hundredths.
+pub fn listed_scores(board: &Value) -> std::collections::BTreeMap<String, i64> {
+    board["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["contact_id"].as_str().unwrap().to_owned(), cents(&row["score"])))
+        .collect()
+}
+
 /// One canonical interaction for contact `contact`.
 pub fn interaction(id: &str, kind: &str, contact: &str) -> Value {
     json!({"id": id, "type": kind, "contact_id": contact, "occurred_at": "2026-11-22T10:00:00Z"})
