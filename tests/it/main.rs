@@ -11,6 +11,7 @@ mod dynamodb;
 mod isolation;
 mod lambda_events;
 mod logs;
+mod openapi;
 mod recompute;
 mod restart;
 mod scoring_over_time;
