@@ -1,6 +1,6 @@
 //! The delivery log: `GET /v1/tenants/{t}/actions?status=` and replay.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::Uri;
 use axum::Json;
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::auth::Scoped;
 use super::error::ApiError;
-use super::extract::{path_id, query, DEFAULT_PAGE, MAX_PAGE};
+use super::extract::{path_id, query, PathParams, DEFAULT_PAGE, MAX_PAGE};
 use super::openapi::errors::{QueryErrors, StepErrors};
 use crate::ids::{ActionId, ContactId, DealId, TriggerId};
 use crate::outbox::{ActionStatus, Attempt, OutboxItem};
@@ -117,7 +117,7 @@ async fn list(State(service): State<Service>, uri: Uri, scope: Scoped) -> Result
 )]
 async fn replay(
     State(service): State<Service>,
-    Path((_, action)): Path<(String, String)>,
+    PathParams((_, action)): PathParams<(String, String)>,
     scope: Scoped,
 ) -> Result<(StatusCode, Json<ActionOut>), ApiError> {
     let tenant = scope.tenant;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::auth::Scoped;
 use super::error::ApiError;
-use super::extract::{body_bytes, parse_json, path_id, JsonBody};
+use super::extract::{body_bytes, parse_json, path_id, JsonBody, PathParams};
 use super::openapi::errors::{BodyErrors, ReadErrors, StepErrors};
 use super::openapi::schemas;
 use crate::engine::profile::{Change, ProfileRecord, ProfileSpec, ProfileStatus};
@@ -170,7 +170,7 @@ async fn list(State(service): State<Service>, scope: Scoped) -> Result<Json<Prof
 )]
 async fn save(
     State(service): State<Service>,
-    Path((_, profile)): Path<(String, String)>,
+    PathParams((_, profile)): PathParams<(String, String)>,
     scope: Scoped,
     JsonBody(spec): JsonBody<ProfileSpec>,
 ) -> Result<(StatusCode, Json<ProfileOut>), ApiError> {
@@ -195,7 +195,7 @@ async fn save(
 )]
 async fn show(
     State(service): State<Service>,
-    Path((_, profile)): Path<(String, String)>,
+    PathParams((_, profile)): PathParams<(String, String)>,
     scope: Scoped,
 ) -> Result<Json<ProfileDetail>, ApiError> {
     let tenant = scope.tenant;
@@ -218,7 +218,7 @@ async fn show(
 )]
 async fn publish(
     State(service): State<Service>,
-    Path((_, profile)): Path<(String, String)>,
+    PathParams((_, profile)): PathParams<(String, String)>,
     scope: Scoped,
 ) -> Result<Json<ProfileDetail>, ApiError> {
     let tenant = scope.tenant;
@@ -241,7 +241,7 @@ async fn publish(
 )]
 async fn archive(
     State(service): State<Service>,
-    Path((_, profile)): Path<(String, String)>,
+    PathParams((_, profile)): PathParams<(String, String)>,
     scope: Scoped,
 ) -> Result<Json<ProfileDetail>, ApiError> {
     let tenant = scope.tenant;
@@ -265,7 +265,7 @@ async fn archive(
 )]
 async fn simulate(
     State(service): State<Service>,
-    Path((_, profile)): Path<(String, String)>,
+    PathParams((_, profile)): PathParams<(String, String)>,
     scope: Scoped,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SimulateOut>, ApiError> {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Uri;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use super::auth::Scoped;
 use super::cursor;
 use super::error::ApiError;
-use super::extract::{path_id, query, JsonBody, DEFAULT_PAGE, MAX_PAGE};
+use super::extract::{path_id, query, JsonBody, PathParams, DEFAULT_PAGE, MAX_PAGE};
 use super::openapi::errors::{BodyErrors, QueryErrors, ReadErrors};
 use super::openapi::schemas;
 use crate::engine::decay::Decay;
@@ -281,7 +281,7 @@ struct DealScores {
 )]
 async fn contact_scores(
     State(service): State<Service>,
-    Path((_, id)): Path<(String, String)>,
+    PathParams((_, id)): PathParams<(String, String)>,
     scope: Scoped,
 ) -> Result<Json<ContactScores>, ApiError> {
     let (contact_id, scores) = scores_of(SubjectKind::Contact, &service, id, scope).await?;
@@ -301,7 +301,7 @@ async fn contact_scores(
 )]
 async fn deal_scores(
     State(service): State<Service>,
-    Path((_, id)): Path<(String, String)>,
+    PathParams((_, id)): PathParams<(String, String)>,
     scope: Scoped,
 ) -> Result<Json<DealScores>, ApiError> {
     let (deal_id, scores) = scores_of(SubjectKind::Deal, &service, id, scope).await?;
@@ -379,7 +379,7 @@ struct DealAdjusted {
 )]
 async fn adjust_contact(
     State(service): State<Service>,
-    Path((_, id, profile)): Path<(String, String, String)>,
+    PathParams((_, id, profile)): PathParams<(String, String, String)>,
     scope: Scoped,
     JsonBody(body): JsonBody<AdjustIn>,
 ) -> Result<Json<ContactAdjusted>, ApiError> {
@@ -402,7 +402,7 @@ async fn adjust_contact(
 )]
 async fn adjust_deal(
     State(service): State<Service>,
-    Path((_, id, profile)): Path<(String, String, String)>,
+    PathParams((_, id, profile)): PathParams<(String, String, String)>,
     scope: Scoped,
     JsonBody(body): JsonBody<AdjustIn>,
 ) -> Result<Json<DealAdjusted>, ApiError> {

@@ -1,6 +1,6 @@
 //! Triggers: `PUT|GET /v1/tenants/{t}/triggers/{id}` and the list.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::auth::Scoped;
 use super::error::ApiError;
-use super::extract::{path_id, JsonBody};
+use super::extract::{path_id, JsonBody, PathParams};
 use super::openapi::errors::{BodyErrors, ReadErrors};
 use super::openapi::schemas;
 use super::profiles::JobOut;
@@ -88,7 +88,7 @@ async fn list(State(service): State<Service>, scope: Scoped) -> Result<Json<Trig
 )]
 async fn save(
     State(service): State<Service>,
-    Path((_, trigger)): Path<(String, String)>,
+    PathParams((_, trigger)): PathParams<(String, String)>,
     scope: Scoped,
     JsonBody(spec): JsonBody<TriggerSpec>,
 ) -> Result<(StatusCode, Json<TriggerDetail>), ApiError> {
@@ -123,7 +123,7 @@ async fn detailed(
 )]
 async fn show(
     State(service): State<Service>,
-    Path((_, trigger)): Path<(String, String)>,
+    PathParams((_, trigger)): PathParams<(String, String)>,
     scope: Scoped,
 ) -> Result<Json<TriggerDetail>, ApiError> {
     let tenant = scope.tenant;

@@ -7,7 +7,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{body_bytes, parse_json};
+use super::extract::{body_bytes, parse_json, PathParams};
 use super::openapi::errors::WebhookErrors;
 use crate::crm;
 use crate::crm::inbound::{InboundError, Request};
@@ -67,7 +67,7 @@ const REFUSED: &str = "unknown tenant or bad signature (the server log says whic
 )]
 async fn receive(
     State(service): State<Service>,
-    Path((provider, tenant)): Path<(String, String)>,
+    PathParams((provider, tenant)): PathParams<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
