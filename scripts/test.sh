@@ -5,13 +5,14 @@
 # API server (moto) that this script starts on a free loopback port and
 # stops. Python tools go into ./.venv (created on first run, from PyPI);
 # the browser tests of /ui (scripts/ui-test.sh) install Chromium from
-# Debian's packages if missing and their node modules into tests/ui.
+# Debian's packages if missing and their node modules into tests/ui; the
+# API tests (scripts/api-test.sh) run Schemathesis against a real server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv
-if ! "$venv/bin/python" -c 'import cfnlint, moto.server' 2>/dev/null; then
-  echo "==> installing test tools into $venv (cfn-lint, moto)"
+if ! "$venv/bin/python" -c 'import cfnlint, moto.server, schemathesis' 2>/dev/null; then
+  echo "==> installing test tools into $venv (cfn-lint, moto, schemathesis)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
@@ -52,4 +53,6 @@ cargo test --all-targets --quiet
 # when missing), against the binary `cargo test` just built for the
 # integration tests.
 SCOREHOOK_BIN="${CARGO_TARGET_DIR:-target}/debug/scorehook" scripts/ui-test.sh
+# Schemathesis over every operation of /openapi.json, against the same binary.
+SCOREHOOK_BIN="${CARGO_TARGET_DIR:-target}/debug/scorehook" scripts/api-test.sh
 echo "==> all green"

@@ -35,7 +35,7 @@ impl fmt::Debug for Secret {
 }
 
 /// The CRM whose webhooks a tenant receives and whose API its actions call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Generic,

@@ -7,7 +7,9 @@ pub mod auth;
 pub mod cursor;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod inbound_limit;
+pub mod openapi;
 pub mod profiles;
 pub mod scores;
 pub mod tenants;
@@ -16,9 +18,7 @@ pub mod ui;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Router;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -27,15 +27,8 @@ use error::ApiError;
 use extract::BODY_LIMIT;
 
 pub fn router(service: Service) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(webhooks::router())
-        .merge(tenants::router())
-        .merge(profiles::router())
-        .merge(triggers::router())
-        .merge(scores::router())
-        .merge(actions::router())
-        .merge(ui::router())
+    // Every route, each with its operation in `/openapi.json` (see `openapi`).
+    openapi::routes()
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // A trickled upload cannot hold a connection for ever: reading the
@@ -49,8 +42,4 @@ pub fn router(service: Service) -> Router {
             tracing::info_span!("http", method = %request.method(), route)
         }))
         .with_state(service)
-}
-
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
 }

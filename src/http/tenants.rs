@@ -2,54 +2,106 @@
 //! `GET /v1/tenants/{t}/webhooks/unmapped`: the tallies of webhook events
 //! acknowledged but not mapped, by `<provider>:<kind>`.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::Scoped;
 use super::error::ApiError;
 use super::extract::JsonBody;
+use super::openapi::errors::{BodyErrors, ReadErrors};
+use crate::ids::TenantId;
 use crate::service::admin::TenantInput;
 use crate::service::Service;
 use crate::tenant::{Provider, Secret, TenantRecord};
 
-pub fn router() -> Router<Service> {
-    Router::new()
-        .route("/v1/tenants/{tenant}", put(put_tenant).get(get_tenant))
-        .route("/v1/tenants/{tenant}/webhooks/unmapped", get(unmapped))
+pub fn router() -> OpenApiRouter<Service> {
+    OpenApiRouter::new().routes(routes!(put_tenant, get_tenant)).routes(routes!(unmapped))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantIn {
     provider: Provider,
+    /// 16-512 characters; required on creation, kept when omitted.
     #[serde(default)]
     webhook_secret: Option<String>,
+    /// Where a `generic` tenant's actions are POSTed.
     #[serde(default)]
     actions_url: Option<String>,
+    /// The provider's settings and credentials; replaced whole.
     #[serde(default)]
     crm: Map<String, Value>,
 }
 
-fn tenant_out(record: &TenantRecord) -> Value {
-    json!({
-        "tenant": record.id,
-        "provider": record.provider,
-        "actions_url": record.actions_url,
-        "crm": record.public_crm(),
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    })
+/// A tenant as reads show it: no secret, only the non-secret `crm` keys.
+#[derive(Serialize, ToSchema)]
+struct TenantOut {
+    #[schema(value_type = String)]
+    tenant: TenantId,
+    provider: Provider,
+    actions_url: Option<String>,
+    crm: Map<String, Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
+impl From<&TenantRecord> for TenantOut {
+    fn from(record: &TenantRecord) -> Self {
+        Self {
+            tenant: record.id.clone(),
+            provider: record.provider,
+            actions_url: record.actions_url.clone(),
+            crm: record.public_crm(),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// A new tenant and its own admin token, shown this once (only its hash is stored).
+#[derive(Serialize, ToSchema)]
+struct TenantCreated {
+    #[schema(value_type = String)]
+    tenant: TenantId,
+    token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Unmapped {
+    #[schema(value_type = String)]
+    tenant: TenantId,
+    /// Events acknowledged but not mapped, by `<provider>:<kind>`.
+    unmapped: BTreeMap<String, u64>,
+}
+
+/// Creates (operator only) or updates a tenant.
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant id: 1-64 of `A-Z a-z 0-9 _ -`")),
+    request_body = TenantIn,
+    responses(
+        (status = 201, description = "Created, with the tenant's admin token", body = TenantCreated),
+        (status = 200, description = "Updated", body = TenantOut),
+        BodyErrors
+    )
+)]
 async fn put_tenant(
     State(service): State<Service>,
     scope: Scoped,
     JsonBody(body): JsonBody<TenantIn>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     // Only the operator can create: a tenant that does not exist has no token of its own.
     let Scoped { tenant, caller } = scope;
     let input = TenantInput {
@@ -60,19 +112,35 @@ async fn put_tenant(
     };
     let written = service.put_tenant(&caller, &tenant, input).await?;
     Ok(match written.token {
-        Some(token) => (StatusCode::CREATED, Json(json!({"tenant": tenant, "token": token}))),
-        None => (StatusCode::OK, Json(tenant_out(&written.record))),
+        Some(token) => (StatusCode::CREATED, Json(TenantCreated { tenant, token })).into_response(),
+        None => Json(TenantOut::from(&written.record)).into_response(),
     })
 }
 
-async fn get_tenant(State(service): State<Service>, scope: Scoped) -> Result<Json<Value>, ApiError> {
+/// The tenant, without secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant id")),
+    responses((status = 200, body = TenantOut), ReadErrors)
+)]
+async fn get_tenant(State(service): State<Service>, scope: Scoped) -> Result<Json<TenantOut>, ApiError> {
     let tenant = scope.tenant;
     let record = service.store.tenant(&tenant).await.map_err(crate::service::ServiceError::from)?;
     let record = record.ok_or_else(|| ApiError::not_found(format!("tenant {tenant} not found")))?;
-    Ok(Json(tenant_out(&record)))
+    Ok(Json(TenantOut::from(&record)))
 }
 
-async fn unmapped(State(service): State<Service>, scope: Scoped) -> Result<Json<Value>, ApiError> {
-    let counts = service.store.unmapped(&scope.tenant).await.map_err(crate::service::ServiceError::from)?;
-    Ok(Json(json!({ "tenant": scope.tenant, "unmapped": counts })))
+/// Webhook events acknowledged but not mapped, counted by `<provider>:<kind>`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/webhooks/unmapped",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant id")),
+    responses((status = 200, body = Unmapped), ReadErrors)
+)]
+async fn unmapped(State(service): State<Service>, scope: Scoped) -> Result<Json<Unmapped>, ApiError> {
+    let unmapped = service.store.unmapped(&scope.tenant).await.map_err(crate::service::ServiceError::from)?;
+    Ok(Json(Unmapped { tenant: scope.tenant, unmapped }))
 }

@@ -14,9 +14,9 @@ use std::sync::OnceLock;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Only our own origin, and nothing inline: the page never renders data as markup.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
@@ -65,12 +65,65 @@ static STYLE: Asset = Asset::new(include_str!("../../ui/app.css"), "text/css; ch
 
 /// `/ui` (the page), `/ui/` (to the page), `/ui/app.js`, `/ui/app.css`.
 /// Generic over the state so it merges into any router and tests need no service.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/ui", get(|headers: HeaderMap| async move { INDEX.respond(&headers) }))
-        .route("/ui/", get(|| async { Redirect::permanent("/ui") }))
-        .route("/ui/app.js", get(|headers: HeaderMap| async move { SCRIPT.respond(&headers) }))
-        .route("/ui/app.css", get(|headers: HeaderMap| async move { STYLE.respond(&headers) }))
+pub fn router<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::new().routes(routes!(page)).routes(routes!(to_page)).routes(routes!(script)).routes(routes!(style))
+}
+
+/// The score builder page (public; everything it shows comes from the admin API).
+#[utoipa::path(
+    get,
+    path = "/ui",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html"),
+        (status = 304, description = "Not modified since the `If-None-Match` ETag")
+    )
+)]
+async fn page(headers: HeaderMap) -> Response {
+    INDEX.respond(&headers)
+}
+
+/// To the page.
+#[utoipa::path(
+    get,
+    path = "/ui/",
+    tag = "meta",
+    security(()),
+    responses((status = 308, description = "To `/ui`", headers(("Location" = String))))
+)]
+async fn to_page() -> Redirect {
+    Redirect::permanent("/ui")
+}
+
+/// The page's script.
+#[utoipa::path(
+    get,
+    path = "/ui/app.js",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "The script", content_type = "text/javascript"),
+        (status = 304, description = "Not modified since the `If-None-Match` ETag")
+    )
+)]
+async fn script(headers: HeaderMap) -> Response {
+    SCRIPT.respond(&headers)
+}
+
+/// The page's stylesheet.
+#[utoipa::path(
+    get,
+    path = "/ui/app.css",
+    tag = "meta",
+    security(()),
+    responses(
+        (status = 200, description = "The stylesheet", content_type = "text/css"),
+        (status = 304, description = "Not modified since the `If-None-Match` ETag")
+    )
+)]
+async fn style(headers: HeaderMap) -> Response {
+    STYLE.respond(&headers)
 }
 
 #[cfg(test)]
@@ -87,7 +140,7 @@ mod tests {
             request = request.header(header::IF_NONE_MATCH, tag);
         }
         let request = request.body(Body::empty()).unwrap();
-        router::<()>().oneshot(request).await.unwrap()
+        axum::Router::from(router::<()>()).oneshot(request).await.unwrap()
     }
 
     fn header_of(response: &Response, name: header::HeaderName) -> &str {

@@ -7,15 +7,17 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{body_bytes, parse_json};
+use super::extract::{body_bytes, parse_json, PathParams};
+use super::openapi::errors::WebhookErrors;
 use crate::crm;
 use crate::crm::inbound::{InboundError, Request};
 use crate::engine::interaction::parse_body;
@@ -24,17 +26,48 @@ use crate::service::ingest::IngestReport;
 use crate::service::Service;
 use crate::tenant::Provider;
 
-pub fn router() -> Router<Service> {
-    Router::new().route("/v1/webhooks/{provider}/{tenant}", post(receive))
+pub fn router() -> OpenApiRouter<Service> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
 /// One message for unknown tenants and bad signatures alike, so the
 /// endpoint does not reveal which tenants exist.
 const REFUSED: &str = "unknown tenant or bad signature (the server log says which)";
 
+/// Interactions in, from the tenant's CRM.
+///
+/// `generic` takes one interaction or an array of up to 500 (JSON); each CRM connector takes its CRM's own body
+/// (JSON, or form-urlencoded for ActiveCampaign and Bitrix24). Each provider proves itself its own way (the
+/// security schemes; Bitrix24's `auth[application_token]` travels in the body). Unknown tenant, wrong provider
+/// and bad signature all answer the same 401. 202 once everything is stored.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{provider}/{tenant}",
+    tag = "webhooks",
+    params(
+        ("provider" = inline(Provider), Path, description = "The tenant's provider"),
+        ("tenant" = String, Path, description = "The tenant id"),
+    ),
+    request_body(
+        description = "The CRM's webhook body",
+        content(
+            (serde_json::Value = "application/json"),
+            (serde_json::Value = "application/x-www-form-urlencoded"),
+        )
+    ),
+    security(
+        ("generic_signature" = []),
+        ("hubspot_signature" = []),
+        ("highlevel_signature" = []),
+        ("webhook_key" = []),
+        ("pipedrive_basic" = []),
+        ()
+    ),
+    responses((status = 202, description = "Stored", body = IngestReport), WebhookErrors)
+)]
 async fn receive(
     State(service): State<Service>,
-    Path((provider, tenant)): Path<(String, String)>,
+    PathParams((provider, tenant)): PathParams<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

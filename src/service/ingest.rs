@@ -22,15 +22,19 @@ use crate::store::{Commit, StoreError};
 /// How many times one interaction is re-evaluated after losing a race.
 pub(crate) const MAX_CONFLICT_RETRIES: u32 = 10;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
+    /// Interactions committed now (and, of CRM connectors, id-only events queued).
     pub accepted: usize,
+    /// Interactions whose id was seen before: not scored again.
     pub duplicates: usize,
-    /// Of `accepted`: id-only events stored for resolution through the CRM's API.
+    /// Of `accepted`: id-only events stored for resolution through the CRM's API (absent when zero).
     #[serde(skip_serializing_if = "is_zero")]
+    #[schema(required = false)]
     pub queued: usize,
-    /// Events of kinds scorehook does not map: acknowledged and counted.
+    /// Events of kinds scorehook does not map: acknowledged and counted (absent when zero).
     #[serde(skip_serializing_if = "is_zero")]
+    #[schema(required = false)]
     pub unmapped: usize,
 }
 

@@ -16,12 +16,13 @@ use crate::ids::{ProfileId, TenantId};
 pub const MAX_SIMULATED_CONTACTS: usize = 10_000;
 const CONTACTS_PAGE: usize = 500;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimulateInput {
     /// How many contacts to read (in id order), 1-10,000.
     pub contacts: usize,
     /// Width of each score band of the distribution.
+    #[schema(value_type = f64)]
     pub band: Points,
     /// How many top contacts to list, 0-100.
     pub top: usize,

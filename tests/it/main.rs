@@ -12,6 +12,7 @@ mod dynamodb;
 mod isolation;
 mod lambda_events;
 mod logs;
+mod openapi;
 mod recompute;
 mod restart;
 mod scoring_over_time;
