@@ -100,6 +100,12 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The one field a commit's check needs, read without building the rest.
+#[derive(serde::Deserialize)]
+struct StoredVersion {
+    version: u64,
+}
+
 fn key(parts: &[&str]) -> String {
     parts.join(SEP)
 }
@@ -281,6 +287,18 @@ impl Store for EmbeddedStore {
                 Ok((score_key(&tenant, profile.as_str(), score.total, &contact), encode(&score.updated_at)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        // The index rows of the state as read (`before`): the version check
+        // below proves it is the stored one, so the writer need not decode it.
+        let stale_scores: Vec<String> = commit
+            .before
+            .iter()
+            .flat_map(|before| &before.scores)
+            .map(|(profile, score)| score_key(&tenant, profile.as_str(), score.total, &contact))
+            .filter(|row| !score_rows.iter().any(|(new, _)| new == row))
+            .collect();
+        let expiry_key = |at| key(&[&sortable_millis(at), &tenant, &contact]);
+        let old_expiry = commit.before.and_then(ContactState::next_change).map(expiry_key);
+        let new_expiry = state.next_change().map(expiry_key);
 
         self.write(move |txn| {
             // Every check comes before the first write: a refused commit
@@ -293,9 +311,9 @@ impl Store for EmbeddedStore {
             }
             let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
             let contact_key = key(&[&tenant, &contact]);
-            let old: Option<ContactState> =
-                contacts.get(contact_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
-            if old.as_ref().map_or(0, |s| s.version) != expected {
+            let stored = contacts.get(contact_key.as_str()).map_err(unavailable)?;
+            let version = stored.map(|v| decode::<StoredVersion>(v.value())).transpose()?.map_or(0, |s| s.version);
+            if version != expected {
                 return Err(StoreError::Conflict);
             }
 
@@ -308,23 +326,19 @@ impl Store for EmbeddedStore {
                 }
                 contacts.insert(contact_key.as_str(), state_bytes.as_slice()).map_err(unavailable)?;
 
-                let mut expiries = txn.open_table(EXPIRY_DUE).map_err(unavailable)?;
-                if let Some(at) = old.as_ref().and_then(ContactState::next_change) {
-                    expiries.remove(key(&[&sortable_millis(at), &tenant, &contact]).as_str()).map_err(unavailable)?;
-                }
-                if let Some(at) = state.next_change() {
-                    expiries
-                        .insert(key(&[&sortable_millis(at), &tenant, &contact]).as_str(), [].as_slice())
-                        .map_err(unavailable)?;
+                if old_expiry != new_expiry {
+                    let mut expiries = txn.open_table(EXPIRY_DUE).map_err(unavailable)?;
+                    if let Some(old) = &old_expiry {
+                        expiries.remove(old.as_str()).map_err(unavailable)?;
+                    }
+                    if let Some(new) = &new_expiry {
+                        expiries.insert(new.as_str(), [].as_slice()).map_err(unavailable)?;
+                    }
                 }
 
                 let mut scores = txn.open_table(SCORES).map_err(unavailable)?;
-                if let Some(old) = &old {
-                    for (profile, score) in &old.scores {
-                        scores
-                            .remove(score_key(&tenant, profile.as_str(), score.total, &contact).as_str())
-                            .map_err(unavailable)?;
-                    }
+                for row in &stale_scores {
+                    scores.remove(row.as_str()).map_err(unavailable)?;
                 }
                 for (row, updated) in &score_rows {
                     scores.insert(row.as_str(), updated.as_slice()).map_err(unavailable)?;
