@@ -1,4 +1,5 @@
-//! A connected CRM account as stored: provider, secrets, settings, token hash.
+//! A connected CRM account as stored: provider, secrets, settings, token hash
+//! (and, after a rotation, the previous token's hash until its grace ends).
 //!
 //! Secrets live only here and in the store. Reads go out through the HTTP
 //! layer's own wire type, which has no field for them, and `Secret`'s
@@ -6,11 +7,11 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::ids::TenantId;
 
@@ -99,14 +100,82 @@ pub struct TenantRecord {
     pub crm: Map<String, Value>,
     /// SHA-256 of the tenant's admin token, hex.
     pub token_hash: String,
+    /// The token a rotation replaced, still accepted until its grace ends.
+    /// Records stored before rotation existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token: Option<PreviousToken>,
+    /// When the admin token was last rotated; `None` if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_rotated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Save counter: the store writes `revision + 1` only over `revision`
+    /// (0: no record, or one stored before revisions existed), so two
+    /// writers that read the same record cannot both land.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+/// A rotated-out admin token: its hash, and the instant it stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousToken {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Which of a tenant's admin tokens a bearer token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenMatch {
+    /// The token in force.
+    Current,
+    /// The token a rotation replaced, within its grace.
+    Previous,
 }
 
 impl TenantRecord {
-    /// Whether `token` is this tenant's admin token, in constant time.
-    pub fn token_matches(&self, token: &str) -> bool {
-        hash_token(token).as_bytes().ct_eq(self.token_hash.as_bytes()).into()
+    /// Whether `token` is this tenant's admin token (the current one, or the
+    /// previous one before its grace ends at `now`). Both hashes are compared,
+    /// each in constant time, whichever matches.
+    pub fn token_match(&self, token: &str, now: DateTime<Utc>) -> Option<TokenMatch> {
+        let hash = hash_token(token);
+        let (previous_hash, in_grace) = match &self.previous_token {
+            Some(previous) => (previous.hash.as_bytes(), now < previous.expires_at),
+            None => (self.token_hash.as_bytes(), false),
+        };
+        let current = hash.as_bytes().ct_eq(self.token_hash.as_bytes());
+        let previous = hash.as_bytes().ct_eq(previous_hash) & Choice::from(u8::from(in_grace));
+        if current.into() {
+            Some(TokenMatch::Current)
+        } else if previous.into() {
+            Some(TokenMatch::Previous)
+        } else {
+            None
+        }
+    }
+
+    /// Replaces the admin token with the one hashed as `new_hash`. The token
+    /// replaced keeps working for `grace` (none when zero); a previous token
+    /// still in its grace is dropped, as only one is kept.
+    pub fn rotate_token(&mut self, new_hash: String, grace: TimeDelta, now: DateTime<Utc>) {
+        let old = std::mem::replace(&mut self.token_hash, new_hash);
+        let expires_at = now.checked_add_signed(grace).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.previous_token = (grace > TimeDelta::zero()).then_some(PreviousToken { hash: old, expires_at });
+        self.token_rotated_at = Some(now);
+        self.updated_at = now;
+    }
+
+    /// When the previous token stops working, if it still works at `now`.
+    pub fn previous_token_expires_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.previous_token.as_ref().map(|p| p.expires_at).filter(|at| now < *at)
+    }
+
+    /// The keys a leaderboard cursor may be signed with: the current token's
+    /// hash (which signs new cursors) and the previous one's within its
+    /// grace, so a listing paged across a rotation does not break.
+    pub fn cursor_keys(&self, now: DateTime<Utc>) -> impl Iterator<Item = &[u8]> {
+        let previous = self.previous_token.as_ref().filter(|p| now < p.expires_at).map(|p| p.hash.as_bytes());
+        std::iter::once(self.token_hash.as_bytes()).chain(previous)
     }
 
     pub fn score_field(&self) -> &str {
@@ -146,12 +215,72 @@ mod tests {
             actions_url: None,
             crm: crm.as_object().unwrap().clone(),
             token_hash: hash_token("tok"),
+            previous_token: None,
+            token_rotated_at: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            revision: 0,
         };
         assert_eq!(Value::Object(record.public_crm()), serde_json::json!({"score_field": "lead"}));
-        assert!(record.token_matches("tok"));
-        assert!(!record.token_matches("tok2"));
+        assert_eq!(record.token_match("tok", Utc::now()), Some(TokenMatch::Current));
+        assert_eq!(record.token_match("tok2", Utc::now()), None);
         assert_eq!(record.score_field(), "lead");
+    }
+
+    fn record_at(now: DateTime<Utc>) -> TenantRecord {
+        let stored = serde_json::json!({
+            "id": "t", "provider": "generic", "webhook_secret": "s", "actions_url": null,
+            "token_hash": hash_token("first"), "created_at": now, "updated_at": now
+        });
+        serde_json::from_value(stored).unwrap()
+    }
+
+    #[test]
+    fn a_record_stored_before_rotation_existed_reads_with_no_rotation_state() {
+        let now = Utc::now();
+        let record = record_at(now);
+        assert_eq!((record.previous_token.as_ref(), record.token_rotated_at, record.revision), (None, None, 0));
+        assert_eq!(record.token_match("first", now), Some(TokenMatch::Current));
+        let written = serde_json::to_value(&record).unwrap();
+        assert!(written.get("previous_token").is_none(), "no rotation, nothing new written: {written}");
+    }
+
+    #[test]
+    fn a_rotated_out_token_works_until_its_grace_ends_then_never() {
+        let now = Utc::now();
+        let mut record = record_at(now);
+        record.rotate_token(hash_token("second"), TimeDelta::hours(1), now);
+        assert_eq!(record.token_match("second", now), Some(TokenMatch::Current));
+        assert_eq!(record.token_match("first", now), Some(TokenMatch::Previous));
+        let last = now + TimeDelta::hours(1) - TimeDelta::milliseconds(1);
+        assert_eq!(record.token_match("first", last), Some(TokenMatch::Previous));
+        assert_eq!(record.token_match("first", now + TimeDelta::hours(1)), None, "the grace ends at its instant");
+        assert_eq!(record.previous_token_expires_at(now), Some(now + TimeDelta::hours(1)));
+        assert_eq!(record.previous_token_expires_at(now + TimeDelta::hours(1)), None);
+        assert_eq!(record.cursor_keys(now).count(), 2);
+        assert_eq!(record.cursor_keys(now + TimeDelta::hours(1)).count(), 1);
+        assert_eq!((record.token_rotated_at, record.updated_at), (Some(now), now));
+    }
+
+    #[test]
+    fn rotating_again_keeps_only_the_token_just_replaced() {
+        let now = Utc::now();
+        let mut record = record_at(now);
+        record.rotate_token(hash_token("second"), TimeDelta::hours(1), now);
+        record.rotate_token(hash_token("third"), TimeDelta::hours(1), now);
+        assert_eq!(record.token_match("first", now), None, "only one previous token is kept");
+        assert_eq!(record.token_match("second", now), Some(TokenMatch::Previous));
+        record.rotate_token(hash_token("fourth"), TimeDelta::zero(), now);
+        assert_eq!(record.token_match("third", now), None, "no grace revokes at once");
+        assert_eq!(record.token_match("second", now), None);
+        assert!(record.previous_token.is_none());
+    }
+
+    #[test]
+    fn a_grace_past_the_end_of_time_does_not_panic() {
+        let now = Utc::now();
+        let mut record = record_at(now);
+        record.rotate_token(hash_token("second"), TimeDelta::MAX, now);
+        assert_eq!(record.token_match("first", now), Some(TokenMatch::Previous));
     }
 }

@@ -362,6 +362,9 @@ mod tests {
             actions_url: None,
             crm: serde_json::Map::new(),
             token_hash: String::new(),
+            previous_token: None,
+            token_rotated_at: None,
+            revision: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };

@@ -67,6 +67,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// An optional JSON body: none (or only whitespace) is `T::default()`,
+/// anything else is parsed as `parse_json` does.
+pub fn optional_json<T: DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body_bytes(body)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(&bytes)
+}
+
 /// `axum::Json` with our error shape and the 400/422 split.
 pub struct JsonBody<T>(pub T);
 

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::auth::Scoped;
 use super::error::ApiError;
-use super::extract::{body_bytes, parse_json, path_id, JsonBody, PathParams};
+use super::extract::{optional_json, path_id, JsonBody, PathParams};
 use super::openapi::errors::{BodyErrors, ReadErrors, StepErrors};
 use super::openapi::schemas;
 use crate::engine::profile::{Change, ProfileRecord, ProfileSpec, ProfileStatus};
@@ -271,9 +271,7 @@ async fn simulate(
 ) -> Result<Json<SimulateOut>, ApiError> {
     let tenant = scope.tenant;
     let profile = path_id::<ProfileId>(profile)?;
-    let bytes = body_bytes(body)?;
-    let input: SimulateInput =
-        if bytes.iter().all(u8::is_ascii_whitespace) { SimulateInput::default() } else { parse_json(&bytes)? };
+    let input: SimulateInput = optional_json(body)?;
     let run = service.simulate(&tenant, &profile, &input).await?;
     let report = run.report;
     Ok(Json(SimulateOut {

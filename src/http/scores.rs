@@ -103,14 +103,19 @@ async fn leaderboard(kind: SubjectKind, service: &Service, uri: &Uri, scope: Sco
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(Some("limit".into()), format!("limit must be 1-{MAX_PAGE}")));
     }
-    // The cursor key: the tenant's token hash, a secret that never leaves the store.
+    // The cursor key: the tenant's token hash, a secret that never leaves the
+    // store (a cursor signed with the previous token's still reads in its grace).
     let record =
         service.tenant_view(&tenant).await?.ok_or_else(|| ApiError::not_found(format!("tenant {tenant} not found")))?;
     let key = record.record.token_hash.as_bytes();
+    let now = service.clock.now();
     let after = params
         .cursor
         .map(|c| {
-            cursor::decode(key, &c, &tenant, &profile, order)
+            record
+                .record
+                .cursor_keys(now)
+                .find_map(|key| cursor::decode(key, &c, &tenant, &profile, order))
                 .ok_or_else(|| ApiError::malformed("the cursor is not one this listing issued (forged, altered, or for another tenant, profile or order)"))
         })
         .transpose()?;

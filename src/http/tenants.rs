@@ -1,11 +1,15 @@
 //! `PUT|GET /v1/tenants/{t}`: connect a CRM account. Reads never show secrets.
+//! `POST /v1/tenants/{t}/token/rotate`: a new admin token, shown once; the
+//! replaced one keeps working for a grace period.
 //! `GET /v1/tenants/{t}/webhooks/unmapped`: the tallies of webhook events
 //! acknowledged but not mapped, by `<provider>:<kind>`.
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -17,7 +21,7 @@ use utoipa_axum::routes;
 
 use super::auth::Scoped;
 use super::error::ApiError;
-use super::extract::JsonBody;
+use super::extract::{optional_json, JsonBody};
 use super::openapi::errors::{BodyErrors, ReadErrors};
 use crate::ids::TenantId;
 use crate::service::admin::TenantInput;
@@ -25,7 +29,7 @@ use crate::service::Service;
 use crate::tenant::{Provider, Secret, TenantRecord};
 
 pub fn router() -> OpenApiRouter<Service> {
-    OpenApiRouter::new().routes(routes!(put_tenant, get_tenant)).routes(routes!(unmapped))
+    OpenApiRouter::new().routes(routes!(put_tenant, get_tenant)).routes(routes!(rotate_token)).routes(routes!(unmapped))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -51,17 +55,23 @@ struct TenantOut {
     provider: Provider,
     actions_url: Option<String>,
     crm: Map<String, Value>,
+    /// When the admin token was last rotated (`null`: never).
+    token_rotated_at: Option<DateTime<Utc>>,
+    /// Until when the token replaced by the last rotation still works (`null`: it does not).
+    previous_token_expires_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-impl From<&TenantRecord> for TenantOut {
-    fn from(record: &TenantRecord) -> Self {
+impl TenantOut {
+    fn new(record: &TenantRecord, now: DateTime<Utc>) -> Self {
         Self {
             tenant: record.id.clone(),
             provider: record.provider,
             actions_url: record.actions_url.clone(),
             crm: record.public_crm(),
+            token_rotated_at: record.token_rotated_at,
+            previous_token_expires_at: record.previous_token_expires_at(now),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -74,6 +84,27 @@ struct TenantCreated {
     #[schema(value_type = String)]
     tenant: TenantId,
     token: String,
+}
+
+/// `POST /v1/tenants/{t}/token/rotate`; the body is optional.
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RotateIn {
+    /// How long the replaced token keeps working, in seconds: 0 revokes it at
+    /// once; at most 604800 (a week); 86400 (a day) when omitted.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 604800)]
+    grace_seconds: Option<u64>,
+}
+
+/// The tenant's new admin token, shown this once (only its hash is stored).
+#[derive(Serialize, ToSchema)]
+struct TokenRotated {
+    #[schema(value_type = String)]
+    tenant: TenantId,
+    token: String,
+    /// Until when the replaced token still works (`null`: it was revoked at once).
+    previous_token_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -113,8 +144,40 @@ async fn put_tenant(
     let written = service.put_tenant(&caller, &tenant, input).await?;
     Ok(match written.token {
         Some(token) => (StatusCode::CREATED, Json(TenantCreated { tenant, token })).into_response(),
-        None => Json(TenantOut::from(&written.record)).into_response(),
+        None => Json(TenantOut::new(&written.record, service.clock.now())).into_response(),
     })
+}
+
+/// Replaces the tenant's admin token (operator, or the tenant's current token). The new token is in the answer
+/// only; the replaced one keeps working for `grace_seconds`. Only one replaced token is kept: rotating again ends
+/// the grace of the one before at once. The operator token is not affected.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/token/rotate",
+    operation_id = "rotate_tenant_token",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant id")),
+    request_body(content = Option<RotateIn>, description = "Optional: the replaced token's grace"),
+    responses(
+        (
+            status = 200,
+            description = "Rotated; the body holds the new token (not cacheable)",
+            body = TokenRotated,
+            headers(("Cache-Control" = String, description = "`no-store`"))
+        ),
+        BodyErrors
+    )
+)]
+async fn rotate_token(
+    State(service): State<Service>,
+    scope: Scoped,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let input: RotateIn = optional_json(body)?;
+    let rotated = service.rotate_token(&scope.caller, &scope.tenant, input.grace_seconds).await?;
+    let previous_token_expires_at = rotated.previous_token_expires_at();
+    let body = TokenRotated { tenant: scope.tenant, token: rotated.token, previous_token_expires_at };
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 /// The tenant, without secrets.
@@ -129,7 +192,7 @@ async fn get_tenant(State(service): State<Service>, scope: Scoped) -> Result<Jso
     let tenant = scope.tenant;
     let record = service.store.tenant(&tenant).await.map_err(crate::service::ServiceError::from)?;
     let record = record.ok_or_else(|| ApiError::not_found(format!("tenant {tenant} not found")))?;
-    Ok(Json(TenantOut::from(&record)))
+    Ok(Json(TenantOut::new(&record, service.clock.now())))
 }
 
 /// Webhook events acknowledged but not mapped, counted by `<provider>:<kind>`.

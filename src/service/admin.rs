@@ -8,7 +8,7 @@ use crate::engine::action::ActionSpec;
 use crate::engine::profile::{Change, ProfileRecord, ProfileSpec, ProfileStatus, SubjectKind};
 use crate::engine::trigger::TriggerSpec;
 use crate::ids::{ProfileId, TenantId, TriggerId};
-use crate::store::TriggerRecord;
+use crate::store::{StoreError, TriggerRecord};
 use crate::tenant::{hash_token, Provider, Secret, TenantRecord};
 
 /// `PUT /v1/tenants/{t}` after parsing.
@@ -35,6 +35,9 @@ pub const MAX_PUBLISHED_PROFILES: usize = 25;
 /// Actions across all enabled triggers of a tenant: the most one interaction can fire.
 pub const MAX_ENABLED_ACTIONS: usize = 60;
 
+/// Tries of a tenant write that keeps meeting concurrent writes.
+pub(crate) const TENANT_WRITE_ATTEMPTS: usize = 5;
+
 /// A webhook secret must be long enough that guessing it is hopeless.
 const MIN_SECRET_LEN: usize = 16;
 
@@ -60,7 +63,11 @@ impl TenantInput {
 }
 
 impl Service {
-    /// Creates (operator only) or updates a tenant.
+    /// Creates (operator only) or updates a tenant. The write is conditional
+    /// on the record read, and retried on a fresh read if another write
+    /// landed in between, so an update never undoes a concurrent token
+    /// rotation (it changes none of the token fields) and two concurrent
+    /// creations do not both hand out a token.
     pub async fn put_tenant(
         &self,
         caller: &Caller,
@@ -68,6 +75,21 @@ impl Service {
         input: TenantInput,
     ) -> Result<TenantWritten, ServiceError> {
         input.validate()?;
+        for _ in 0..TENANT_WRITE_ATTEMPTS {
+            match self.try_put_tenant(caller, id, input.clone()).await {
+                Err(ServiceError::Store(StoreError::Conflict)) => continue,
+                done => return done,
+            }
+        }
+        Err(ServiceError::Conflict(format!("tenant {id} is being changed concurrently; retry")))
+    }
+
+    async fn try_put_tenant(
+        &self,
+        caller: &Caller,
+        id: &TenantId,
+        input: TenantInput,
+    ) -> Result<TenantWritten, ServiceError> {
         let now = self.clock.now();
         match self.store.tenant(id).await? {
             Some(mut record) => {
@@ -78,8 +100,7 @@ impl Service {
                 record.actions_url = input.actions_url;
                 record.crm = input.crm;
                 record.updated_at = now;
-                self.store.put_tenant(&record).await?;
-                self.config_changed(id);
+                self.save_tenant(&mut record).await?;
                 Ok(TenantWritten { record, token: None })
             }
             None => {
@@ -90,17 +111,20 @@ impl Service {
                     .webhook_secret
                     .ok_or_else(|| ServiceError::invalid("webhook_secret", "required when creating a tenant"))?;
                 let token = random_token("sht")?;
-                let record = TenantRecord {
+                let mut record = TenantRecord {
                     id: id.clone(),
                     provider: input.provider,
                     webhook_secret: secret,
                     actions_url: input.actions_url,
                     crm: input.crm,
                     token_hash: hash_token(&token),
+                    previous_token: None,
+                    token_rotated_at: None,
                     created_at: now,
                     updated_at: now,
+                    revision: 0,
                 };
-                self.store.put_tenant(&record).await?;
+                self.save_tenant(&mut record).await?;
                 tracing::info!(tenant = %id, "tenant created");
                 Ok(TenantWritten { record, token: Some(token) })
             }

@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod ingest;
 pub mod recompute;
 pub mod resolved;
+pub mod rotation;
 pub mod scores;
 pub mod simulate;
 pub mod sweep;
@@ -30,7 +31,7 @@ use crate::engine::ConfigError;
 use crate::http::inbound_limit::InboundLimit;
 use crate::ids::{ContactId, TenantId};
 use crate::store::{Store, StoreError};
-use crate::tenant::{Secret, TenantRecord};
+use crate::tenant::{Secret, TenantRecord, TokenMatch};
 use catalog::{CatalogCache, TenantView};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +64,10 @@ impl ServiceError {
 pub enum Caller {
     /// The operator token: every tenant.
     Operator,
-    /// A tenant's own token: that tenant only.
-    Tenant(Box<TenantRecord>),
+    /// A tenant's own token: that tenant only. `token` says which of its
+    /// tokens it is: a rotated-out one (within its grace) may do everything
+    /// but rotate again.
+    Tenant { record: Box<TenantRecord>, token: TokenMatch },
 }
 
 #[derive(Clone)]
@@ -145,9 +148,10 @@ impl Service {
         if self.is_operator(token) {
             return Ok(Caller::Operator);
         }
-        match self.store.tenant(tenant).await? {
-            Some(record) if record.token_matches(token) => Ok(Caller::Tenant(Box::new(record))),
-            _ => Err(ServiceError::Unauthorized),
+        let record = self.store.tenant(tenant).await?.ok_or(ServiceError::Unauthorized)?;
+        match record.token_match(token, self.clock.now()) {
+            Some(matched) => Ok(Caller::Tenant { record: Box::new(record), token: matched }),
+            None => Err(ServiceError::Unauthorized),
         }
     }
 

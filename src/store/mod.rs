@@ -193,6 +193,10 @@ pub trait Store: Send + Sync {
         Ok(Some(TenantConfig { profiles: self.profiles(id).await?, triggers: self.triggers(id).await?, tenant }))
     }
 
+    /// Saves a tenant record as revision `tenant.revision + 1`, only if the
+    /// stored one is at `tenant.revision` (0: none stored, or one stored
+    /// before records had revisions); else `Conflict` and nothing is
+    /// written. One write, whole: a token rotation lands entirely or not.
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError>;
 

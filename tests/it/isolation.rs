@@ -33,6 +33,8 @@ fn admin_routes(tenant: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, format!("{t}/deals/d1/scores"), None),
         (Method::GET, format!("{t}/actions"), None),
         (Method::POST, format!("{t}/actions/act_x/replay"), None),
+        // Last: it replaces the tenant's token (the replaced one keeps a minute's grace).
+        (Method::POST, format!("{t}/token/rotate"), Some(json!({"grace_seconds": 60}))),
     ]
 }
 

@@ -1,7 +1,8 @@
 //! No secret reaches a log line: a real `scorehook serve` at debug level
 //! takes a keyed ActiveCampaign webhook (the secret is in the URL), refuses
-//! a wrong one, and delivers an action with the tenant's API token; its
-//! whole log is then scanned for every secret involved.
+//! a wrong one, rotates the tenant's admin token, and delivers an action
+//! with the tenant's API token; its whole log is then scanned for every
+//! secret involved.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -26,6 +27,9 @@ async fn no_secret_or_credential_appears_in_any_log_line() {
     let (status, created) = server.admin(Method::PUT, "/v1/tenants/ac", Some(tenant)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let tenant_token = created["token"].as_str().unwrap().to_owned();
+    let (status, rotated) = server.admin(Method::POST, "/v1/tenants/ac/token/rotate", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let rotated_token = rotated["token"].as_str().unwrap().to_owned();
     server.admin(Method::PUT, "/v1/tenants/ac/profiles/engagement", Some(seeds_profile())).await;
     server.admin(Method::POST, "/v1/tenants/ac/profiles/engagement/publish", None).await;
     let trigger = json!({"name": "Warm", "when": {"score": {"profile": "engagement", "op": "gte", "value": 1}},
@@ -52,7 +56,9 @@ async fn no_secret_or_credential_appears_in_any_log_line() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("webhook refused"), "the log was captured: {log}");
     assert!(log.contains("action delivered"), "the delivery was logged: {log}");
-    for secret in [SECRET, api_token, ADMIN_TOKEN, tenant_token.as_str(), "a-wrong-key-that-is-also-secret"] {
+    assert!(log.contains("tenant admin token rotated"), "the rotation was logged: {log}");
+    let secrets = [SECRET, api_token, ADMIN_TOKEN, &tenant_token, &rotated_token, "a-wrong-key-that-is-also-secret"];
+    for secret in secrets {
         assert!(!log.contains(secret), "a log line holds a secret ({secret}):\n{log}");
     }
 }

@@ -20,6 +20,7 @@ mod seeds;
 mod store_contract;
 mod support;
 mod template;
+mod token_rotation;
 mod triggers;
 mod ui_page;
 mod webhooks;

@@ -14,6 +14,7 @@ use scorehook::engine::points::Points;
 use scorehook::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use scorehook::outbox::{ActionStatus, OutboxItem};
 use scorehook::store::{Commit, LeaderboardQuery, Order, Store, StoreError};
+use scorehook::tenant::{hash_token, TenantRecord, TokenMatch};
 
 fn t0() -> DateTime<Utc> {
     "2026-11-22T10:00:00Z".parse().unwrap()
@@ -296,6 +297,38 @@ pub async fn unmapped_tallies_add_up_per_kind(store: &dyn Store) {
     assert_eq!(tallies.len(), 2, "another tenant's tallies stay apart");
 }
 
+pub async fn tenant_saves_are_conditional_on_the_revision_read(store: &dyn Store) {
+    let stored = json!({"id": "acme", "provider": "generic", "webhook_secret": "whsec-0123456789abcdef",
+                        "actions_url": null, "token_hash": hash_token("first"), "created_at": t0(), "updated_at": t0()});
+    let record: TenantRecord = serde_json::from_value(stored).unwrap();
+    assert_eq!(record.revision, 0, "a record without a revision reads as 0");
+    store.put_tenant(&record).await.unwrap();
+    let created = store.tenant(&tenant()).await.unwrap().unwrap();
+    assert_eq!(created.revision, 1);
+    assert!(matches!(store.put_tenant(&record).await, Err(StoreError::Conflict)), "a second creation is refused");
+
+    // Two writers read revision 1: a rotation and an update. The first lands whole; the second changes nothing.
+    let mut rotation = created.clone();
+    rotation.rotate_token(hash_token("second"), TimeDelta::hours(1), t0());
+    let mut update = created.clone();
+    update.actions_url = Some("http://127.0.0.1:9/a".into());
+    store.put_tenant(&rotation).await.unwrap();
+    assert!(matches!(store.put_tenant(&update).await, Err(StoreError::Conflict)));
+    let read = store.tenant(&tenant()).await.unwrap().unwrap();
+    assert_eq!(read, TenantRecord { revision: 2, ..rotation.clone() }, "the rotation, whole, and nothing else");
+    assert_eq!(read.token_match("second", t0()), Some(TokenMatch::Current));
+    assert_eq!(read.token_match("first", t0()), Some(TokenMatch::Previous));
+
+    // Re-read and redone, the update lands over the rotation and keeps it.
+    let mut update = read.clone();
+    update.actions_url = Some("http://127.0.0.1:9/a".into());
+    store.put_tenant(&update).await.unwrap();
+    let read = store.tenant(&tenant()).await.unwrap().unwrap();
+    assert_eq!((read.revision, read.previous_token.is_some()), (3, true));
+    let config = store.tenant_config(&tenant()).await.unwrap().unwrap();
+    assert_eq!(config.tenant, read, "the configuration read sees the same record");
+}
+
 macro_rules! contract_suite {
     ($adapter:ident, $open:expr) => {
         mod $adapter {
@@ -309,7 +342,8 @@ macro_rules! contract_suite {
                 contacts_with_expiring_points_come_due_at_their_instant,
                 contacts_with_decaying_points_come_due_at_each_step,
                 queued_actions_are_written_once_and_come_due,
-                unmapped_tallies_add_up_per_kind);
+                unmapped_tallies_add_up_per_kind,
+                tenant_saves_are_conditional_on_the_revision_read);
         }
     };
     (@tests $open:expr; $($name:ident),*) => {

@@ -240,6 +240,9 @@ mod tests {
             actions_url: None,
             crm: Map::new(),
             token_hash: hash_token("t"),
+            previous_token: None,
+            token_rotated_at: None,
+            revision: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

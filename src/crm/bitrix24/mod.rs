@@ -93,6 +93,9 @@ mod testing {
             actions_url: None,
             crm: crm.as_object().unwrap().clone(),
             token_hash: String::new(),
+            previous_token: None,
+            token_rotated_at: None,
+            revision: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

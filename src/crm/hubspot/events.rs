@@ -204,6 +204,9 @@ mod tests {
             actions_url: None,
             crm: crm.as_object().cloned().unwrap_or_default(),
             token_hash: String::new(),
+            previous_token: None,
+            token_rotated_at: None,
+            revision: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

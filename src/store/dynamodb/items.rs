@@ -16,6 +16,7 @@ use crate::ids::{ActionId, ContactId, EventId, ProfileId, TenantId, TriggerId};
 use crate::outbox::OutboxItem;
 use crate::store::keys::{sortable_millis, sortable_score};
 use crate::store::{JobStatus, RecomputeJob, StoreError};
+use crate::tenant::TenantRecord;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -23,7 +24,7 @@ pub const DOC: &str = "doc";
 pub const VERSION: &str = "version";
 pub const TTL: &str = "ttl";
 pub const STATUS: &str = "status";
-/// An action's save counter, the condition of every save after the first.
+/// A record's save counter (actions, jobs, tenants), the condition of every save after the first.
 pub const REVISION: &str = "revision";
 /// GSI `by_score`: a tenant's contacts in one profile, by score.
 pub const BY_SCORE: &str = "by_score";
@@ -178,6 +179,13 @@ pub fn ledger_item(
         item.insert(TTL.to_owned(), ttl(latest));
     }
     Ok(Some(item))
+}
+
+/// A tenant record, with its revision as the condition of the next save.
+pub fn tenant_item(tenant: &TenantRecord) -> Result<Item, StoreError> {
+    let mut item = doc_item(tenant_pk(&tenant.id), SK_TENANT, tenant)?;
+    item.insert(REVISION.to_owned(), n(tenant.revision));
+    Ok(item)
 }
 
 /// A recompute (or apply-to-existing) job, with due-index attributes while it runs.

@@ -45,7 +45,7 @@ use items::{
     SK_EVENT, SK_LEDGER_PREFIX, SK_PROFILE_PREFIX, SK_STATE, SK_TENANT, SK_TRIGGER_PREFIX, TTL, VERSION,
 };
 use items::{
-    contacts_pk, job_item, job_sk, unmapped_pk, CONTACTS, CT_PK, CT_SK, JOB_PARTITION, SK_HISTORY_PREFIX,
+    contacts_pk, job_item, job_sk, tenant_item, unmapped_pk, CONTACTS, CT_PK, CT_SK, JOB_PARTITION, SK_HISTORY_PREFIX,
     SK_UNMAPPED_PREFIX,
 };
 
@@ -123,6 +123,9 @@ enum PutIf {
     Absent,
     /// The stored item is at this revision.
     Revision(u64),
+    /// No item has the key yet, or the stored one has no revision (it was
+    /// written before its kind of record had one).
+    Unrevised,
 }
 
 impl DynamoStore {
@@ -202,6 +205,9 @@ impl DynamoStore {
         let request = match when {
             PutIf::Absent => {
                 request.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK)
+            }
+            PutIf::Unrevised => {
+                request.condition_expression("attribute_not_exists(#rev)").expression_attribute_names("#rev", REVISION)
             }
             PutIf::Revision(revision) => request
                 .condition_expression("#rev = :rev")
@@ -472,7 +478,12 @@ impl Store for DynamoStore {
     }
 
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        self.put(doc_item(tenant_pk(&tenant.id), SK_TENANT, tenant)?).await
+        let item = tenant_item(&TenantRecord { revision: tenant.revision + 1, ..tenant.clone() })?;
+        let when = match tenant.revision {
+            0 => PutIf::Unrevised,
+            revision => PutIf::Revision(revision),
+        };
+        self.put_if(item, when).await?.then_some(()).ok_or(StoreError::Conflict)
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError> {

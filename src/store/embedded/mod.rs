@@ -212,7 +212,19 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        self.put(TENANTS, tenant.id.to_string(), encode(tenant)?).await
+        let (row, expected) = (tenant.id.to_string(), tenant.revision);
+        let bytes = encode(&TenantRecord { revision: expected + 1, ..tenant.clone() })?;
+        self.write(move |txn| {
+            let mut tenants = txn.open_table(TENANTS).map_err(unavailable)?;
+            let stored: Option<TenantRecord> =
+                tenants.get(row.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
+            if stored.map_or(0, |s| s.revision) != expected {
+                return Err(StoreError::Conflict);
+            }
+            tenants.insert(row.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
