@@ -107,6 +107,13 @@ struct StoredVersion {
     version: u64,
 }
 
+/// The save counter of a record written with `put_at_revision` (tenants, jobs).
+#[derive(serde::Deserialize)]
+struct StoredRevision {
+    #[serde(default)]
+    revision: u64,
+}
+
 fn key(parts: &[&str]) -> String {
     parts.join(SEP)
 }
@@ -172,6 +179,27 @@ impl EmbeddedStore {
         self.writer.write(Box::new(work)).await
     }
 
+    /// Writes `value` under `row` only if the stored value's `revision` is
+    /// `expected` (0: nothing stored); else `Conflict`, and nothing is written.
+    async fn put_at_revision(
+        &self,
+        table: Table,
+        row: String,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            let mut rows = txn.open_table(table).map_err(unavailable)?;
+            let stored = rows.get(row.as_str()).map_err(unavailable)?;
+            if stored.map(|v| decode::<StoredRevision>(v.value())).transpose()?.map_or(0, |s| s.revision) != expected {
+                return Err(StoreError::Conflict);
+            }
+            rows.insert(row.as_str(), value.as_slice()).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn put(&self, table: Table, key: String, value: Vec<u8>) -> Result<(), StoreError> {
         self.write(move |txn| {
             txn.open_table(table).map_err(unavailable)?.insert(key.as_str(), value.as_slice()).map_err(unavailable)?;
@@ -214,17 +242,7 @@ impl Store for EmbeddedStore {
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
         let (row, expected) = (tenant.id.to_string(), tenant.revision);
         let bytes = encode(&TenantRecord { revision: expected + 1, ..tenant.clone() })?;
-        self.write(move |txn| {
-            let mut tenants = txn.open_table(TENANTS).map_err(unavailable)?;
-            let stored: Option<TenantRecord> =
-                tenants.get(row.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
-            if stored.map_or(0, |s| s.revision) != expected {
-                return Err(StoreError::Conflict);
-            }
-            tenants.insert(row.as_str(), bytes.as_slice()).map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.put_at_revision(TENANTS, row, expected, bytes).await
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
@@ -433,17 +451,7 @@ impl Store for EmbeddedStore {
         let job_key = key(&[job.tenant.as_str(), &job.key()]);
         let expected = job.revision;
         let bytes = encode(&RecomputeJob { revision: expected + 1, ..job.clone() })?;
-        self.write(move |txn| {
-            let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
-            let old: Option<RecomputeJob> =
-                jobs.get(job_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
-            if old.map_or(0, |o| o.revision) != expected {
-                return Err(StoreError::Conflict);
-            }
-            jobs.insert(job_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.put_at_revision(JOBS, job_key, expected, bytes).await
     }
 
     async fn job(&self, tenant: &TenantId, job_key: &str) -> Result<Option<RecomputeJob>, StoreError> {
