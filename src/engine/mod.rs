@@ -403,6 +403,9 @@ fn fire_deadlines(
     (fired, adjustments)
 }
 
+/// A profile's score before and after a change, as score triggers compare them.
+type OldAndNew = (Option<Points>, Option<Points>);
+
 fn fire_triggers(
     catalog: &Catalog,
     before: &ContactState,
@@ -414,17 +417,30 @@ fn fire_triggers(
 ) -> (Vec<FiredAction>, Vec<TriggeredAdjustment>) {
     let mut fired = Vec::new();
     let mut adjustments = Vec::new();
+    // The old and new score of the profile the previous score trigger read
+    // (`None`: not published); firing changes no score, and score triggers
+    // mostly share a profile, so each is read once.
+    let mut last_read: Option<(&ProfileId, Option<OldAndNew>)> = None;
     for trigger in &catalog.triggers {
         if fired_triggers.contains(&trigger.id) {
             continue;
         }
         let (holds_now, entered) = match &trigger.when {
             When::Score(filter) => {
-                if catalog.profile(&filter.profile).is_none() {
-                    continue;
-                }
-                let old = score_of(&before.scores, &filter.profile, None);
-                let new = score_of(&state.scores, &filter.profile, Some(now));
+                let scores = match last_read {
+                    Some((profile, scores)) if profile == &filter.profile => scores,
+                    _ => {
+                        let scores = catalog.profile(&filter.profile).map(|_| {
+                            (
+                                score_of(&before.scores, &filter.profile, None),
+                                score_of(&state.scores, &filter.profile, Some(now)),
+                            )
+                        });
+                        last_read = Some((&filter.profile, scores));
+                        scores
+                    }
+                };
+                let Some((old, new)) = scores else { continue };
                 let holds = filter.holds(new);
                 let changed = old != new;
                 let entered = holds && !filter.holds(old);
