@@ -122,7 +122,7 @@ impl Pending {
 
 /// One contact's score in one profile. Present means "has a score" (the
 /// `not_empty` filter); a reset removes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScoreState {
     /// Sum of the entries' values since the last reset, as of the last settle.
     pub total: Points,
@@ -136,6 +136,23 @@ pub struct ScoreState {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cap_hits: BTreeMap<RuleId, Vec<DateTime<Utc>>>,
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Clone for ScoreState {
+    /// Scoring clones the state it changes and then books into it: the
+    /// clone's `pending` has room for one more entry, so that booking does
+    /// not copy it all again.
+    fn clone(&self) -> Self {
+        let mut pending = Vec::with_capacity(self.pending.len() + 1);
+        pending.extend_from_slice(&self.pending);
+        Self {
+            total: self.total,
+            pending,
+            once_rules: self.once_rules.clone(),
+            cap_hits: self.cap_hits.clone(),
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 impl ScoreState {

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod points;
 pub mod profile;
 pub mod replay;
+mod rule_index;
 pub mod stages;
 pub mod template;
 pub mod trigger;
@@ -87,47 +88,17 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
         score.settle(now);
     }
     for (key, value) in &interaction.contact {
-        state.fields.insert(key.clone(), value.clone());
+        // Most interactions repeat what is known: no copy for an unchanged field.
+        if state.fields.get(key) != Some(value) {
+            state.fields.insert(key.clone(), value.clone());
+        }
     }
     if state.deal().is_some() {
         state.last_contact = Some(interaction.contact_id.clone());
     }
-    let at = interaction.effective_at(now);
     let mut ledger = Vec::new();
     for profile in &catalog.profiles {
-        let subject = Subject { interaction: Some(interaction), fields: &state.fields };
-        let matching: Vec<&Rule> = profile.rules.iter().filter(|rule| rule.when.holds(subject)).collect();
-        if matching.is_empty() {
-            continue;
-        }
-        let score = state.scores.entry(profile.id.clone()).or_default();
-        let mut booked = false;
-        for rule in matching {
-            if !rule_allows(rule, score, at) {
-                continue;
-            }
-            let entry = LedgerEntry {
-                seq: state.next_seq,
-                profile: profile.id.clone(),
-                version: profile.version,
-                rule: rule.id.to_string(),
-                points: rule.points,
-                event_id: Some(interaction.id.clone()),
-                at,
-                expires_at: rule.expires_in.map(|span| at + span.as_delta()),
-                decay: rule.decay,
-                merged: None,
-            };
-            score.book(&entry, now);
-            record_hit(rule, score, at);
-            ledger.push(entry);
-            state.next_seq += 1;
-            booked = true;
-        }
-        if !booked && !before.scores.contains_key(&profile.id) {
-            // Only capped or spent rules matched: the contact still has no score here.
-            state.scores.remove(&profile.id);
-        }
+        score_rules(profile, before, &mut state, interaction, now, &mut ledger);
     }
     stages::record(&mut state, interaction);
     deadline::start_and_cancel(&catalog.triggers, &mut state, interaction, now);
@@ -252,6 +223,68 @@ pub fn fire_existing(
     Some(Outcome { state, ledger, actions })
 }
 
+/// Books, in rule order, the points of each of `profile`'s rules whose
+/// condition `interaction` meets and whose `once` and `cap` allow it. Only
+/// the rules the interaction's type can match are looked at.
+fn score_rules(
+    profile: &Profile,
+    before: &ContactState,
+    state: &mut ContactState,
+    interaction: &Interaction,
+    now: DateTime<Utc>,
+    ledger: &mut Vec<LedgerEntry>,
+) {
+    let at = interaction.effective_at(now);
+    let ContactState { fields, scores, next_seq, .. } = state;
+    let subject = Subject { interaction: Some(interaction), fields };
+    let had_score = before.scores.contains_key(&profile.id);
+    let mut rules = profile.candidates(&interaction.kind);
+    // A score is made only once a rule holds: find it first when there is none yet.
+    let (score, first) = match scores.get_mut(&profile.id) {
+        Some(score) => (score, None),
+        None => {
+            let Some(first) = rules.find(|rule| rule.when.holds(subject)) else { return };
+            (scores.entry(profile.id.clone()).or_default(), Some(first))
+        }
+    };
+    let (mut matched, mut booked) = (false, false);
+    for (rule, known_to_hold) in first.map(|rule| (rule, true)).into_iter().chain(rules.map(|rule| (rule, false))) {
+        // A spent `once` rule cannot score: skip its condition. (Without an
+        // earlier score, `matched` below must stay exact, so it is evaluated.)
+        if had_score && rule.once && score.once_rules.contains(&rule.id) {
+            continue;
+        }
+        if !(known_to_hold || rule.when.holds(subject)) {
+            continue;
+        }
+        matched = true;
+        if !rule_allows(rule, score, at) {
+            continue;
+        }
+        let entry = LedgerEntry {
+            seq: *next_seq,
+            profile: profile.id.clone(),
+            version: profile.version,
+            rule: rule.id.as_str().to_owned(),
+            points: rule.points,
+            event_id: Some(interaction.id.clone()),
+            at,
+            expires_at: rule.expires_in.map(|span| at + span.as_delta()),
+            decay: rule.decay,
+            merged: None,
+        };
+        score.book(&entry, now);
+        record_hit(rule, score, at);
+        ledger.push(entry);
+        *next_seq += 1;
+        booked = true;
+    }
+    if matched && !booked && !had_score {
+        // Only capped or spent rules matched: the contact still has no score here.
+        scores.remove(&profile.id);
+    }
+}
+
 /// Whether `once` and `cap` still let this rule score at `at`.
 fn rule_allows(rule: &Rule, score: &ScoreState, at: DateTime<Utc>) -> bool {
     if rule.once && score.once_rules.contains(&rule.id) {
@@ -370,6 +403,9 @@ fn fire_deadlines(
     (fired, adjustments)
 }
 
+/// A profile's score before and after a change, as score triggers compare them.
+type OldAndNew = (Option<Points>, Option<Points>);
+
 fn fire_triggers(
     catalog: &Catalog,
     before: &ContactState,
@@ -381,17 +417,30 @@ fn fire_triggers(
 ) -> (Vec<FiredAction>, Vec<TriggeredAdjustment>) {
     let mut fired = Vec::new();
     let mut adjustments = Vec::new();
+    // The old and new score of the profile the previous score trigger read
+    // (`None`: not published); firing changes no score, and score triggers
+    // mostly share a profile, so each is read once.
+    let mut last_read: Option<(&ProfileId, Option<OldAndNew>)> = None;
     for trigger in &catalog.triggers {
         if fired_triggers.contains(&trigger.id) {
             continue;
         }
         let (holds_now, entered) = match &trigger.when {
             When::Score(filter) => {
-                if catalog.profile(&filter.profile).is_none() {
-                    continue;
-                }
-                let old = score_of(&before.scores, &filter.profile, None);
-                let new = score_of(&state.scores, &filter.profile, Some(now));
+                let scores = match last_read {
+                    Some((profile, scores)) if profile == &filter.profile => scores,
+                    _ => {
+                        let scores = catalog.profile(&filter.profile).map(|_| {
+                            (
+                                score_of(&before.scores, &filter.profile, None),
+                                score_of(&state.scores, &filter.profile, Some(now)),
+                            )
+                        });
+                        last_read = Some((&filter.profile, scores));
+                        scores
+                    }
+                };
+                let Some((old, new)) = scores else { continue };
                 let holds = filter.holds(new);
                 let changed = old != new;
                 let entered = holds && !filter.holds(old);

@@ -13,7 +13,9 @@ use super::condition::{Condition, MatchSpec};
 use super::decay::Decay;
 use super::duration::Span;
 use super::error::ConfigError;
+use super::interaction::InteractionType;
 use super::points::Points;
+use super::rule_index::RuleIndex;
 use crate::ids::{ContactId, ProfileId, RuleId};
 
 /// The most rules one profile may hold; bounds evaluation cost per interaction.
@@ -133,9 +135,17 @@ pub struct Profile {
     pub version: u32,
     pub subject: SubjectKind,
     pub rules: Vec<Rule>,
+    /// Which rules each interaction type can match, built with `rules`.
+    index: RuleIndex,
 }
 
 impl Profile {
+    /// The rules an interaction of type `kind` may match, in rule order:
+    /// the others' conditions cannot hold for it.
+    pub fn candidates<'a>(&'a self, kind: &InteractionType) -> impl Iterator<Item = &'a Rule> {
+        self.index.candidates(kind).filter_map(|position| self.rules.get(position))
+    }
+
     /// Whether this profile scores the subject (a contact, or a deal's key).
     pub fn scores(&self, subject: &ContactId) -> bool {
         self.subject == SubjectKind::of(subject)
@@ -194,8 +204,9 @@ impl ProfileSpec {
                     decay: spec.decay.or(self.decay),
                 })
             })
-            .collect::<Result<_, _>>()?;
-        Ok(Profile { id: id.clone(), version, subject: self.subject, rules })
+            .collect::<Result<Vec<Rule>, _>>()?;
+        let index = RuleIndex::new(rules.iter().map(|rule| &rule.when));
+        Ok(Profile { id: id.clone(), version, subject: self.subject, rules, index })
     }
 }
 
