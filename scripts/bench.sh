@@ -11,6 +11,7 @@
 #   scripts/bench.sh                  everything
 #   BENCH_SECONDS=10 scripts/bench.sh longer load runs (default 5 s each)
 #   BENCH_LEVELS="1 16" scripts/bench.sh  other concurrency levels
+#   BENCH_SKIP_SCALE=1 scripts/bench.sh   keep the last Scale figures (saves 7 minutes)
 #   BENCH_LAMBDA_BIN=path/to/bootstrap   the arm64 lambda_http to weigh (default:
 #                                        the target dir's lambda/lambda_http/bootstrap)
 set -euo pipefail
@@ -229,7 +230,22 @@ fi
 # ---------------------------------------------------------------- scale
 # A million contacts on the embedded store (benches/scale.rs): writes
 # $work/scale.md and $work/scale-target.md; alone: scripts/bench-scale.sh --update.
-scripts/bench-scale.sh "$work"
+if [ "${BENCH_SKIP_SCALE:-}" = 1 ]; then
+  # Keep the last measured Scale figures, marked as carried over.
+  $py - "$out" "$work" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+row = re.search(r"^\| leaderboard page under 10 ms at 1 million contacts.*\n", text, flags=re.M)
+section = re.search(r"^## Scale\n.*?(?=^## |\Z)", text, flags=re.M | re.S)
+if not row or not section:
+    sys.exit("BENCH_SKIP_SCALE=1 needs a BENCHMARKS.md with a Scale section to carry over")
+open(f"{sys.argv[2]}/scale-target.md", "w").write(row.group(0))
+body = section.group(0).replace("## Scale\n", "## Scale\n\nCarried over from an earlier run (this one had BENCH_SKIP_SCALE=1).\n", 1)
+open(f"{sys.argv[2]}/scale.md", "w").write(body)
+PY
+else
+  scripts/bench-scale.sh "$work"
+fi
 
 # ---------------------------------------------------------------- report
 engine_verdict=$(verdict "$engine_10_ips" ">=" 1000000)
