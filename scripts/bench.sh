@@ -240,7 +240,10 @@ section = re.search(r"^## Scale\n.*?(?=^## |\Z)", text, flags=re.M | re.S)
 if not row or not section:
     sys.exit("BENCH_SKIP_SCALE=1 needs a BENCHMARKS.md with a Scale section to carry over")
 open(f"{sys.argv[2]}/scale-target.md", "w").write(row.group(0))
-body = section.group(0).replace("## Scale\n", "## Scale\n\nCarried over from an earlier run (this one had BENCH_SKIP_SCALE=1).\n", 1)
+note = "Carried over from an earlier run (this one had BENCH_SKIP_SCALE=1).\n"
+body = section.group(0)
+if note not in body:
+    body = body.replace("## Scale\n", "## Scale\n\n" + note, 1)
 open(f"{sys.argv[2]}/scale.md", "w").write(body)
 PY
 else
