@@ -291,7 +291,7 @@ that run on this machine; rerun the script to refresh them.
 
 | target | measured | result |
 |---|---|---|
-| engine over 1 million interactions/s per core, 10-rule profile | $(thousands "$engine_10_ips") /s | $engine_verdict (close to the line, noisy here: see Engine) |
+| engine over 1 million interactions/s per core, 10-rule profile | $(thousands "$engine_10_ips") /s | $engine_verdict (wall clock on a shared machine; instruction counts in Engine) |
 | ingest at least 50% of the floor's throughput (group commit, the default) | ${ingest_summary[group]} | $(verdict "${ingest_worst[group]}" ">=" 50) |
 | (the same with \`SCOREHOOK_COMMIT=each\`: an fsync per commit) | ${ingest_summary[each]} | $(verdict "${ingest_worst[each]}" ">=" 50) |
 | at most 2 DynamoDB round trips in the common case | $common_calls | $( [ "$common_calls" = "?" ] && echo "not measured" || verdict "$common_calls" "<" 2.0001) |
