@@ -365,6 +365,20 @@ from run to run). One connection cannot share an \`fsync\` with anyone, so
 there both modes pay one per webhook; from 4 connections on, group commit
 shares it.
 
+What bounds ingest now is CPU, not the disk. Measured per thread (CPU
+time from \`/proc\`) under 64 connections with a symbol-carrying build
+and \`perf\`: a webhook cost about 115 µs of CPU on the request threads
+(HTTP, the signature, JSON, the engine, encoding the state, thread
+switches, which were the largest single item and have since been cut
+from 4.5 to 1.9 per webhook by reading in place) and about 65 µs on the
+store's writer (redb's B-tree updates across eight tables, page
+checksums, the writes and the \`fdatasync\` itself), while \`/healthz\`
+costs about 20 µs all told. Group commit took the \`fsync\` out of the
+way (about 4.7 times the throughput of an fsync per commit at 64
+connections), but writes per transaction stay low because the two
+cores, shared with wrk, are busy before the disk is. Reaching half of the
+floor would need the CPU per webhook cut four- to fivefold.
+
 ## Cold start and binary size
 
 Cold start: \`scorehook serve --port 0\` on a fresh data directory (the store
