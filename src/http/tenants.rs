@@ -123,7 +123,8 @@ struct Unmapped {
     params(("tenant" = String, Path, description = "The tenant id: 1-64 of `A-Z a-z 0-9 _ -`")),
     request_body = TenantIn,
     responses(
-        (status = 201, description = "Created, with the tenant's admin token", body = TenantCreated),
+        (status = 201, description = "Created, with the tenant's admin token (shown only here)", body = TenantCreated,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
         (status = 200, description = "Updated", body = TenantOut),
         BodyErrors
     )
@@ -143,7 +144,11 @@ async fn put_tenant(
     };
     let written = service.put_tenant(&caller, &tenant, input).await?;
     Ok(match written.token {
-        Some(token) => (StatusCode::CREATED, Json(TenantCreated { tenant, token })).into_response(),
+        // The token is shown once: no cache on the way may keep it.
+        Some(token) => {
+            (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(TenantCreated { tenant, token }))
+                .into_response()
+        }
         None => Json(TenantOut::new(&written.record, service.clock.now())).into_response(),
     })
 }

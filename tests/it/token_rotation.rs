@@ -304,3 +304,20 @@ async fn a_cursor_issued_before_a_rotation_pages_until_the_grace_ends() {
     app.advance(TimeDelta::seconds(60));
     assert_eq!(page(Some(cursor)).await.0, StatusCode::BAD_REQUEST, "after the grace, an old cursor is refused");
 }
+
+#[tokio::test]
+async fn the_token_a_creation_answers_is_not_cached_on_the_way() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .http
+        .put(format!("{}/v1/tenants/acme", app.base))
+        .bearer_auth(crate::support::spawn_app::ADMIN_TOKEN)
+        .json(&json!({"provider": "generic", "webhook_secret": crate::support::spawn_app::SECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["token"].as_str().is_some_and(|t| t.starts_with("sht_")), "{answer}");
+}
