@@ -17,8 +17,12 @@ async fn a_killed_server_restarts_with_scores_ledger_and_pending_actions() {
     let dir = tempfile::TempDir::new().unwrap();
     let crm = RecordingCrm::start().await;
     crm.respond_with(&[503; 3]);
+    // Retries wait an hour, so the restarted server's executor cannot retry
+    // an action before the test has seen all three still failed, however
+    // slowly the restart goes on a loaded machine.
+    let no_early_retry = [("SCOREHOOK_RETRY_FIRST_MS", "3600000")];
 
-    let server = Server::start(dir.path()).await;
+    let server = Server::start_with_env(dir.path(), &no_early_retry).await;
     server.seeds_tenant(Some(&crm.url)).await;
     let mut events: Vec<Value> = (1..=4).map(|i| interaction(&format!("open-{i}"), "email.opened", "jhon")).collect();
     let mut demo = interaction("stage-demo", "deal.stage_changed", "jhon");
@@ -32,7 +36,7 @@ async fn a_killed_server_restarts_with_scores_ledger_and_pending_actions() {
     let (_, before) = server.admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
     server.kill().await;
 
-    let server = Server::start(dir.path()).await;
+    let server = Server::start_with_env(dir.path(), &no_early_retry).await;
     let (_, after) = server.admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
     assert_eq!(after, before, "score and ledger survive SIGKILL");
     assert_eq!(after["scores"]["engagement"]["score"], 7);
