@@ -20,17 +20,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the binary on port 0 and reads the address it prints.
-    pub async fn start(data_dir: &Path) -> Self {
-        Self::start_with(data_dir, "warn", Stdio::null(), &[]).await
-    }
-
-    /// The same, with its log at `level` written to `log`.
+    /// Starts the binary on port 0 with its log at `level` written to `log`,
+    /// and reads the address it prints.
     pub async fn start_logging(data_dir: &Path, level: &str, log: impl Into<Stdio>) -> Self {
         Self::start_with(data_dir, level, log, &[]).await
     }
 
-    /// The same, with these environment variables set (settings under test).
+    /// Starts it with its log (at `warn`) dropped and these environment variables set (settings under test).
     pub async fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         Self::start_with(data_dir, "warn", Stdio::null(), env).await
     }
