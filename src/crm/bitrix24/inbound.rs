@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 use super::{Pending, APPLICATION_TOKEN, KEY_PREFIX, MEMBER_ID};
 use crate::crm::form;
-use crate::crm::inbound::{derived_key, hashed_key, secret_matches, Inbound, InboundError, Request, Unresolved};
-use crate::engine::interaction::{Interaction, InteractionType};
+use crate::crm::inbound::{
+    derived_key, hashed_key, interaction, secret_matches, Inbound, InboundError, Request, Unresolved,
+};
 use crate::ids::{ContactId, DealId, EventId};
 use crate::tenant::TenantRecord;
 
@@ -105,15 +106,9 @@ impl<'b> Event<'b> {
         let contact = ContactId::parse(id).map_err(|e| InboundError::Malformed(e.to_string()))?;
         let mut attributes = Map::new();
         attributes.insert("change".into(), "created".into());
-        Ok(Inbound::Ready(Interaction {
-            id: self.event_key(id),
-            kind: known("contact.updated"),
-            contact_id: contact,
-            deal_id: None,
-            occurred_at: self.sent_at,
-            attributes,
-            contact: Map::new(),
-        }))
+        let added =
+            interaction(self.event_key(id), "contact.updated", contact, None, self.sent_at, attributes, Map::new());
+        Ok(Inbound::Ready(added?))
     }
 
     fn deal_changed(&self) -> Result<Inbound, InboundError> {
@@ -225,11 +220,6 @@ fn call_kind(call_type: &str, code: &str) -> Option<&'static str> {
         "2" | "3" => Some("call.missed"),
         _ => None,
     }
-}
-
-/// A catalogue type by name (only ever called with catalogue names).
-pub(super) fn known(name: &str) -> InteractionType {
-    InteractionType::parse(name).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
 /// A non-empty string at a path of the parsed form (every form value is a string).

@@ -10,7 +10,6 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
 
-use super::inbound::known;
 use super::outbound::{numeric, portal, rest};
 use super::{Pending, KEY_PREFIX};
 use crate::crm::inbound::{derived_key, text, Unresolved};
@@ -148,7 +147,7 @@ fn stage_changed(
     attributes.insert("history_id".into(), moved.row_id.clone().into());
     Ok(Some(Interaction {
         id: derived_key(KEY_PREFIX, &[member, "stagehist", &moved.row_id]),
-        kind: known("deal.stage_changed"),
+        kind: InteractionType::parse("deal.stage_changed").map_err(|e| permanent(e.to_string()))?,
         contact_id: contact_id(&contact)?,
         deal_id: Some(DealId::parse(deal.to_string()).map_err(|e| permanent(e.to_string()))?),
         occurred_at: moved.at.unwrap_or(sent_at),
