@@ -139,12 +139,11 @@ impl TenantRecord {
     /// each in constant time, whichever matches.
     pub fn token_match(&self, token: &str, now: DateTime<Utc>) -> Option<TokenMatch> {
         let hash = hash_token(token);
-        let (previous_hash, in_grace) = match &self.previous_token {
-            Some(previous) => (previous.hash.as_bytes(), now < previous.expires_at),
-            None => (self.token_hash.as_bytes(), false),
-        };
+        let in_grace = self.previous_in_grace(now);
+        // Without a previous token, the current hash stands in, so both comparisons always run.
+        let previous_hash = in_grace.map_or(self.token_hash.as_bytes(), |p| p.hash.as_bytes());
         let current = hash.as_bytes().ct_eq(self.token_hash.as_bytes());
-        let previous = hash.as_bytes().ct_eq(previous_hash) & Choice::from(u8::from(in_grace));
+        let previous = hash.as_bytes().ct_eq(previous_hash) & Choice::from(u8::from(in_grace.is_some()));
         if current.into() {
             Some(TokenMatch::Current)
         } else if previous.into() {
@@ -165,16 +164,21 @@ impl TenantRecord {
         self.updated_at = now;
     }
 
+    /// The previous token, if its grace has not ended at `now`.
+    fn previous_in_grace(&self, now: DateTime<Utc>) -> Option<&PreviousToken> {
+        self.previous_token.as_ref().filter(|p| now < p.expires_at)
+    }
+
     /// When the previous token stops working, if it still works at `now`.
     pub fn previous_token_expires_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.previous_token.as_ref().map(|p| p.expires_at).filter(|at| now < *at)
+        self.previous_in_grace(now).map(|p| p.expires_at)
     }
 
     /// The keys a leaderboard cursor may be signed with: the current token's
     /// hash (which signs new cursors) and the previous one's within its
     /// grace, so a listing paged across a rotation does not break.
     pub fn cursor_keys(&self, now: DateTime<Utc>) -> impl Iterator<Item = &[u8]> {
-        let previous = self.previous_token.as_ref().filter(|p| now < p.expires_at).map(|p| p.hash.as_bytes());
+        let previous = self.previous_in_grace(now).map(|p| p.hash.as_bytes());
         std::iter::once(self.token_hash.as_bytes()).chain(previous)
     }
 

@@ -180,7 +180,7 @@ async fn rotate_token(
 ) -> Result<Response, ApiError> {
     let input: RotateIn = optional_json(body)?;
     let rotated = service.rotate_token(&scope.caller, &scope.tenant, input.grace_seconds).await?;
-    let previous_token_expires_at = rotated.previous_token_expires_at();
+    let previous_token_expires_at = rotated.record.previous_token_expires_at(service.clock.now());
     let body = TokenRotated { tenant: scope.tenant, token: rotated.token, previous_token_expires_at };
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }

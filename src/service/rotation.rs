@@ -2,7 +2,7 @@
 //! keeps working for a bounded grace, so a running integration can switch
 //! over without a gap.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 
 use super::admin::TENANT_WRITE_ATTEMPTS;
 use super::{random_token, Caller, Service, ServiceError};
@@ -20,13 +20,6 @@ pub const MAX_TOKEN_GRACE_SECONDS: u64 = 7 * 24 * 60 * 60;
 pub struct Rotated {
     pub token: String,
     pub record: TenantRecord,
-}
-
-impl Rotated {
-    /// When the replaced token stops working (`None`: it already has).
-    pub fn previous_token_expires_at(&self) -> Option<DateTime<Utc>> {
-        self.record.previous_token.as_ref().map(|p| p.expires_at)
-    }
 }
 
 impl Service {
