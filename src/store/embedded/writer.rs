@@ -13,8 +13,9 @@
 //! transaction: it checks its conditions (dedupe marker, version) before it
 //! changes anything, so one that fails (`Duplicate`, `Conflict`) has written
 //! nothing and the others still commit. A write that fails in redb itself
-//! (`Unavailable`), or a failed commit, fails the whole batch: every write of
-//! it gets `Unavailable` and none of them lands.
+//! (`Unavailable`), a failed commit, or a write that panics fails the whole
+//! batch: every write of it gets `Unavailable`, none of them lands, and the
+//! writer goes on with the next batch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -139,8 +140,7 @@ impl Drop for Writer {
     fn drop(&mut self) {
         drop(self.queue.take());
         if let Some(thread) = self.thread.take() {
-            // The thread ends when the queue closes; a panic in it has already
-            // answered every waiting caller with `Unavailable`.
+            // The thread ends when the queue closes (writes' panics are caught in it).
             let _ = thread.join();
         }
         let writes = self.counts.writes.load(Ordering::Relaxed);
@@ -159,7 +159,10 @@ fn run(db: &Database, writes: &Receiver<Box<dyn Queued>>, batch_limit: usize, co
         }
         counts.transactions.fetch_add(1, Ordering::Relaxed);
         counts.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let committed = commit(db, &mut batch);
+        // A panic unwinds out of the transaction, which aborts it; the
+        // writer itself must outlive it, or every later write would fail.
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(db, &mut batch)))
+            .unwrap_or_else(|_| Err("a write of this batch panicked; none of it was stored".to_owned()));
         for write in batch {
             write.answer(committed.as_ref().copied().map_err(String::as_str));
         }
@@ -300,6 +303,20 @@ mod tests {
         assert!(!stored(&db, "a") && !stored(&db, "half") && !stored(&db, "c"), "the batch was rolled back");
         writer.write(insert("after")).await.unwrap();
         assert!(stored(&db, "after"), "the writer goes on after a failed batch");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_its_batch_and_the_writer_goes_on() {
+        let (writer, db, _dir) = writer(CommitMode::Group);
+        let panics: Work<()> = Box::new(|txn| {
+            txn.open_table(ROWS).unwrap().insert("half", 1).unwrap();
+            panic!("a bug in a write");
+        });
+        let outcomes = queued_behind_a_held_write(&writer, vec![insert("a"), panics, insert("c")]).await;
+        assert!(outcomes.iter().all(|o| matches!(o, Err(StoreError::Unavailable(_)))), "{outcomes:?}");
+        assert!(!stored(&db, "a") && !stored(&db, "half") && !stored(&db, "c"), "the batch was rolled back");
+        writer.write(insert("after")).await.unwrap();
+        assert!(stored(&db, "after"), "the writer survived the panic");
     }
 
     #[tokio::test]
