@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -35,9 +35,7 @@ use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use crate::outbox::{ActionStatus, OutboxItem};
 use crate::tenant::TenantRecord;
 pub use writer::CommitMode;
-use writer::Writer;
-
-type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+use writer::{Table, Tables, Writer};
 
 /// tenant → TenantRecord
 const TENANTS: Table = TableDefinition::new("tenants");
@@ -174,7 +172,7 @@ impl EmbeddedStore {
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Tables<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         self.writer.write(Box::new(work)).await
     }
@@ -188,8 +186,8 @@ impl EmbeddedStore {
         expected: u64,
         value: Vec<u8>,
     ) -> Result<(), StoreError> {
-        self.write(move |txn| {
-            let mut rows = txn.open_table(table).map_err(unavailable)?;
+        self.write(move |tables| {
+            let rows = tables.open(table)?;
             let stored = rows.get(row.as_str()).map_err(unavailable)?;
             if stored.map(|v| decode::<StoredRevision>(v.value())).transpose()?.map_or(0, |s| s.revision) != expected {
                 return Err(StoreError::Conflict);
@@ -201,8 +199,8 @@ impl EmbeddedStore {
     }
 
     async fn put(&self, table: Table, key: String, value: Vec<u8>) -> Result<(), StoreError> {
-        self.write(move |txn| {
-            txn.open_table(table).map_err(unavailable)?.insert(key.as_str(), value.as_slice()).map_err(unavailable)?;
+        self.write(move |tables| {
+            tables.open(table)?.insert(key.as_str(), value.as_slice()).map_err(unavailable)?;
             Ok(())
         })
         .await
@@ -330,17 +328,16 @@ impl Store for EmbeddedStore {
         let old_expiry = commit.before.and_then(ContactState::next_change).map(expiry_key);
         let new_expiry = state.next_change().map(expiry_key);
 
-        self.write(move |txn| {
+        self.write(move |tables| {
             // Every check comes before the first write: a refused commit
             // leaves the shared transaction untouched (see `writer`).
-            let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
             if let Some((event_key, ..)) = &event {
-                if events.get(event_key.as_str()).map_err(unavailable)?.is_some() {
+                if tables.open(EVENTS)?.get(event_key.as_str()).map_err(unavailable)?.is_some() {
                     return Err(StoreError::Duplicate);
                 }
             }
-            let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
             let contact_key = key(&[&tenant, &contact]);
+            let contacts = tables.open(CONTACTS)?;
             let stored = contacts.get(contact_key.as_str()).map_err(unavailable)?;
             let version = stored.map(|v| decode::<StoredVersion>(v.value())).transpose()?.map_or(0, |s| s.version);
             if version != expected {
@@ -348,47 +345,42 @@ impl Store for EmbeddedStore {
             }
 
             // Only redb's own failures (`Unavailable`) may stop what follows.
-            {
-                if let Some((event_key, marker, history_key, recorded)) = &event {
-                    events.insert(event_key.as_str(), marker.as_slice()).map_err(unavailable)?;
-                    let mut history = txn.open_table(HISTORY).map_err(unavailable)?;
-                    history.insert(history_key.as_str(), recorded.as_slice()).map_err(unavailable)?;
-                }
-                contacts.insert(contact_key.as_str(), state_bytes.as_slice()).map_err(unavailable)?;
+            contacts.insert(contact_key.as_str(), state_bytes.as_slice()).map_err(unavailable)?;
+            if let Some((event_key, marker, history_key, recorded)) = &event {
+                tables.open(EVENTS)?.insert(event_key.as_str(), marker.as_slice()).map_err(unavailable)?;
+                tables.open(HISTORY)?.insert(history_key.as_str(), recorded.as_slice()).map_err(unavailable)?;
+            }
 
-                if old_expiry != new_expiry {
-                    let mut expiries = txn.open_table(EXPIRY_DUE).map_err(unavailable)?;
-                    if let Some(old) = &old_expiry {
-                        expiries.remove(old.as_str()).map_err(unavailable)?;
-                    }
-                    if let Some(new) = &new_expiry {
-                        expiries.insert(new.as_str(), [].as_slice()).map_err(unavailable)?;
-                    }
+            if old_expiry != new_expiry {
+                let expiries = tables.open(EXPIRY_DUE)?;
+                if let Some(old) = &old_expiry {
+                    expiries.remove(old.as_str()).map_err(unavailable)?;
                 }
+                if let Some(new) = &new_expiry {
+                    expiries.insert(new.as_str(), [].as_slice()).map_err(unavailable)?;
+                }
+            }
 
-                let mut scores = txn.open_table(SCORES).map_err(unavailable)?;
+            if !stale_scores.is_empty() || !score_rows.is_empty() {
+                let scores = tables.open(SCORES)?;
                 for row in &stale_scores {
                     scores.remove(row.as_str()).map_err(unavailable)?;
                 }
                 for (row, updated) in &score_rows {
                     scores.insert(row.as_str(), updated.as_slice()).map_err(unavailable)?;
                 }
+            }
 
-                let mut ledger_table = txn.open_table(LEDGER).map_err(unavailable)?;
-                for (entry_key, bytes) in &ledger {
-                    ledger_table.insert(entry_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
-                }
+            for (entry_key, bytes) in &ledger {
+                tables.open(LEDGER)?.insert(entry_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            }
 
-                let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
-                let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
-                let mut log = txn.open_table(OUTBOX_LOG).map_err(unavailable)?;
-                for (item_key, bytes, due_at, log_key) in &actions {
-                    outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
-                    if let Some(due_at) = due_at {
-                        due.insert(due_at.as_str(), [].as_slice()).map_err(unavailable)?;
-                    }
-                    log.insert(log_key.as_str(), [].as_slice()).map_err(unavailable)?;
+            for (item_key, bytes, due_at, log_key) in &actions {
+                tables.open(OUTBOX)?.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+                if let Some(due_at) = due_at {
+                    tables.open(OUTBOX_DUE)?.insert(due_at.as_str(), [].as_slice()).map_err(unavailable)?;
                 }
+                tables.open(OUTBOX_LOG)?.insert(log_key.as_str(), [].as_slice()).map_err(unavailable)?;
             }
             Ok(())
         })
@@ -577,21 +569,24 @@ impl Store for EmbeddedStore {
         let expected = item.revision;
         let bytes = encode(&OutboxItem { revision: expected + 1, ..item.clone() })?;
         let new_due = due_key(item);
-        self.write(move |txn| {
-            let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
-            let old: Option<OutboxItem> =
-                outbox.get(item_key.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
+        self.write(move |tables| {
+            let old: Option<OutboxItem> = tables
+                .open(OUTBOX)?
+                .get(item_key.as_str())
+                .map_err(unavailable)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
             if old.as_ref().map(|o| o.revision) != Some(expected) {
                 return Err(StoreError::Conflict);
             }
-            let mut due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
+            let due = tables.open(OUTBOX_DUE)?;
             if let Some(old_due) = old.as_ref().and_then(due_key) {
                 due.remove(old_due.as_str()).map_err(unavailable)?;
             }
             if let Some(new_due) = &new_due {
                 due.insert(new_due.as_str(), [].as_slice()).map_err(unavailable)?;
             }
-            outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            tables.open(OUTBOX)?.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
             Ok(())
         })
         .await
@@ -606,22 +601,16 @@ impl Store for EmbeddedStore {
         let item_key = key(&[tenant, id]);
         let log_key = key(&[tenant, &sortable_millis(item.action.fired_at), id]);
         let (bytes, due_at) = (encode(item)?, due_key(item));
-        self.write(move |txn| {
-            let mut outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+        self.write(move |tables| {
+            let outbox = tables.open(OUTBOX)?;
             if outbox.get(item_key.as_str()).map_err(unavailable)?.is_some() {
                 return Ok(false);
             }
             outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
             if let Some(due_at) = &due_at {
-                txn.open_table(OUTBOX_DUE)
-                    .map_err(unavailable)?
-                    .insert(due_at.as_str(), [].as_slice())
-                    .map_err(unavailable)?;
+                tables.open(OUTBOX_DUE)?.insert(due_at.as_str(), [].as_slice()).map_err(unavailable)?;
             }
-            txn.open_table(OUTBOX_LOG)
-                .map_err(unavailable)?
-                .insert(log_key.as_str(), [].as_slice())
-                .map_err(unavailable)?;
+            tables.open(OUTBOX_LOG)?.insert(log_key.as_str(), [].as_slice()).map_err(unavailable)?;
             Ok(true)
         })
         .await
@@ -629,8 +618,8 @@ impl Store for EmbeddedStore {
 
     async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError> {
         let row = key(&[tenant.as_str(), kind]);
-        self.write(move |txn| {
-            let mut table = txn.open_table(UNMAPPED).map_err(unavailable)?;
+        self.write(move |tables| {
+            let table = tables.open(UNMAPPED)?;
             let before: u64 =
                 table.get(row.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?.unwrap_or(0);
             let after = encode(&before.saturating_add(count))?;
