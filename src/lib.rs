@@ -33,3 +33,4 @@ pub mod store;
 pub mod sweeper;
 pub mod telemetry;
 pub mod tenant;
+pub mod timestamp;

@@ -23,6 +23,7 @@ pub struct Timer {
     pub deal: Option<DealId>,
     /// Seeds the fired actions' ids, so a retried sweep fires the same ones.
     pub started_by: EventId,
+    #[serde(with = "crate::timestamp")]
     pub due_at: DateTime<Utc>,
 }
 

@@ -43,6 +43,7 @@ pub const KNOWN_TYPES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
     pub interaction: Interaction,
+    #[serde(with = "crate::timestamp")]
     pub received_at: DateTime<Utc>,
 }
 
@@ -102,6 +103,7 @@ pub struct Interaction {
     pub contact_id: ContactId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deal_id: Option<DealId>,
+    #[serde(with = "crate::timestamp")]
     pub occurred_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attributes: Map<String, Value>,

@@ -37,7 +37,9 @@ pub struct LedgerEntry {
     pub rule: String,
     pub points: Points,
     pub event_id: Option<EventId>,
+    #[serde(with = "crate::timestamp")]
     pub at: DateTime<Utc>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decay: Option<Decay>,
@@ -88,10 +90,12 @@ fn value_at(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     /// When the value next changes; `pending` is sorted by it.
+    #[serde(with = "crate::timestamp")]
     pub next_at: DateTime<Utc>,
     pub points: Points,
+    #[serde(with = "crate::timestamp")]
     pub at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timestamp::option")]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decay: Option<Decay>,
@@ -135,6 +139,7 @@ pub struct ScoreState {
     /// Recent hits of capped rules, pruned to the cap's window.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cap_hits: BTreeMap<RuleId, Vec<DateTime<Utc>>>,
+    #[serde(default, with = "crate::timestamp::option")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 

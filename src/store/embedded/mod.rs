@@ -105,6 +105,11 @@ struct StoredVersion {
     version: u64,
 }
 
+/// An instant as the event markers and leaderboard rows keep it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct StoredInstant(#[serde(with = "crate::timestamp::option")] Option<DateTime<Utc>>);
+
 /// The save counter of a record written with `put_at_revision` (tenants, jobs).
 #[derive(serde::Deserialize)]
 struct StoredRevision {
@@ -291,7 +296,12 @@ impl Store for EmbeddedStore {
                     Some(_) => key(&[&tenant, i.id.as_str(), DEAL_MARKER]),
                     None => key(&[&tenant, i.id.as_str()]),
                 };
-                Ok::<_, StoreError>((marker, encode(&commit.received_at)?, history_key, encode(&recorded)?))
+                Ok::<_, StoreError>((
+                    marker,
+                    encode(&StoredInstant(Some(commit.received_at)))?,
+                    history_key,
+                    encode(&recorded)?,
+                ))
             })
             .transpose()?;
         let ledger = commit
@@ -312,7 +322,10 @@ impl Store for EmbeddedStore {
             .scores
             .iter()
             .map(|(profile, score)| {
-                Ok((score_key(&tenant, profile.as_str(), score.total, &contact), encode(&score.updated_at)?))
+                Ok((
+                    score_key(&tenant, profile.as_str(), score.total, &contact),
+                    encode(&StoredInstant(score.updated_at))?,
+                ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         // The index rows of the state as read (`before`): the version check
@@ -510,7 +523,7 @@ impl Store for EmbeddedStore {
                     continue;
                 }
                 let contact_id = ContactId::parse_subject(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                page.push(LeaderboardRow { contact_id, score, updated_at: decode(v.value())? });
+                page.push(LeaderboardRow { contact_id, score, updated_at: decode::<StoredInstant>(v.value())?.0 });
                 if page.len() > limit {
                     break;
                 }
