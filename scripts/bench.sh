@@ -104,7 +104,19 @@ run_wrk() { # run_wrk CONCURRENCY URL REQUESTS_FILE -> "requests rps p50_us p99_
     -s benches/load/ingest.lua "$2" | awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7, $8}'
 }
 ms() { echo "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
-declare -A ingest_rows ingest_summary ingest_worst writes_per_sync
+# CPU the server has used so far, in clock ticks: "all writer" (the writer
+# thread is the store's group committer; the rest are the request threads).
+tick=$(getconf CLK_TCK)
+server_cpu() {
+  local all writer
+  all=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  writer=$(cat /proc/"$1"/task/*/stat 2>/dev/null | awk '$2 == "(scorehook-write)" {n += $14 + $15} END {print n + 0}')
+  echo "$all $writer"
+}
+# µs of server CPU per request: cpu_per BEFORE_TICKS AFTER_TICKS REQUESTS
+cpu_per() { $py -c "print(round(($2 - $1) * 1e6 / $tick / max($3, 1)))"; }
+declare -A ingest_rows ingest_summary ingest_worst writes_per_sync cpu_floor cpu_ingest cpu_writer
+top=${levels##* }
 # Each commit mode on its own server and data directory, the floor measured
 # on that same server just before its ingest run at each level.
 for mode in group each; do
@@ -132,8 +144,14 @@ for mode in group each; do
   for c in $levels; do
     # Enough unique interactions for a fast run; signed now (5 minutes of validity).
     $py benches/load/sign.py bench "$secret" "$mode$c" 150000 10000 >"$work/req-$mode-$c.tsv"
+    read -r f_all0 _ < <(server_cpu "$server_pid")
     read -r f_n f_rps f_p50 f_p99 f_bad f_err _ < <(run_wrk "$c" "$base/healthz" "")
+    read -r i_all0 i_writer0 < <(server_cpu "$server_pid")
     read -r i_n i_rps i_p50 i_p99 i_bad i_err i_wrap < <(run_wrk "$c" "$base" "$work/req-$mode-$c.tsv")
+    read -r i_all1 i_writer1 < <(server_cpu "$server_pid")
+    cpu_floor[$mode$c]=$(cpu_per "$f_all0" "$i_all0" "$f_n")
+    cpu_ingest[$mode$c]=$(cpu_per "$i_all0" "$i_all1" "$i_n")
+    cpu_writer[$mode$c]=$(cpu_per "$i_writer0" "$i_writer1" "$i_n")
     ratio=$($py -c "print('%.0f' % (100 * $i_rps / $f_rps))")
     [ "$mode" = each ] && [ -z "${first_commit_ms:-}" ] && first_commit_ms=$($py -c "print('%.2f' % (1000 / $i_rps))")
     summary+="$ratio % at $c, "
@@ -141,8 +159,8 @@ for mode in group each; do
     note=""
     [ "$i_wrap" = 1 ] && note=" (wrapped: some repeats were duplicates)"
     [ "$((i_bad + i_err))" -gt 0 ] && note+=" ($i_bad non-2xx, $i_err socket errors)"
-    rows+="| $c | $(thousands "$f_rps") /s | $(ms "$f_p50") / $(ms "$f_p99") ms | $(thousands "$i_rps") /s$note | $(ms "$i_p50") / $(ms "$i_p99") ms | $ratio % | $(verdict "$ratio" ">=" 50) |"$'\n'
-    echo "   $mode c=$c floor ${f_rps}/s ingest ${i_rps}/s ratio ${ratio}%"
+    rows+="| $c | $(thousands "$f_rps") /s | $(ms "$f_p50") / $(ms "$f_p99") ms | $(thousands "$i_rps") /s$note | $(ms "$i_p50") / $(ms "$i_p99") ms | $ratio % | $(verdict "$ratio" ">=" 50) | ${cpu_floor[$mode$c]} / ${cpu_ingest[$mode$c]} (${cpu_writer[$mode$c]}) µs |"$'\n'
+    echo "   $mode c=$c floor ${f_rps}/s ingest ${i_rps}/s ratio ${ratio}% CPU/request floor ${cpu_floor[$mode$c]} µs ingest ${cpu_ingest[$mode$c]} µs (writer ${cpu_writer[$mode$c]} µs)"
   done
   # A graceful stop: the store's writer logs its writes and transactions.
   kill -TERM "$server_pid" 2>/dev/null || true
@@ -347,13 +365,13 @@ share an \`fsync\`:
 
 ### Group commit
 
-| connections | floor | floor p50 / p99 | ingest | ingest p50 / p99 | ingest / floor | ≥ 50 % |
-|---|---|---|---|---|---|---|
+| connections | floor | floor p50 / p99 | ingest | ingest p50 / p99 | ingest / floor | ≥ 50 % | server CPU per request: floor / ingest (writer) |
+|---|---|---|---|---|---|---|---|
 ${ingest_rows[group]}
 ### An fsync per commit
 
-| connections | floor | floor p50 / p99 | ingest | ingest p50 / p99 | ingest / floor | ≥ 50 % |
-|---|---|---|---|---|---|---|
+| connections | floor | floor p50 / p99 | ingest | ingest p50 / p99 | ingest / floor | ≥ 50 % | server CPU per request: floor / ingest (writer) |
+|---|---|---|---|---|---|---|---|
 ${ingest_rows[each]}
 Store file after a mode's runs: $store_size.
 
@@ -365,19 +383,20 @@ from run to run). One connection cannot share an \`fsync\` with anyone, so
 there both modes pay one per webhook; from 4 connections on, group commit
 shares it.
 
-What bounds ingest now is CPU, not the disk. Measured per thread (CPU
-time from \`/proc\`) under 64 connections with a symbol-carrying build
-and \`perf\`: a webhook cost about 115 µs of CPU on the request threads
-(HTTP, the signature, JSON, the engine, encoding the state, thread
-switches, which were the largest single item and have since been cut
-from 4.5 to 1.9 per webhook by reading in place) and about 65 µs on the
-store's writer (redb's B-tree updates across eight tables, page
-checksums, the writes and the \`fdatasync\` itself), while \`/healthz\`
-costs about 20 µs all told. Group commit took the \`fsync\` out of the
-way (about 4.7 times the throughput of an fsync per commit at 64
-connections), but writes per transaction stay low because the two
-cores, shared with wrk, are busy before the disk is. Reaching half of the
-floor would need the CPU per webhook cut four- to fivefold.
+What bounds ingest is CPU, not the disk. The last column is the
+server's CPU time (from \`/proc\`, wrk's own excluded) divided by the
+requests answered; in brackets, the part spent on the store's writer
+thread. At $top connections with group commit a webhook cost
+**${cpu_ingest[group$top]} µs** of server CPU, **${cpu_writer[group$top]} µs** of it
+on the writer (redb's B-tree updates across the contact, history,
+ledger, leaderboard and dedupe tables, page checksums, the page writes
+and the \`fdatasync\`), against **${cpu_floor[group$top]} µs** for a \`/healthz\`.
+With two cores shared with wrk, ingest reaches at most about the floor's
+throughput times the ratio of those CPU costs. The writer is one thread:
+its share is also a ceiling of its own, one second of writer CPU per
+second (about $((1000000 / (${cpu_writer[group$top]} > 0 ? ${cpu_writer[group$top]} : 1))) webhooks/s at this cost).
+Group commit took the \`fsync\` out of the way; the remaining cost and
+what was done about it are in the README ("Performance").
 
 ## Cold start and binary size
 
