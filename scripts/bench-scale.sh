@@ -11,7 +11,7 @@
 #   tasks, 128), SCALE_QUERIES (timed pages per case, 200): read by the bench.
 #   SCALE_BIN=path: run that built bench binary instead of building it.
 #
-# About 7 minutes on two cores at 1 million contacts after the release build,
+# About 4 minutes on two cores at 1 million contacts after the release build,
 # with about 5 GB of free disk under $TMPDIR for the temporary store.
 set -euo pipefail
 cd "$(dirname "$0")/.."

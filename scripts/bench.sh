@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures scorehook's speed, cost and size against the targets of issue #9,
 # prints the results and writes them to BENCHMARKS.md. Not part of the test
-# command (scripts/test.sh): it takes about 17 minutes on two cores after a
-# release build (which itself takes several: LTO and one codegen unit), 7 of
+# command (scripts/test.sh): it takes about 10 minutes on two cores after its
+# release builds (which take about 7 more: LTO and one codegen unit), 4 of
 # them for the million contacts of the Scale part (scripts/bench-scale.sh).
 #
 # Needs: wrk (Debian: apt-get install wrk), python3, and for the DynamoDB
@@ -11,7 +11,7 @@
 #   scripts/bench.sh                  everything
 #   BENCH_SECONDS=10 scripts/bench.sh longer load runs (default 5 s each)
 #   BENCH_LEVELS="1 16" scripts/bench.sh  other concurrency levels
-#   BENCH_SKIP_SCALE=1 scripts/bench.sh   keep the last Scale figures (saves 7 minutes)
+#   BENCH_SKIP_SCALE=1 scripts/bench.sh   keep the last Scale figures (saves 4 minutes)
 #   BENCH_LAMBDA_BIN=path/to/bootstrap   the arm64 lambda_http to weigh (default:
 #                                        the target dir's lambda/lambda_http/bootstrap)
 set -euo pipefail
@@ -394,7 +394,7 @@ and the \`fdatasync\`), against **${cpu_floor[group$top]} µs** for a \`/healthz
 With two cores shared with wrk, ingest reaches at most about the floor's
 throughput times the ratio of those CPU costs. The writer is one thread:
 its share is also a ceiling of its own, one second of writer CPU per
-second (about $((1000000 / (${cpu_writer[group$top]} > 0 ? ${cpu_writer[group$top]} : 1))) webhooks/s at this cost).
+second (about $(thousands $((1000000 / (${cpu_writer[group$top]} > 0 ? ${cpu_writer[group$top]} : 1)))) webhooks/s at this cost).
 Group commit took the \`fsync\` out of the way; the remaining cost and
 what was done about it are in the README ("Performance").
 

@@ -21,9 +21,8 @@ use serde::{Deserializer, Serialize, Serializer};
 
 pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     let mut text = [0u8; 30];
-    match write(at, &mut text) {
-        // `write` puts ASCII only.
-        Some(len) => serializer.serialize_str(std::str::from_utf8(&text[..len]).unwrap_or_default()),
+    match write(at, &mut text).and_then(|len| std::str::from_utf8(&text[..len]).ok()) {
+        Some(text) => serializer.serialize_str(text),
         None => at.serialize(serializer),
     }
 }
