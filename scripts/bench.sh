@@ -104,13 +104,16 @@ run_wrk() { # run_wrk CONCURRENCY URL REQUESTS_FILE -> "requests rps p50_us p99_
     -s benches/load/ingest.lua "$2" | awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7, $8}'
 }
 ms() { echo "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
-# CPU the server has used so far, in clock ticks: "all writer" (the writer
-# thread is the store's group committer; the rest are the request threads).
+# CPU the server has used so far, in clock ticks: "all writer", where writer
+# is the store's group-commit thread and all is every thread (request
+# threads, background loops, blocking pool). The writer is found by name:
+# writer.rs names it "scorehook-writer", which Linux cuts to 15 characters.
 tick=$(getconf CLK_TCK)
 server_cpu() {
   local all writer
   all=$(awk '{print $14 + $15}' "/proc/$1/stat")
-  writer=$(cat /proc/"$1"/task/*/stat 2>/dev/null | awk '$2 == "(scorehook-write)" {n += $14 + $15} END {print n + 0}')
+  writer=$(cat /proc/"$1"/task/*/stat 2>/dev/null | awk '$2 == "(scorehook-write)" {n += $14 + $15; found = 1} END {if (found) print n}')
+  [ -n "$writer" ] || { echo "no scorehook-writer thread in process $1: was it renamed?" >&2; exit 1; }
   echo "$all $writer"
 }
 # µs of server CPU per request: cpu_per BEFORE_TICKS AFTER_TICKS REQUESTS
@@ -389,8 +392,9 @@ requests answered; in brackets, the part spent on the store's writer
 thread. At $top connections with group commit a webhook cost
 **${cpu_ingest[group$top]} µs** of server CPU, **${cpu_writer[group$top]} µs** of it
 on the writer (redb's B-tree updates across the contact, history,
-ledger, leaderboard and dedupe tables, page checksums, the page writes
-and the \`fdatasync\`), against **${cpu_floor[group$top]} µs** for a \`/healthz\`.
+ledger, leaderboard and dedupe tables, and the expiry and outbox tables
+when they change; page checksums, the page writes and the
+\`fdatasync\`), against **${cpu_floor[group$top]} µs** for a \`/healthz\`.
 With two cores shared with wrk, ingest reaches at most about the floor's
 throughput times the ratio of those CPU costs. The writer is one thread:
 its share is also a ceiling of its own, one second of writer CPU per

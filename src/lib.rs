@@ -14,6 +14,7 @@
 //! - `config_client`: `scorehook apply|export` against a running instance's admin API.
 //! - `offline`: `scorehook simulate`, a profile over interactions from files.
 //! - `keyed_hash`: HMAC-SHA256 for signatures and cursor tags.
+//! - `timestamp`: chrono's RFC 3339 text for stored instants, written and read without `core::fmt`.
 //! - `clock`, `telemetry`, `app`, `receiver`: process wiring and the local action receiver.
 
 pub mod app;

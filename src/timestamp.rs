@@ -144,9 +144,9 @@ fn read(text: &[u8]) -> Option<DateTime<Utc>> {
         _ => return None,
     };
     let date = NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?;
+    // Refuses a leap second (`:60`): chrono's to read.
     let time = date.and_hms_nano_opt(number(11..13)?, number(14..16)?, number(17..19)?, nanos)?;
-    // A leap second (`:60`) is chrono's to read.
-    (time.second() < 60 && nanos < 1_000_000_000).then(|| time.and_utc())
+    Some(time.and_utc())
 }
 
 #[cfg(test)]

@@ -105,7 +105,8 @@ struct StoredVersion {
     version: u64,
 }
 
-/// An instant as the event markers and leaderboard rows keep it.
+/// An instant as the leaderboard rows keep it, and the event markers in the
+/// same text (their value is only ever tested for presence).
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 struct StoredInstant(#[serde(with = "crate::timestamp::option")] Option<DateTime<Utc>>);
@@ -384,16 +385,26 @@ impl Store for EmbeddedStore {
                 }
             }
 
-            for (entry_key, bytes) in &ledger {
-                tables.open(LEDGER)?.insert(entry_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+            if !ledger.is_empty() {
+                let entries = tables.open(LEDGER)?;
+                for (entry_key, bytes) in &ledger {
+                    entries.insert(entry_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
+                }
             }
 
-            for (item_key, bytes, due_at, log_key) in &actions {
-                tables.open(OUTBOX)?.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
-                if let Some(due_at) = due_at {
-                    tables.open(OUTBOX_DUE)?.insert(due_at.as_str(), [].as_slice()).map_err(unavailable)?;
+            if !actions.is_empty() {
+                let outbox = tables.open(OUTBOX)?;
+                for (item_key, bytes, ..) in &actions {
+                    outbox.insert(item_key.as_str(), bytes.as_slice()).map_err(unavailable)?;
                 }
-                tables.open(OUTBOX_LOG)?.insert(log_key.as_str(), [].as_slice()).map_err(unavailable)?;
+                let due = tables.open(OUTBOX_DUE)?;
+                for due_at in actions.iter().filter_map(|(_, _, due_at, _)| due_at.as_ref()) {
+                    due.insert(due_at.as_str(), [].as_slice()).map_err(unavailable)?;
+                }
+                let log = tables.open(OUTBOX_LOG)?;
+                for (.., log_key) in &actions {
+                    log.insert(log_key.as_str(), [].as_slice()).map_err(unavailable)?;
+                }
             }
             Ok(())
         })

@@ -78,10 +78,7 @@ impl<'txn> Tables<'txn> {
         let at = match self.open.iter().position(|(def, _)| def.name() == table.name()) {
             Some(at) => at,
             None => {
-                let opened = self
-                    .txn
-                    .open_table(table)
-                    .map_err(|e| StoreError::Unavailable(redb::Error::from(e).to_string()))?;
+                let opened = self.txn.open_table(table).map_err(super::unavailable)?;
                 self.open.push((table, opened));
                 self.open.len() - 1
             }
@@ -214,6 +211,8 @@ fn commit(db: &Database, batch: &mut [Box<dyn Queued>]) -> Result<(), String> {
         // On a failure the transaction is dropped, which aborts it.
         write.apply(&mut tables)?;
     }
+    // Closing the tables writes their roots back into the transaction,
+    // which `commit` then needs to own alone.
     drop(tables);
     txn.commit().map_err(|e| e.to_string())
 }
