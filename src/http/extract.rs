@@ -57,10 +57,28 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError
 
 /// Parses bytes as JSON of type `T`: 400 if not JSON, 422 if the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    shaped(parse_value(bytes)?)
+}
+
+/// A request body that must be one JSON object, parsed as `parse_json`
+/// does. serde would also read a struct from an array of its fields in
+/// order, which no client means and whose errors name no field.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_value(bytes)?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(None, "the body must be a JSON object"));
+    }
+    shaped(value)
+}
+
+fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is empty"));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes)?;
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+fn shaped<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         ApiError::invalid((path != ".").then_some(path), e.into_inner().to_string())
@@ -68,13 +86,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// An optional JSON body: none (or only whitespace) is `T::default()`,
-/// anything else is parsed as `parse_json` does.
+/// anything else must be one JSON object.
 pub fn optional_json<T: DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let bytes = body_bytes(body)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    parse_json(&bytes)
+    parse_object(&bytes)
 }
 
 /// `axum::Json` with our error shape and the 400/422 split.
@@ -85,7 +103,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(Bytes::from_request(request, state).await)?;
-        parse_json(&bytes).map(JsonBody)
+        parse_object(&bytes).map(JsonBody)
     }
 }
 

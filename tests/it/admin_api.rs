@@ -173,8 +173,17 @@ async fn invalid_profiles_and_triggers_are_422_with_the_field_path() {
         app.http.put(format!("{}{profile}", app.base)).bearer_auth(ADMIN_TOKEN).body("{nope").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
+    // serde would read a struct from an array of its fields in order.
+    let positional = json!(["E", [{"id": "r", "points": 1, "when": {"type": "email.opened"}}]]);
+    let (status, body) = app.admin(Method::PUT, profile, Some(positional)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["message"], "the body must be a JSON object", "{body}");
+
     let (status, _) = app.admin(Method::GET, profile, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no rejected body created the profile");
+
+    let (status, body) = app.admin(Method::POST, "/v1/tenants/acme/token/rotate", Some(json!([]))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an optional body must be an object too: {body}");
 
     let (status, body) =
         app.admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(crate::support::seeds_trigger())).await;
