@@ -95,6 +95,16 @@ pub enum DeliveryError {
     Permanent { http_status: Option<u16>, message: String },
 }
 
+/// What a delivery that did not fail did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Sent: the HTTP status of the last call.
+    Sent(u16),
+    /// Nothing to do, and why: a stored id-only event whose CRM data holds
+    /// nothing to score (a Bitrix24 deal update without a stage move).
+    Skipped(String),
+}
+
 /// Sends fired actions to the CRM. Cheap to clone (the HTTP client is shared).
 #[derive(Debug, Clone)]
 pub struct Deliverer {
@@ -122,15 +132,14 @@ impl Deliverer {
         Self { retry, ..self }
     }
 
-    /// Delivers one action, or resolves and scores one stored id-only
-    /// event; `Ok` carries the HTTP status of the last call.
+    /// Delivers one action, or resolves and scores one stored id-only event.
     pub async fn deliver(
         &self,
         tenant: &TenantRecord,
         item: &OutboxItem,
         now: DateTime<Utc>,
         intake: &dyn Intake,
-    ) -> Result<u16, DeliveryError> {
+    ) -> Result<Delivered, DeliveryError> {
         let reach = Reach { http: &self.http, limiter: &self.limiter, now };
         if item.action.kind == RESOLVE_KIND {
             let event: Unresolved = serde_json::from_value(item.action.params.clone())
@@ -143,21 +152,25 @@ impl Deliverer {
                 Provider::Bitrix24 => bitrix24::resolve(reach, tenant, &event).await,
                 Provider::Pipedrive => pipedrive::resolve(reach, tenant, &event).await,
             }?;
+            if interactions.is_empty() {
+                return Ok(Delivered::Skipped("resolved through the CRM's API to nothing to score".into()));
+            }
             intake.score(&tenant.id, &interactions).await?;
-            return Ok(200);
+            return Ok(Delivered::Sent(200));
         }
         // A `webhook` action goes to its own URL, signed, whatever the CRM.
         if item.action.kind == "webhook" {
-            return generic::deliver(&self.http, tenant, item, now).await;
+            return generic::deliver(&self.http, tenant, item, now).await.map(Delivered::Sent);
         }
-        match tenant.provider {
+        let sent = match tenant.provider {
             Provider::Generic => generic::deliver(&self.http, tenant, item, now).await,
             Provider::Hubspot => hubspot::deliver(reach, tenant, item).await,
             Provider::Highlevel => highlevel::deliver(reach, tenant, item).await,
             Provider::Activecampaign => activecampaign::deliver(reach, tenant, item).await,
             Provider::Bitrix24 => bitrix24::deliver(reach, tenant, item).await,
             Provider::Pipedrive => pipedrive::deliver(reach, tenant, item).await,
-        }
+        };
+        sent.map(Delivered::Sent)
     }
 }
 

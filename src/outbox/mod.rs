@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::clock::Clock;
-use crate::crm::{Deliverer, DeliveryError, Intake};
+use crate::crm::{Delivered, Deliverer, DeliveryError, Intake};
 use crate::engine::action::FiredAction;
 use crate::ids::TenantId;
 use crate::store::{Store, StoreError};
@@ -162,8 +162,13 @@ async fn deliver_one(
     let now = clock.now();
     let number = item.attempts.len() as u32 + 1;
     let in_schedule = number.saturating_sub(item.attempts_before_replay);
+    let mut skipped = None;
     let (status, http_status, error) = match result {
-        Ok(http_status) => (ActionStatus::Done, Some(http_status), None),
+        Ok(Delivered::Sent(http_status)) => (ActionStatus::Done, Some(http_status), None),
+        Ok(Delivered::Skipped(reason)) => {
+            skipped = Some(reason);
+            (ActionStatus::Skipped, None, None)
+        }
         Err(DeliveryError::Retryable { http_status, message, retry_after }) => {
             match deliverer.retry.next_attempt(&item.action.id, in_schedule, retry_after, now) {
                 Some(at) => {
@@ -178,12 +183,13 @@ async fn deliver_one(
     if status != ActionStatus::Failed {
         item.next_attempt_at = None;
     }
-    match &error {
-        Some(e) => tracing::warn!(attempt = number, ?status, http_status, error = %e, "action delivery failed"),
-        None => tracing::info!(attempt = number, http_status, "action delivered"),
+    match (&error, &skipped) {
+        (Some(e), _) => tracing::warn!(attempt = number, ?status, http_status, error = %e, "action delivery failed"),
+        (None, Some(why)) => tracing::info!(attempt = number, reason = %why, "action skipped"),
+        (None, None) => tracing::info!(attempt = number, http_status, "action delivered"),
     }
-    // A dead item says why at a glance; the attempts keep every error.
-    let reason = error.clone().filter(|_| status == ActionStatus::Dead);
+    // A dead or skipped item says why at a glance; the attempts keep every error.
+    let reason = skipped.or_else(|| error.clone().filter(|_| status == ActionStatus::Dead));
     let attempt = Attempt { at: now, status, http_status, error };
     item.status = status;
     item.reason = reason;
@@ -196,8 +202,9 @@ async fn deliver_one(
         // Changed meanwhile (replayed, say): record this attempt on the fresh copy.
         let Some(mut fresh) = store.action(&item.tenant, &item.action.id).await? else { return Ok(()) };
         fresh.attempts.push(attempt.clone());
-        if status == ActionStatus::Done {
-            fresh.status = ActionStatus::Done;
+        if matches!(status, ActionStatus::Done | ActionStatus::Skipped) {
+            fresh.status = status;
+            fresh.reason = item.reason.clone();
             fresh.next_attempt_at = None;
         }
         item = fresh;

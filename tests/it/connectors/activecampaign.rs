@@ -140,7 +140,7 @@ fn item(kind: &str, params: Value, deal: Option<&str>) -> OutboxItem {
 /// Delivers through a fresh deliverer (its own rate-limit buckets).
 async fn deliver(app: &TestApp, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
     let now: DateTime<Utc> = app.clock.now();
-    Deliverer::new().unwrap().deliver(tenant, item, now, &app.local.service).await
+    crate::support::sent(Deliverer::new().unwrap().deliver(tenant, item, now, &app.local.service).await)
 }
 
 /// Every call carries the account's token; calls with a body send JSON.

@@ -209,7 +209,10 @@ async fn a_deal_update_without_a_recent_move_scores_nothing() {
 
     post(&app, "acme", &sample("oncrmdealupdate_outgoing_webhook_constructed.txt")).await;
     app.drain_outbox().await;
-    assert_eq!(app.actions("acme", "done").await.len(), 1, "resolved, to nothing");
+    let skipped = app.actions("acme", "skipped").await;
+    assert_eq!(skipped.len(), 1, "resolved, to nothing: {skipped:?}");
+    assert_eq!(skipped[0]["reason"], "resolved through the CRM's API to nothing to score", "{skipped:?}");
+    assert!(app.actions("acme", "done").await.is_empty());
     assert!(crm.calls_to("POST", &format!("{REST}/crm.deal.get.json")).is_empty());
     assert_eq!(app.score("acme", "42").await, None);
 }
@@ -296,7 +299,9 @@ async fn record(app: &TestApp) -> TenantRecord {
 }
 
 async fn deliver(app: &TestApp, item: &OutboxItem) -> Result<u16, DeliveryError> {
-    Deliverer::new().unwrap().deliver(&record(app).await, item, app.clock.now(), &app.local.service).await
+    crate::support::sent(
+        Deliverer::new().unwrap().deliver(&record(app).await, item, app.clock.now(), &app.local.service).await,
+    )
 }
 
 /// The one call made to `method`, checked for the JSON POST every method is.

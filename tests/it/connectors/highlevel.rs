@@ -215,8 +215,9 @@ async fn every_action_makes_the_documented_call() {
     ];
     crm.on("POST", "/contacts/c42/tags", 201, json!({"tags": ["Caliente"]}));
     for (kind, params, method, path, body) in cases {
-        let delivered =
-            deliverer.deliver(&record, &item(kind, params, Some("opp1"), now), now, &app.local.service).await;
+        let delivered = crate::support::sent(
+            deliverer.deliver(&record, &item(kind, params, Some("opp1"), now), now, &app.local.service).await,
+        );
         let expected = if kind == "add_tag" { 201 } else { 200 };
         assert_eq!(delivered, Ok(expected), "{kind}");
         let calls = crm.calls_to(method, path);

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use scorehook::clock::Clock;
-use scorehook::crm::{Deliverer, DeliveryError};
+use scorehook::crm::{Delivered, Deliverer, DeliveryError};
 use scorehook::ids::TenantId;
 use scorehook::outbox::OutboxItem;
 use scorehook::tenant::TenantRecord;
@@ -306,7 +306,7 @@ async fn every_action_reaches_hubspot_with_the_documented_call() {
     ];
     let mut statuses = Vec::new();
     for item in &cases {
-        statuses.push(deliverer.deliver(&tenant, item, now, service).await);
+        statuses.push(crate::support::sent(deliverer.deliver(&tenant, item, now, service).await));
     }
     assert_eq!(statuses, [Ok(200), Ok(200), Ok(201), Ok(201), Ok(200), Ok(200)]);
 
@@ -379,7 +379,7 @@ async fn hubspots_rate_limit_answers_are_honoured() {
     let path = "/crm/v3/objects/contacts/101";
     let set_field = item("set_field", json!({"field": "scorehook_score", "value": 7}), "101", None, now);
     let limited = |policy: &str| json!({"status": "error", "message": "You have reached your limit.", "errorType": "RATE_LIMIT", "policyName": policy});
-    let wait_of = |result: Result<u16, DeliveryError>| match result {
+    let wait_of = |result: Result<Delivered, DeliveryError>| match result {
         Err(DeliveryError::Retryable { http_status, retry_after, .. }) => (http_status, retry_after),
         other => panic!("expected a retryable failure, got {other:?}"),
     };
@@ -402,5 +402,5 @@ async fn hubspots_rate_limit_answers_are_honoured() {
     assert_eq!(wait_of(answer), (Some(429), Some(TimeDelta::hours(10))), "until the next UTC midnight");
 
     let answer = Deliverer::new().unwrap().deliver(&tenant, &set_field, now, service).await;
-    assert_eq!(answer, Ok(200), "and once HubSpot accepts again, the call goes through");
+    assert_eq!(answer, Ok(Delivered::Sent(200)), "and once HubSpot accepts again, the call goes through");
 }

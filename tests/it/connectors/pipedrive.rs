@@ -179,7 +179,7 @@ async fn tenant_record(app: &TestApp) -> TenantRecord {
 }
 
 async fn deliver(app: &TestApp, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
-    Deliverer::new().unwrap().deliver(tenant, item, Utc::now(), &app.local.service).await
+    crate::support::sent(Deliverer::new().unwrap().deliver(tenant, item, Utc::now(), &app.local.service).await)
 }
 
 /// One call at the fake Pipedrive: method, path, JSON body (`Null` without one).

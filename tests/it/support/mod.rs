@@ -82,3 +82,13 @@ pub fn seeds_trigger() -> Value {
             {"type": "create_task", "title": "Follow up", "due_in": "1d"},
             {"type": "add_tag", "tag": "Caliente"}]})
 }
+
+/// The HTTP status of a delivery that sent something; a skip fails the test.
+pub fn sent(
+    delivered: Result<scorehook::crm::Delivered, scorehook::crm::DeliveryError>,
+) -> Result<u16, scorehook::crm::DeliveryError> {
+    delivered.map(|outcome| match outcome {
+        scorehook::crm::Delivered::Sent(status) => status,
+        scorehook::crm::Delivered::Skipped(why) => panic!("expected a delivery, it was skipped: {why}"),
+    })
+}
