@@ -112,6 +112,24 @@ id_type!(
     ActionId, "action id", 64, is_name_char, "use 1-64 characters from A-Z a-z 0-9 _ -"
 );
 
+impl EventId {
+    /// `prefix:h:<digest hex>`, for events with nothing stable but their
+    /// content. Valid by construction: the prefix keeps only its first 32
+    /// ASCII letters and digits, so the id is at most 99 printable bytes.
+    pub fn hashed(prefix: &str, digest: &[u8; 32]) -> Self {
+        let prefix: String = prefix.chars().filter(char::is_ascii_alphanumeric).take(32).collect();
+        Self(format!("{prefix}:h:{}", hex::encode(digest)))
+    }
+}
+
+impl ActionId {
+    /// `act_` and the first 28 hex digits of `digest`. Valid by construction
+    /// (32 characters from 0-9 a-f _), so nothing to parse.
+    pub fn from_digest(digest: &[u8; 32]) -> Self {
+        Self(format!("act_{}", &hex::encode(digest)[..28]))
+    }
+}
+
 /// The key prefix of a deal's scoring state: deals are scored as subjects
 /// of their own, stored beside contacts under `deal#<deal id>`. No CRM id
 /// can contain `#`, so a deal's key never meets a contact's.
@@ -178,7 +196,21 @@ pub mod subject {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn ids_built_from_digests_are_ones_parse_accepts(prefix in any::<String>(), digest in any::<[u8; 32]>()) {
+            let event = EventId::hashed(&prefix, &digest);
+            prop_assert_eq!(EventId::parse(event.as_str()), Ok(event.clone()));
+            prop_assert!(event.as_str().ends_with(&hex::encode(digest)));
+            let action = ActionId::from_digest(&digest);
+            prop_assert_eq!(ActionId::parse(action.as_str()), Ok(action.clone()));
+            prop_assert_eq!(action.as_str().len(), 32);
+        }
+    }
 
     #[test]
     fn names_accept_url_safe_characters_only() {

@@ -107,9 +107,7 @@ pub fn derived_key(prefix: &str, parts: &[&str]) -> EventId {
 
 /// `prefix:h:<sha256 hex>` of arbitrary bytes: for events with nothing stable but their content.
 pub fn hashed_key(prefix: &str, content: &[u8]) -> EventId {
-    let safe_prefix: String = prefix.chars().filter(|c| c.is_ascii_alphanumeric()).take(32).collect();
-    let id = format!("{safe_prefix}:h:{}", hex::encode(Sha256::digest(content)));
-    EventId::parse(id).unwrap_or_else(|e| unreachable!("a hex digest with an alphanumeric prefix is a valid id: {e}"))
+    EventId::hashed(prefix, &Sha256::digest(content).into())
 }
 
 /// An interaction from a connector's parts; a kind outside the catalogue

@@ -223,9 +223,7 @@ pub fn action_id(cause: &str, trigger: &TriggerId, position: usize) -> ActionId 
     for part in [cause.as_bytes(), b"\x1f", trigger.as_str().as_bytes(), b"\x1f", position.to_string().as_bytes()] {
         hash.update(part);
     }
-    let digest = hex::encode(hash.finalize());
-    // Always 32 valid characters, so the parse cannot fail.
-    ActionId::parse(format!("act_{}", &digest[..28])).unwrap_or_else(|_| unreachable!("hex is a valid action id"))
+    ActionId::from_digest(&hash.finalize().into())
 }
 
 #[cfg(test)]
