@@ -118,7 +118,7 @@ server_cpu() {
 }
 # µs of server CPU per request: cpu_per BEFORE_TICKS AFTER_TICKS REQUESTS
 cpu_per() { $py -c "print(round(($2 - $1) * 1e6 / $tick / max($3, 1)))"; }
-declare -A ingest_rows ingest_summary ingest_worst writes_per_sync cpu_floor cpu_ingest cpu_writer
+declare -A ingest_rows ingest_summary ingest_worst writes_per_sync cpu_floor cpu_ingest cpu_writer store_size
 top=${levels##* }
 # Each commit mode on its own server and data directory, the floor measured
 # on that same server just before its ingest run at each level.
@@ -176,7 +176,7 @@ for mode in group each; do
   ingest_rows[$mode]=$rows
   ingest_summary[$mode]="${summary%, } (ratio by connections)"
   ingest_worst[$mode]=$worst
-  store_size=$(du -h "$data/scorehook.redb" | cut -f1)
+  store_size[$mode]=$(du -h "$data/scorehook.redb" | cut -f1)
 done
 # The ceiling of durable commits made one at a time: one 4 KiB write plus
 # fdatasync on the same filesystem, median of 500.
@@ -376,7 +376,7 @@ ${ingest_rows[group]}
 | connections | floor | floor p50 / p99 | ingest | ingest p50 / p99 | ingest / floor | ≥ 50 % | server CPU per request: floor / ingest (writer) |
 |---|---|---|---|---|---|---|---|
 ${ingest_rows[each]}
-Store file after a mode's runs: $store_size.
+Store file after each mode's runs: ${store_size[group]} (group), ${store_size[each]} (each).
 
 With one connection and an fsync per commit a webhook took
 **$first_commit_ms ms** end to end in this run; a bare 4 KiB write plus

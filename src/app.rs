@@ -16,7 +16,7 @@ use crate::http::extract::body_read_timeout_from_env;
 use crate::http::inbound_limit::InboundLimit;
 use crate::outbox::retry::RetryPolicy;
 use crate::service::Service;
-use crate::store::embedded::EmbeddedStore;
+use crate::store::embedded::{CommitMode, EmbeddedStore};
 use crate::store::{Store, StoreError};
 use crate::sweeper;
 use crate::tenant::Secret;
@@ -50,7 +50,17 @@ pub struct Local {
 impl Local {
     /// A local scorehook over the embedded store under `data_dir`.
     pub fn open(data_dir: &Path, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
-        Self::new(Arc::new(EmbeddedStore::open(data_dir)?), clock, admin_token)
+        Self::open_with(data_dir, CommitMode::default(), clock, admin_token)
+    }
+
+    /// The same, with the embedded store committing as `commit` says.
+    pub fn open_with(
+        data_dir: &Path,
+        commit: CommitMode,
+        clock: Arc<dyn Clock>,
+        admin_token: Option<Secret>,
+    ) -> Result<Self, AppError> {
+        Self::new(Arc::new(EmbeddedStore::open_with(data_dir, commit)?), clock, admin_token)
     }
 
     /// A local scorehook over any store (DynamoDB with `--store dynamodb`).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
-use scorehook::app::{AppError, Local};
+use scorehook::app::Local;
 use scorehook::clock::SystemClock;
 use scorehook::config_client::{self, Remote};
 use scorehook::engine::points::Points;
@@ -20,7 +20,7 @@ use scorehook::offline::{self, OfflineRun};
 use scorehook::outbox::ActionStatus;
 use scorehook::service::apply::read_tenant_files;
 use scorehook::store::dynamodb::DynamoStore;
-use scorehook::store::embedded::{CommitMode, EmbeddedStore};
+use scorehook::store::embedded::CommitMode;
 use scorehook::tenant::Secret;
 use scorehook::{receiver, telemetry};
 
@@ -182,9 +182,7 @@ async fn run(command: Command) -> Result<(), String> {
                 tracing::warn!("SCOREHOOK_ADMIN_TOKEN is not set: only tenant tokens can use the admin API");
             }
             let mut local = match store {
-                StoreKind::Embedded => EmbeddedStore::open_with(&data_dir, commit.into())
-                    .map_err(AppError::from)
-                    .and_then(|store| Local::new(Arc::new(store), Arc::new(SystemClock), token)),
+                StoreKind::Embedded => Local::open_with(&data_dir, commit.into(), Arc::new(SystemClock), token),
                 StoreKind::Dynamodb => Local::new(dynamodb().await?, Arc::new(SystemClock), token),
             }
             .map_err(|e| e.to_string())?;

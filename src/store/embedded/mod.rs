@@ -28,7 +28,7 @@ use super::{
     TriggerRecord, DEAL_MARKER,
 };
 use crate::engine::interaction::Recorded;
-use crate::engine::ledger::{ContactState, LedgerEntry};
+use crate::engine::ledger::{ContactState, LedgerEntry, ScoreState};
 use crate::engine::points::Points;
 use crate::engine::profile::ProfileRecord;
 use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
@@ -319,9 +319,19 @@ impl Store for EmbeddedStore {
                 Ok((key(&[&tenant, id]), encode(item)?, due_key(item), log))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        // The index rows of the state as read (`before`): the version check
+        // below proves it is the stored one, so the writer need not decode it.
+        // A row whose score and time did not change is left as it is.
+        let before_scores = commit.before.map(|before| &before.scores);
+        let unchanged = |profile: &ProfileId, score: &ScoreState| {
+            before_scores
+                .and_then(|scores| scores.get(profile))
+                .is_some_and(|old| old.total == score.total && old.updated_at == score.updated_at)
+        };
         let score_rows = state
             .scores
             .iter()
+            .filter(|(profile, score)| !unchanged(profile, score))
             .map(|(profile, score)| {
                 Ok((
                     score_key(&tenant, profile.as_str(), score.total, &contact),
@@ -329,14 +339,11 @@ impl Store for EmbeddedStore {
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        // The index rows of the state as read (`before`): the version check
-        // below proves it is the stored one, so the writer need not decode it.
-        let stale_scores: Vec<String> = commit
-            .before
-            .iter()
-            .flat_map(|before| &before.scores)
-            .map(|(profile, score)| score_key(&tenant, profile.as_str(), score.total, &contact))
-            .filter(|row| !score_rows.iter().any(|(new, _)| new == row))
+        let stale_scores: Vec<String> = before_scores
+            .into_iter()
+            .flatten()
+            .filter(|(profile, old)| state.scores.get(*profile).is_none_or(|new| new.total != old.total))
+            .map(|(profile, old)| score_key(&tenant, profile.as_str(), old.total, &contact))
             .collect();
         let expiry_key = |at| key(&[&sortable_millis(at), &tenant, &contact]);
         let old_expiry = commit.before.and_then(ContactState::next_change).map(expiry_key);
