@@ -181,6 +181,12 @@ async fn run(command: Command) -> Result<(), String> {
             if token.is_none() {
                 tracing::warn!("SCOREHOOK_ADMIN_TOKEN is not set: only tenant tokens can use the admin API");
             }
+            // The port first: a taken one stops the server before it opens
+            // the store or writes a tenant file's configuration into it.
+            let addr: SocketAddr = format!("{host}:{port}").parse().map_err(|e| format!("bad --host/--port: {e}"))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e} (is the port taken? choose another with --port)"))?;
             let mut local = match store {
                 StoreKind::Embedded => Local::open_with(&data_dir, commit.into(), Arc::new(SystemClock), token),
                 StoreKind::Dynamodb => Local::new(dynamodb().await?, Arc::new(SystemClock), token),
@@ -190,8 +196,6 @@ async fn run(command: Command) -> Result<(), String> {
             if let Some(config) = config {
                 apply(&local, &config).await?;
             }
-            let addr: SocketAddr = format!("{host}:{port}").parse().map_err(|e| format!("bad --host/--port: {e}"))?;
-            let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             println!("scorehook listening on http://{bound}");
             match store {
@@ -281,7 +285,9 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Receiver { port, secret } => {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e} (is the port taken? choose another with --port)"))?;
             println!("receiving actions on http://{addr}/actions");
             receiver::run(listener, secret).await.map_err(|e| e.to_string())
         }

@@ -49,6 +49,9 @@ async fn no_secret_or_credential_appears_in_any_log_line() {
     assert_eq!(post(SECRET).await.unwrap().status(), StatusCode::ACCEPTED);
     let delivered = crm.called("POST", "/api/3/contactTags").await;
     assert_eq!(delivered.header("api-token"), Some(api_token), "the token went to the CRM, where it belongs");
+    // The CRM has the call, but the server logs the delivery only once the
+    // answer is back, just before it records the action done: wait for that.
+    server.await_actions("ac", "done", 1).await;
     let (_, tenant) = server.admin(Method::GET, "/v1/tenants/ac", None).await;
     assert_eq!(tenant["crm"], json!({"base_url": crm.url}));
     server.kill().await;

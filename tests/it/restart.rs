@@ -34,17 +34,7 @@ async fn a_killed_server_restarts_with_scores_ledger_and_pending_actions() {
         crm.next(Duration::from_secs(10)).await;
     }
     // The CRM has answered; the executor records each failure just after.
-    // The process is another program, so its store is polled until all three are.
-    let recorded = async {
-        loop {
-            let (_, failed) = server.admin(Method::GET, "/v1/tenants/acme/actions?status=failed", None).await;
-            if failed["actions"].as_array().is_some_and(|a| a.len() == 3) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), recorded).await.expect("three failed attempts recorded");
+    server.await_actions("acme", "failed", 3).await;
     let (_, before) = server.admin(Method::GET, "/v1/tenants/acme/contacts/jhon/scores", None).await;
     server.kill().await;
 

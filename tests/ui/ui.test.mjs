@@ -152,6 +152,10 @@ describe('score builder page', () => {
     const response = await page.goto(`${base}/ui`);
     assert.equal(response.status(), 200);
     assert.match(response.headers()['content-security-policy'], /^default-src 'none'; script-src 'self'/);
+    // The sign-in says how to sign in locally.
+    const hint = page.locator('#signin-local-hint');
+    assert.equal(await hint.isVisible(), true);
+    assert.match(await hint.innerText(), /SCOREHOOK_ADMIN_TOKEN.*dev-admin-token.*demo/s);
     await page.getByLabel('Tenant').fill(TENANT);
     await page.getByLabel('Admin token').fill('not-the-token');
     await page.getByRole('button', { name: 'Sign in' }).click();

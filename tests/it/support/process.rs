@@ -79,6 +79,25 @@ impl Server {
         response.json().await.unwrap()
     }
 
+    /// Awaits, up to 30 s, the executor's record of exactly `count` of the
+    /// tenant's actions in `status`: the process is another program, so its
+    /// store is polled. Answers those actions.
+    pub async fn await_actions(&self, tenant: &str, status: &str, count: usize) -> Vec<Value> {
+        let path = format!("/v1/tenants/{tenant}/actions?status={status}");
+        let recorded = async {
+            loop {
+                let (_, listed) = self.admin(Method::GET, &path, None).await;
+                if let Some(actions) = listed["actions"].as_array().filter(|a| a.len() == count) {
+                    return actions.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), recorded)
+            .await
+            .unwrap_or_else(|_| panic!("{count} {status} actions of {tenant} never recorded"))
+    }
+
     pub async fn kill(mut self) {
         self.child.kill().await.unwrap();
     }
