@@ -11,13 +11,30 @@ use crate::crm::Deliverer;
 use crate::outbox::{deliver_due, Step};
 use crate::service::{Service, ServiceError};
 
-/// Runs one step of each kind of due work; `More` if any has more.
+/// Runs one step of each kind of due work; `More` if any has more. Each
+/// kind runs whatever another did: one failing (the store unreachable for
+/// it) is logged and holds the others back not at all. The step is an
+/// error only when every kind failed.
 pub async fn sweep_due(service: &Service, deliverer: &Deliverer, limit: usize) -> Result<Step, ServiceError> {
-    let expiries = service.sweep_expiries(limit).await?;
-    let deliveries = deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), service, limit).await?;
-    let recomputes = service.advance_recomputes().await?;
-    let more = [expiries, deliveries, recomputes].contains(&Step::More);
-    Ok(if more { Step::More } else { Step::Drained })
+    let expiries = service.sweep_expiries(limit).await;
+    let deliveries = deliver_due(service.store.as_ref(), deliverer, service.clock.as_ref(), service, limit)
+        .await
+        .map_err(ServiceError::from);
+    let recomputes = service.advance_recomputes().await;
+    let (mut more, mut failures) = (false, Vec::new());
+    for (work, result) in [("expiries", expiries), ("deliveries", deliveries), ("recomputes", recomputes)] {
+        match result {
+            Ok(step) => more |= step == Step::More,
+            Err(e) => {
+                tracing::error!(work, error = %e, "sweep step failed for this kind of work; the others went on");
+                failures.push(e);
+            }
+        }
+    }
+    match failures.pop() {
+        Some(e) if failures.len() == 2 => Err(e),
+        _ => Ok(if more { Step::More } else { Step::Drained }),
+    }
 }
 
 /// The local loop: a step whenever a commit rings the bell, and at least every `every`.

@@ -47,6 +47,11 @@ pub struct LedgerEntry {
     /// points that never change (no expiry, no decay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<u32>,
+    /// Set when booking all the points asked for (this value) would have
+    /// taken the score past its bound (±`Points::MAX`): `points` is the
+    /// part that was booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturated: Option<Points>,
 }
 
 impl LedgerEntry {
@@ -192,6 +197,19 @@ impl ScoreState {
             }
         }
         true
+    }
+
+    /// Cuts `entry`'s points to the room the score (settled at `now`) has
+    /// left within ±`Points::MAX`, and records what was asked in
+    /// `saturated`: the ledger then still explains the score exactly.
+    pub fn fit(&self, entry: &mut LedgerEntry, now: DateTime<Utc>) {
+        let value = entry.value_at(now);
+        let room = if value > Points::ZERO { Points::MAX - self.total } else { Points::MIN - self.total };
+        let over = if value > Points::ZERO { value > room } else { value < room };
+        if over {
+            entry.saturated = Some(entry.points);
+            entry.points = room;
+        }
     }
 
     /// Books an entry (made at its `at`), counting its value as of `now`.

@@ -124,6 +124,19 @@ pub fn adjust(
     Outcome { state, ledger, actions }
 }
 
+/// Whether `change` keeps the score, and the ledger entry that explains
+/// it, within ±`Points::MAX`: the admin API refuses one that does not,
+/// where scoring saturates (`ScoreState::fit`).
+pub fn fits(before: &ContactState, profile: &ProfileId, change: &Adjustment, now: DateTime<Utc>) -> bool {
+    let current = before.scores.get(profile).map_or(Points::ZERO, |s| s.live_total(now));
+    match change.op {
+        AdjustOp::Add => current.checked_add(change.points).is_some(),
+        AdjustOp::Subtract => current.checked_sub(change.points).is_some(),
+        AdjustOp::Set => change.points.checked_sub(current).is_some(),
+        AdjustOp::Reset => true,
+    }
+}
+
 /// Books one adjustment of `profile`'s score; `source` names who made it
 /// (`manual`, or `trigger.<id>`) in the entry's rule.
 fn apply_adjustment(
@@ -146,7 +159,7 @@ fn apply_adjustment(
         AdjustOp::Reset => None,
         _ => change.expires_at,
     };
-    let entry = LedgerEntry {
+    let mut entry = LedgerEntry {
         seq: state.next_seq,
         profile: profile.clone(),
         version,
@@ -157,6 +170,7 @@ fn apply_adjustment(
         expires_at,
         decay: None,
         merged: None,
+        saturated: None,
     };
     if change.op == AdjustOp::Reset {
         state.scores.remove(profile);
@@ -164,6 +178,7 @@ fn apply_adjustment(
     } else {
         let score = state.scores.entry(profile.clone()).or_default();
         score.settle(now);
+        score.fit(&mut entry, now);
         score.book(&entry, now);
     }
     state.next_seq += 1;
@@ -261,7 +276,7 @@ fn score_rules(
         if !rule_allows(rule, score, at) {
             continue;
         }
-        let entry = LedgerEntry {
+        let mut entry = LedgerEntry {
             seq: *next_seq,
             profile: profile.id.clone(),
             version: profile.version,
@@ -272,7 +287,9 @@ fn score_rules(
             expires_at: rule.expires_in.map(|span| at + span.as_delta()),
             decay: rule.decay,
             merged: None,
+            saturated: None,
         };
+        score.fit(&mut entry, now);
         score.book(&entry, now);
         record_hit(rule, score, at);
         ledger.push(entry);

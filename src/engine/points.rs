@@ -1,9 +1,14 @@
-//! Score points as fixed-point decimals with two places.
+//! Score points as fixed-point decimals with two places, within one bound.
 //!
 //! Points are counted in hundredths in an `i64`, so sums never drift the way
 //! floats do, and a later fractional feature (decay) needs no migration. On
 //! the wire a whole number stays a JSON integer (`7`), anything else is a
 //! decimal with at most two places (`7.25`).
+//!
+//! Every value, whether read from outside, booked by a rule or summed over
+//! any number of entries, lies within ±`Points::MAX` (a trillion points):
+//! arithmetic saturates at the bound instead of at `i64`'s, so a value the
+//! engine computes is always one the store can read back.
 
 use std::fmt;
 use std::ops::{Add, AddAssign, Neg, Sub};
@@ -12,9 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Hundredths per point.
 const SCALE: i64 = 100;
-/// The largest magnitude accepted from outside (a trillion points); sums of
-/// millions of such entries still fit in an `i64` of hundredths.
-const MAX_INPUT_CENTS: i64 = 1_000_000_000_000 * SCALE;
+/// The bound, in hundredths: a trillion points.
+const MAX_CENTS: i64 = 1_000_000_000_000 * SCALE;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Points(i64);
@@ -25,13 +29,29 @@ pub struct InvalidPoints;
 
 impl Points {
     pub const ZERO: Points = Points(0);
+    /// The largest score or points value: 1e12. Sums stop here.
+    pub const MAX: Points = Points(MAX_CENTS);
+    /// The smallest: -1e12.
+    pub const MIN: Points = Points(-MAX_CENTS);
 
+    /// Hundredths, brought within the bound.
     pub fn from_cents(cents: i64) -> Self {
-        Self(cents)
+        Self(cents.clamp(-MAX_CENTS, MAX_CENTS))
     }
 
     pub fn whole(points: i64) -> Self {
-        Self(points.saturating_mul(SCALE))
+        Self::from_cents(points.saturating_mul(SCALE))
+    }
+
+    /// The exact sum, or `None` if it would leave the bound.
+    pub fn checked_add(self, other: Points) -> Option<Points> {
+        let sum = self.0.checked_add(other.0)?;
+        (-MAX_CENTS..=MAX_CENTS).contains(&sum).then_some(Points(sum))
+    }
+
+    /// The exact difference, or `None` if it would leave the bound.
+    pub fn checked_sub(self, other: Points) -> Option<Points> {
+        self.checked_add(-other)
     }
 
     pub fn cents(self) -> i64 {
@@ -45,7 +65,7 @@ impl Points {
             Some(whole) => whole.checked_mul(SCALE).ok_or(InvalidPoints)?,
             None => parse_decimal(&number.to_string()).ok_or(InvalidPoints)?,
         };
-        if cents.abs() > MAX_INPUT_CENTS {
+        if cents.abs() > MAX_CENTS {
             return Err(InvalidPoints);
         }
         Ok(Self(cents))
@@ -83,8 +103,9 @@ fn parse_decimal(text: &str) -> Option<i64> {
 
 impl Add for Points {
     type Output = Points;
+    /// Saturates at the bound.
     fn add(self, other: Points) -> Points {
-        Points(self.0.saturating_add(other.0))
+        Points::from_cents(self.0.saturating_add(other.0))
     }
 }
 
@@ -96,15 +117,17 @@ impl AddAssign for Points {
 
 impl Sub for Points {
     type Output = Points;
+    /// Saturates at the bound.
     fn sub(self, other: Points) -> Points {
-        Points(self.0.saturating_sub(other.0))
+        Points::from_cents(self.0.saturating_sub(other.0))
     }
 }
 
 impl Neg for Points {
     type Output = Points;
+    /// Exact: the bound is symmetric.
     fn neg(self) -> Points {
-        Points(self.0.saturating_neg())
+        Points(-self.0)
     }
 }
 
@@ -174,9 +197,33 @@ mod tests {
         assert_eq!(Points::from_cents(5).to_string(), "0.05");
     }
 
+    #[test]
+    fn the_bound_itself_reads_back_and_one_hundredth_more_does_not() {
+        assert_eq!(parse("1000000000000").unwrap(), Points::MAX);
+        assert_eq!(parse("-1000000000000").unwrap(), Points::MIN);
+        assert!(parse("1000000000000.01").is_err());
+        assert!(parse("-1000000000000.01").is_err());
+    }
+
     proptest! {
+        /// Whatever arithmetic made a value, it is one the parser reads back.
         #[test]
-        fn json_round_trips(cents in -MAX_INPUT_CENTS..MAX_INPUT_CENTS) {
+        fn sums_and_differences_stay_within_the_bound_and_read_back(
+            a in any::<i64>(), b in any::<i64>(), c in any::<i64>(),
+        ) {
+            let (a, b, c) = (Points::from_cents(a), Points::from_cents(b), Points::from_cents(c));
+            for value in [a + b, a - b, a + b + c, -(a - c), [a, b, c].into_iter().sum()] {
+                prop_assert!(Points::MIN <= value && value <= Points::MAX);
+                prop_assert_eq!(parse(&serde_json::to_string(&value).unwrap()).unwrap(), value);
+            }
+            match a.cents().checked_add(b.cents()) {
+                Some(exact) if exact.abs() <= MAX_CENTS => prop_assert_eq!(a.checked_add(b), Some(Points(exact))),
+                _ => prop_assert_eq!(a.checked_add(b), None),
+            }
+        }
+
+        #[test]
+        fn json_round_trips(cents in -MAX_CENTS..=MAX_CENTS) {
             let points = Points::from_cents(cents);
             let text = serde_json::to_string(&points).unwrap();
             prop_assert_eq!(parse(&text).unwrap(), points);

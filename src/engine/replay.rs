@@ -91,8 +91,10 @@ pub fn recompute(
     let mut score = replayed.score.unwrap_or_default();
     let mut entries = compact(replayed.entries, now);
     for entry in manual.iter().filter(|e| e.is_manual() && !e.is_reset()) {
-        score.book(entry, now);
-        entries.push(entry.clone());
+        let mut entry = entry.clone();
+        score.fit(&mut entry, now);
+        score.book(&entry, now);
+        entries.push(entry);
     }
     let old = before.scores.get(&profile.id);
     let rebuilt = (!entries.is_empty()).then_some(score);
@@ -124,6 +126,7 @@ pub fn recompute(
         expires_at: None,
         decay: None,
         merged: None,
+        saturated: None,
     };
     let mut ledger = Vec::with_capacity(entries.len() + 1);
     for entry in std::iter::once(marker).chain(entries) {
@@ -165,6 +168,10 @@ fn compact(entries: Vec<LedgerEntry>, now: DateTime<Utc>) -> Vec<LedgerEntry> {
                 event_id: None,
                 at: last.at,
                 merged: u32::try_from(group.len()).ok(),
+                saturated: group
+                    .iter()
+                    .any(|e| e.saturated.is_some())
+                    .then(|| group.iter().map(|e| e.saturated.unwrap_or(e.points)).sum()),
                 ..last.clone()
             }),
             [] => {}

@@ -832,3 +832,125 @@ fn a_stage_move_backwards_without_permission_is_skipped_with_the_reason() {
     let (_, _, no_deal) = run(&catalog, &[event("o1", "email.opened", json!({}), t0())]);
     assert!(no_deal.iter().all(|a| a.skipped.as_deref().is_some_and(|r| r.starts_with("no deal"))));
 }
+
+/// Rules, adjustments and an `adjust_score` trigger all worth up to the
+/// bound, so sums run into it from both sides.
+fn bound_catalog() -> Catalog {
+    catalog(
+        json!({"name": "E", "rules": [
+            {"id": "huge", "when": {"type": "email.opened"}, "points": 1_000_000_000_000i64},
+            {"id": "fading", "when": {"type": "email.clicked"}, "points": 999_999_999_999.99, "decay": {"percent": 10, "every": "7m"}},
+            {"id": "brief", "when": {"type": "page.visited"}, "points": -1_000_000_000_000i64, "expires_in": "1h"},
+            {"id": "unsub", "when": {"type": "list.unsubscribed"}, "points": -1_000_000_000_000i64}]}),
+        &[(
+            "boost",
+            json!({"name": "B", "when": {"event": {"type": "email.opened"}}, "runs": "every_time",
+                   "actions": [{"type": "adjust_score", "profile": "engagement", "op": "add", "points": 1_000_000_000_000i64}]}),
+        )],
+    )
+}
+
+/// Every state and ledger entry reads back as written.
+fn reads_back(state: &ContactState, entries: &[LedgerEntry]) -> Result<(), TestCaseError> {
+    let text = serde_json::to_string(state).unwrap();
+    let read: ContactState = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+    prop_assert_eq!(&read, state);
+    for entry in entries {
+        let text = serde_json::to_string(entry).unwrap();
+        let read: LedgerEntry = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        prop_assert_eq!(&read, entry);
+    }
+    Ok(())
+}
+
+proptest! {
+    /// However points pile up (rules, manual changes, triggered
+    /// adjustments, decay, expiry), every score stays within ±1e12 and every
+    /// state and ledger entry written reads back: no stored contact can
+    /// become one that cannot be read. While nothing has expired, the
+    /// ledger explains the score exactly (saturated entries say so).
+    #[test]
+    fn every_stored_state_reads_back_whatever_the_sums(steps in proptest::collection::vec(bound_step(), 1..30)) {
+        let catalog = bound_catalog();
+        let mut state = new_state();
+        let mut entries: Vec<LedgerEntry> = Vec::new();
+        let mut now = t0();
+        for (i, s) in steps.iter().enumerate() {
+            let outcome = match s {
+                Step::Event { kind, minutes } => {
+                    now = now.max(t0() + TimeDelta::minutes(*minutes));
+                    evaluate(&catalog, &state, &event(&format!("e{i}"), KINDS[*kind], json!({}), now), now)
+                }
+                Step::Adjust { op, points, expires_minutes, minutes } => {
+                    now = now.max(t0() + TimeDelta::minutes(*minutes));
+                    let change = Adjustment { op: *op, points: Points::from_cents(*points), expires_at: expires_minutes.map(|m| now + TimeDelta::minutes(m)) };
+                    adjust(&catalog, &state, &engagement(), change, &EventId::parse(format!("a{i}")).unwrap(), now)
+                }
+                Step::Sweep { minutes } => {
+                    now = now.max(t0() + TimeDelta::minutes(*minutes));
+                    settle(&catalog, &state, "sweep", now)
+                }
+            };
+            state = outcome.state;
+            reads_back(&state, &outcome.ledger)?;
+            entries.extend(outcome.ledger);
+            if let Some(score) = score(&state, now) {
+                prop_assert!(Points::MIN <= score && score <= Points::MAX);
+            }
+        }
+        let nothing_changed_by_itself = entries.iter().all(|e| e.expires_at.is_none() && e.decay.is_none());
+        if nothing_changed_by_itself {
+            prop_assert_eq!(score(&state, now), score_from_ledger(&entries, now));
+        }
+    }
+}
+
+fn bound_step() -> impl Strategy<Value = Step> {
+    let cents = prop_oneof![Just(100_000_000_000_000i64), 0..100_000_000_000_000i64, Just(1i64)];
+    prop_oneof![
+        3 => (0..4usize, 0..600i64).prop_map(|(kind, minutes)| Step::Event { kind, minutes }),
+        2 => (prop_oneof![Just(AdjustOp::Add), Just(AdjustOp::Subtract), Just(AdjustOp::Set), Just(AdjustOp::Reset)],
+              cents, proptest::option::of(1..300i64), 0..600i64)
+            .prop_map(|(op, points, expires_minutes, minutes)| Step::Adjust { op, points, expires_minutes, minutes }),
+        1 => (0..600i64).prop_map(|minutes| Step::Sweep { minutes }),
+    ]
+}
+
+#[test]
+fn a_rule_that_would_pass_the_bound_books_what_fits_and_says_so() {
+    let catalog = bound_catalog();
+    let at_max = adjust(
+        &catalog,
+        &new_state(),
+        &engagement(),
+        Adjustment { op: AdjustOp::Set, points: Points::MAX, expires_at: None },
+        &EventId::parse("a0").unwrap(),
+        t0(),
+    );
+    let outcome = evaluate(&catalog, &at_max.state, &event("e1", "email.opened", json!({}), t0()), t0());
+    assert_eq!(score(&outcome.state, t0()), Some(Points::MAX));
+    let huge = outcome.ledger.iter().find(|e| e.rule == "huge").unwrap();
+    assert_eq!(
+        (huge.points, huge.saturated),
+        (Points::ZERO, Some(Points::MAX)),
+        "no room: nothing booked, all of it asked"
+    );
+    let boost = outcome.ledger.iter().find(|e| e.rule.starts_with("trigger.boost")).unwrap();
+    assert_eq!(
+        (boost.points, boost.saturated),
+        (Points::ZERO, Some(Points::MAX)),
+        "a triggered adjustment saturates too"
+    );
+    assert!(fits(
+        &at_max.state,
+        &engagement(),
+        &Adjustment { op: AdjustOp::Subtract, points: Points::MAX, expires_at: None },
+        t0()
+    ));
+    assert!(!fits(
+        &at_max.state,
+        &engagement(),
+        &Adjustment { op: AdjustOp::Add, points: Points::from_cents(1), expires_at: None },
+        t0()
+    ));
+}

@@ -11,6 +11,7 @@ pub mod health;
 pub mod inbound_limit;
 pub mod openapi;
 pub mod profiles;
+pub mod repair;
 pub mod scores;
 pub mod tenants;
 pub mod triggers;

@@ -43,6 +43,9 @@ pub(super) struct JobOut {
     status: JobStatus,
     contacts_done: u64,
     contacts_changed: u64,
+    /// Of `contacts_done`, those whose stored record could not be read or
+    /// committed: quarantined and passed over (see `GET /v1/quarantine`).
+    contacts_skipped: u64,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
 }
@@ -54,6 +57,7 @@ impl From<&RecomputeJob> for JobOut {
             status: job.status,
             contacts_done: job.contacts_done,
             contacts_changed: job.contacts_changed,
+            contacts_skipped: job.contacts_skipped,
             started_at: job.started_at,
             finished_at: job.finished_at,
         }

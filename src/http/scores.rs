@@ -41,7 +41,7 @@ pub fn router() -> OpenApiRouter<Service> {
 }
 
 /// The stored key of a contact or deal named in a path.
-fn subject(kind: SubjectKind, raw: String) -> Result<ContactId, ApiError> {
+pub(super) fn subject(kind: SubjectKind, raw: String) -> Result<ContactId, ApiError> {
     match kind {
         SubjectKind::Contact => path_id::<ContactId>(raw),
         SubjectKind::Deal => path_id::<DealId>(raw).map(|deal| ContactId::for_deal(&deal)),
@@ -119,14 +119,16 @@ async fn leaderboard(kind: SubjectKind, service: &Service, uri: &Uri, scope: Sco
                 .ok_or_else(|| ApiError::malformed("the cursor is not one this listing issued (forged, altered, or for another tenant, profile or order)"))
         })
         .transpose()?;
-    let query = LeaderboardQuery {
-        profile: profile.clone(),
-        order,
-        min: points_param("min", params.min)?,
-        max: points_param("max", params.max)?,
-        limit,
-        after,
-    };
+    let (min, max) = (points_param("min", params.min)?, points_param("max", params.max)?);
+    if let (Some(low), Some(high)) = (min, max) {
+        if low > high {
+            return Err(ApiError::invalid(
+                Some("min".into()),
+                format!("min ({low}) is above max ({high}): no score is in that range"),
+            ));
+        }
+    }
+    let query = LeaderboardQuery { profile: profile.clone(), order, min, max, limit, after };
     let page = service.leaderboard(&tenant, kind, &query).await?;
     let rows = page.rows.iter().map(|row| (named(&row.contact_id), row.score, row.updated_at)).collect();
     let next_cursor = page.next.map(|after| cursor::encode(key, &tenant, &profile, order, &after));
@@ -214,6 +216,10 @@ struct LedgerOut {
     decay: Option<Decay>,
     /// How many interactions a recompute merged into this entry.
     merged: Option<u32>,
+    /// Set when booking all the points asked for (this value) would have
+    /// taken the score past ±1e12: `points` is the part booked.
+    #[schema(value_type = Option<f64>)]
+    saturated: Option<Points>,
     profile_version: u32,
 }
 
@@ -240,6 +246,7 @@ impl From<ScoreView> for ScoreOut {
                 expires_at: e.expires_at,
                 decay: e.decay,
                 merged: e.merged,
+                saturated: e.saturated,
                 profile_version: e.version,
             })
             .collect();

@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::crm::{Delivered, Deliverer, DeliveryError, Intake};
 use crate::engine::action::FiredAction;
 use crate::ids::TenantId;
-use crate::store::{Store, StoreError};
+use crate::store::{QuarantineKind, Quarantined, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -108,6 +108,8 @@ pub enum Step {
 }
 
 /// Delivers up to `limit` due actions once each and records every attempt.
+/// One action's failure to be recorded stops no other: a record at fault is
+/// set aside (`Store::quarantine`); only an unreachable store ends the step.
 pub async fn deliver_due(
     store: &dyn Store,
     deliverer: &Deliverer,
@@ -120,7 +122,22 @@ pub async fn deliver_due(
     for item in due {
         let span = tracing::info_span!("deliver", tenant = %item.tenant, action_id = %item.action.id,
             contact_id = %item.action.contact_id, kind = %item.action.kind);
-        deliver_one(store, deliverer, clock, intake, item).instrument(span).await?;
+        let (tenant, id) = (item.tenant.clone(), item.action.id.clone());
+        match deliver_one(store, deliverer, clock, intake, item).instrument(span).await {
+            Ok(()) => {}
+            Err(error @ (StoreError::Corrupt(_) | StoreError::TooLarge(_))) => {
+                tracing::error!(tenant = %tenant, action_id = %id, error = %error,
+                    "a delivery record cannot be saved; quarantined");
+                let entry =
+                    Quarantined::new(&tenant, QuarantineKind::Action, id.as_str(), &error, "executor", clock.now());
+                store.quarantine(&entry).await?;
+            }
+            // Changed by another executor each time it was saved: that one has it.
+            Err(StoreError::Conflict) => {
+                tracing::warn!(tenant = %tenant, action_id = %id, "delivery record kept changing")
+            }
+            Err(error) => return Err(error),
+        }
     }
     Ok(step)
 }
@@ -154,10 +171,15 @@ async fn deliver_one(
     intake: &dyn Intake,
     mut item: OutboxItem,
 ) -> Result<(), StoreError> {
-    let tenant = store.tenant(&item.tenant).await?;
+    let tenant = match store.tenant(&item.tenant).await {
+        Err(StoreError::Corrupt(e)) => Err(format!("the tenant's record cannot be read: {e}")),
+        other => Ok(other?),
+    };
     let result = match &tenant {
-        Some(tenant) => deliverer.deliver(tenant, &item, clock.now(), intake).await,
-        None => Err(DeliveryError::Permanent { http_status: None, message: "the tenant no longer exists".into() }),
+        Ok(Some(tenant)) => deliverer.deliver(tenant, &item, clock.now(), intake).await,
+        Ok(None) => Err(DeliveryError::Permanent { http_status: None, message: "the tenant no longer exists".into() }),
+        // Dead, and replayable once the tenant is saved again.
+        Err(message) => Err(DeliveryError::Permanent { http_status: None, message: message.clone() }),
     };
     let now = clock.now();
     let number = item.attempts.len() as u32 + 1;

@@ -17,7 +17,7 @@ use crate::engine::ledger::ContactState;
 use crate::engine::{self, Outcome};
 use crate::ids::{ContactId, TenantId};
 use crate::outbox::OutboxItem;
-use crate::store::{Commit, StoreError};
+use crate::store::{Commit, QuarantineKind, StoreError};
 
 /// How many times one interaction is re-evaluated after losing a race.
 pub(crate) const MAX_CONFLICT_RETRIES: u32 = 10;
@@ -166,7 +166,8 @@ impl Service {
         tenant: &TenantId,
         contact: &ContactId,
     ) -> Result<ContactState, ServiceError> {
-        Ok(self.store.contact(tenant, contact).await?.unwrap_or_else(|| ContactState::new(contact.clone())))
+        let state = self.read_contact(tenant, contact, "scoring").await?;
+        Ok(state.unwrap_or_else(|| ContactState::new(contact.clone())))
     }
 
     /// Commits an outcome computed from `state`; `None` when another writer
@@ -200,7 +201,14 @@ impl Service {
             }
             Err(StoreError::Duplicate) => Ok(Some(Committed::Duplicate)),
             Err(StoreError::Conflict) => Ok(None),
-            Err(other) => Err(other.into()),
+            Err(other) => {
+                let error = ServiceError::from(other);
+                if error.is_record_fault() {
+                    let contact = state.contact_id.as_str();
+                    self.set_aside(tenant, QuarantineKind::Contact, contact, &error, "commit").await;
+                }
+                Err(error)
+            }
         }
     }
 }

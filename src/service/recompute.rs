@@ -57,6 +57,7 @@ impl Service {
             after: None,
             contacts_done: 0,
             contacts_changed: 0,
+            contacts_skipped: 0,
             started_at: self.clock.now(),
             finished_at: None,
             revision: 0,
@@ -88,13 +89,26 @@ impl Service {
     }
 
     /// Advances each running job by one batch; `More` while any still runs.
+    /// A job that fails this step is tried again on the next; the others go on.
     pub async fn advance_recomputes(&self) -> Result<Step, ServiceError> {
         let jobs = self.store.running_jobs(JOBS_PER_STEP).await?;
         let mut more = jobs.len() == JOBS_PER_STEP;
+        let mut failed = None;
         for job in jobs {
-            more |= self.advance(job).await? == JobStatus::Running;
+            let (tenant, key) = (job.tenant.clone(), job.key());
+            match self.advance(job).await {
+                Ok(status) => more |= status == JobStatus::Running,
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, job = %key, error = %e, "job step failed; retried on the next step");
+                    failed = Some(e);
+                }
+            }
         }
-        Ok(if more { Step::More } else { Step::Drained })
+        match failed {
+            // Every job failed this step: say so, so the caller backs off.
+            Some(e) if !more => Err(e),
+            _ => Ok(if more { Step::More } else { Step::Drained }),
+        }
     }
 
     async fn advance(&self, mut job: RecomputeJob) -> Result<JobStatus, ServiceError> {
@@ -107,7 +121,14 @@ impl Service {
             // Archived, deleted or superseded: a newer publish starts its own job.
             return self.finish(job, JobStatus::Cancelled).await;
         };
-        let profile = live.spec.compile(&job.profile, live.version)?;
+        let profile = match live.spec.compile(&job.profile, live.version) {
+            Ok(profile) => profile,
+            Err(e) => {
+                // It cannot score, so there is nothing to apply: the job ends instead of blocking a slot.
+                tracing::error!(tenant = %job.tenant, profile = %job.profile, error = %e, "the published profile does not compile; recompute cancelled");
+                return self.finish(job, JobStatus::Cancelled).await;
+            }
+        };
         let Some(view) = self.tenant_view(&job.tenant).await? else {
             return self.finish(job, JobStatus::Cancelled).await;
         };
@@ -128,8 +149,12 @@ impl Service {
         }
         while let Some(done) = batch.join_next().await {
             let failed = |e: tokio::task::JoinError| StoreError::Unavailable(format!("a recompute task failed: {e}"));
-            if done.map_err(failed)?? {
-                job.contacts_changed += 1;
+            match done.map_err(failed)? {
+                Ok(true) => job.contacts_changed += 1,
+                Ok(false) => {}
+                // Set aside where it was read or committed; the job goes past it.
+                Err(e) if e.is_record_fault() => job.contacts_skipped += 1,
+                Err(e) => return Err(e),
             }
             job.contacts_done += 1;
         }
@@ -166,7 +191,7 @@ impl Service {
         let _queued = self.contact_lock(tenant, contact).lock().await;
         let cause = format!("recompute:{}:{}:{contact}", profile.id, profile.version);
         for attempt in 0..=MAX_CONFLICT_RETRIES {
-            let Some(state) = self.store.contact(tenant, contact).await? else { return Ok(false) };
+            let Some(state) = self.read_contact(tenant, contact, "recompute").await? else { return Ok(false) };
             let history = self.store.history(tenant, contact).await?;
             let ledger = self.store.ledger(tenant, contact, LEDGER_VIEW_LIMIT).await?;
             let mine: Vec<_> = ledger.into_iter().filter(|e| e.profile == profile.id).collect();

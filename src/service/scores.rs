@@ -2,6 +2,7 @@
 //! manual adjustments, and the leaderboard.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -43,7 +44,7 @@ impl Service {
         tenant: &TenantId,
         contact: &ContactId,
     ) -> Result<BTreeMap<ProfileId, ScoreView>, ServiceError> {
-        let Some(state) = self.store.contact(tenant, contact).await? else {
+        let Some(state) = self.read_contact(tenant, contact, "read").await? else {
             return Err(not_found(contact));
         };
         // Only published profiles are shown: an archived one's scores leave listings (history stays).
@@ -83,7 +84,7 @@ impl Service {
             return Err(ServiceError::Conflict(format!("profile {profile} is not published; publish it first")));
         }
         same_kind(&stored, SubjectKind::of(contact))?;
-        if contact.deal().is_some() && self.store.contact(tenant, contact).await?.is_none() {
+        if contact.deal().is_some() && self.read_contact(tenant, contact, "adjust").await?.is_none() {
             // A deal's actions need a contact: the one of its latest interaction.
             return Err(not_found(contact));
         }
@@ -97,20 +98,29 @@ impl Service {
         };
         let catalog = view.catalog_for(contact);
         let cause = EventId::parse(random_token("adj")?).map_err(|e| ServiceError::invalid("cause", e.to_string()))?;
+        // Set when the change would take the score past the bound: nothing is committed.
+        let out_of_bound = AtomicBool::new(false);
         let committed = self
-            .commit_contact(tenant, contact, None, |state, now| {
+            .commit_when(tenant, contact, |state, now| {
                 let change =
                     Adjustment { op: input.op, points, expires_at: input.expires_in.map(|s| now + s.as_delta()) };
-                engine::adjust(catalog, state, profile, change, &cause, now)
+                let fits = engine::fits(state, profile, &change, now);
+                out_of_bound.store(!fits, Ordering::Relaxed);
+                fits.then(|| engine::adjust(catalog, state, profile, change, &cause, now))
             })
             .await?;
         let now = self.clock.now();
         match committed {
-            Committed::Done(outcome) => {
+            None if out_of_bound.load(Ordering::Relaxed) => Err(ServiceError::invalid(
+                "points",
+                format!("the score would leave its bound: scores stay between {} and {}", Points::MIN, Points::MAX),
+            )),
+            None => Err(ServiceError::Busy),
+            Some(Committed::Done(outcome)) => {
                 tracing::info!(tenant = %tenant, contact_id = %contact, profile = %profile, op = ?input.op, "score adjusted");
                 Ok(outcome.state.scores.get(profile).map(|s| s.live_total(now)))
             }
-            Committed::Duplicate => Err(ServiceError::Conflict("the adjustment was already applied".into())),
+            Some(Committed::Duplicate) => Err(ServiceError::Conflict("the adjustment was already applied".into())),
         }
     }
 

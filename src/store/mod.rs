@@ -1,7 +1,7 @@
 //! The storage port: everything scorehook keeps, in domain terms.
 //!
 //! Two adapters implement it and pass one contract suite: `embedded` (redb,
-//! the local default) and DynamoDB (production, next). The trait is shaped
+//! the local default) and DynamoDB (production). The trait is shaped
 //! for DynamoDB's strengths: one conditional, atomic `commit` per
 //! interaction that checks the dedupe marker and the contact's version,
 //! writes the state, ledger entries and outbox items together, and fails as
@@ -125,6 +125,10 @@ pub struct RecomputeJob {
     pub after: Option<ContactId>,
     pub contacts_done: u64,
     pub contacts_changed: u64,
+    /// Of `contacts_done`, those whose record could not be read or
+    /// committed: quarantined and passed over (`GET /v1/quarantine`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub contacts_skipped: u64,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Save counter: `save_job` writes `revision + 1` only over `revision`.
@@ -148,6 +152,10 @@ impl RecomputeJob {
     }
 }
 
+fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
 /// The key of the job applying a trigger to existing subjects.
 pub fn trigger_job_key(trigger: &TriggerId) -> String {
     format!("trigger.{trigger}")
@@ -160,6 +168,76 @@ pub enum JobStatus {
     Done,
     /// The profile was archived or a newer version published before it finished.
     Cancelled,
+}
+
+/// What kind of record a quarantine entry sets aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantineKind {
+    /// A contact's (or deal's) state; `key` is its id (a deal's subject key).
+    Contact,
+    /// A fired action's delivery record; `key` is the action id.
+    Action,
+}
+
+impl QuarantineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contact => "contact",
+            Self::Action => "action",
+        }
+    }
+}
+
+/// A stored record the background work could not read or commit, set
+/// aside so that it stops nothing else (the sweeper, the executor, another
+/// tenant's work) and listed for the operator until a repair releases it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quarantined {
+    pub tenant: TenantId,
+    pub kind: QuarantineKind,
+    pub key: String,
+    /// What went wrong the last time (a store error; never a secret).
+    pub error: String,
+    /// Where it was found: `sweeper`, `recompute`, `webhook`, …
+    pub found_by: String,
+    #[serde(with = "crate::timestamp")]
+    pub first_at: DateTime<Utc>,
+    #[serde(with = "crate::timestamp")]
+    pub last_at: DateTime<Utc>,
+    /// How many times it was found unreadable.
+    pub count: u64,
+}
+
+impl Quarantined {
+    /// A first finding at `at`.
+    pub fn new(
+        tenant: &TenantId,
+        kind: QuarantineKind,
+        key: &str,
+        error: &StoreError,
+        found_by: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            tenant: tenant.clone(),
+            kind,
+            key: key.to_owned(),
+            error: error.to_string(),
+            found_by: found_by.to_owned(),
+            first_at: at,
+            last_at: at,
+            count: 1,
+        }
+    }
+
+    /// This finding added to an earlier one of the same record.
+    pub fn again(self, earlier: Option<Quarantined>) -> Self {
+        match earlier {
+            Some(earlier) => Self { first_at: earlier.first_at, count: earlier.count.saturating_add(1), ..self },
+            None => self,
+        }
+    }
 }
 
 /// Everything scoring needs to know about a tenant's configuration.
@@ -259,6 +337,28 @@ pub trait Store: Send + Sync {
         status: Option<ActionStatus>,
         limit: usize,
     ) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// Sets a record aside: saves its quarantine entry (`Quarantined::again`
+    /// over an earlier one) and takes the record out of the due-work index
+    /// up to `entry.last_at` (a contact's expiry row, an action's delivery
+    /// row), so the sweeper stops picking it. The record itself is left as
+    /// it is, for a repair.
+    async fn quarantine(&self, entry: &Quarantined) -> Result<(), StoreError>;
+    /// Every record set aside, of every tenant, up to `limit`.
+    async fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>, StoreError>;
+    /// Forgets a quarantine entry (a repair released the record).
+    async fn release(&self, tenant: &TenantId, kind: QuarantineKind, key: &str) -> Result<(), StoreError>;
+    /// The contact's stored state as plain JSON, whether or not it still
+    /// reads as a `ContactState`: what a repair salvages from.
+    async fn contact_document(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Drops every index row of the contact (its leaderboard rows and its
+    /// expiry row, whatever scores they were written under), so that a
+    /// state committed next with no `before` indexes it afresh.
+    async fn drop_contact_indexes(&self, tenant: &TenantId, contact: &ContactId) -> Result<(), StoreError>;
 
     /// Adds `count` to the tenant's tally of webhook events of a kind
     /// scorehook does not map (`<provider>:<kind>`).

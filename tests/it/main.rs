@@ -13,6 +13,7 @@ mod isolation;
 mod lambda_events;
 mod logs;
 mod openapi;
+mod poisoned;
 mod recompute;
 mod restart;
 mod scoring_over_time;

@@ -13,7 +13,7 @@ use scorehook::engine::ledger::{ContactState, LedgerEntry, ScoreState};
 use scorehook::engine::points::Points;
 use scorehook::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use scorehook::outbox::{ActionStatus, OutboxItem};
-use scorehook::store::{Commit, LeaderboardQuery, Order, Store, StoreError};
+use scorehook::store::{Commit, LeaderboardQuery, Order, QuarantineKind, Quarantined, Store, StoreError};
 use scorehook::tenant::{hash_token, TenantRecord, TokenMatch};
 
 fn t0() -> DateTime<Utc> {
@@ -57,6 +57,7 @@ fn entry(seq: u64, points: i64) -> LedgerEntry {
         expires_at: None,
         decay: None,
         merged: None,
+        saturated: None,
     }
 }
 
@@ -284,6 +285,76 @@ pub async fn queued_actions_are_written_once_and_come_due(store: &dyn Store) {
     assert_eq!(log.len(), 1, "the delivery log shows it");
 }
 
+pub async fn a_quarantined_record_leaves_the_due_index_and_is_listed_until_released(store: &dyn Store) {
+    let mut state = state_with("jhon", 0, Some(1));
+    let expiry = t0() + TimeDelta::hours(1);
+    if let Some(score) = state.scores.get_mut(&profile()) {
+        score.book(&LedgerEntry { expires_at: Some(expiry), ..entry(0, 2) }, t0());
+    }
+    commit(store, 0, &state, None, &[], &[]).await.unwrap();
+    let item = action("stuck", "c", t0());
+    assert!(store.queue_action(&item).await.unwrap());
+    let (jhon, corrupt) = (ContactId::parse("jhon").unwrap(), StoreError::Corrupt("test".into()));
+
+    let contact = Quarantined::new(&tenant(), QuarantineKind::Contact, "jhon", &corrupt, "sweeper", expiry);
+    store.quarantine(&contact).await.unwrap();
+    let stuck = Quarantined::new(&tenant(), QuarantineKind::Action, "stuck", &corrupt, "executor", t0());
+    store.quarantine(&stuck).await.unwrap();
+    assert!(store.due_contacts(expiry, 10).await.unwrap().is_empty(), "the sweeper no longer picks the contact");
+    assert!(store.due_actions(t0(), 10).await.unwrap().is_empty(), "nor the action");
+    assert!(store.contact(&tenant(), &jhon).await.unwrap().is_some(), "the record itself stays, for a repair");
+
+    let later = Quarantined { last_at: expiry + TimeDelta::minutes(1), ..contact.clone() };
+    store.quarantine(&later).await.unwrap();
+    let mut listed = store.quarantined(10).await.unwrap();
+    listed.sort_by_key(|q| q.kind);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!((listed[0].key.as_str(), listed[0].count, listed[0].first_at), ("jhon", 2, expiry), "counted again");
+    assert_eq!((listed[1].key.as_str(), listed[1].found_by.as_str()), ("stuck", "executor"));
+
+    store.release(&tenant(), QuarantineKind::Contact, "jhon").await.unwrap();
+    let left: Vec<String> = store.quarantined(10).await.unwrap().into_iter().map(|q| q.key).collect();
+    assert_eq!(left, ["stuck"]);
+}
+
+pub async fn a_contact_reads_as_plain_json_and_its_indexes_can_be_dropped(store: &dyn Store) {
+    let mut state = state_with("jhon", 0, Some(7));
+    if let Some(score) = state.scores.get_mut(&profile()) {
+        score.book(&LedgerEntry { expires_at: Some(t0() + TimeDelta::hours(1)), ..entry(0, 2) }, t0());
+    }
+    commit(store, 0, &state, None, &[], &[]).await.unwrap();
+    commit(store, 0, &state_with("ana", 0, Some(3)), None, &[], &[]).await.unwrap();
+    let jhon = ContactId::parse("jhon").unwrap();
+    let document = store.contact_document(&tenant(), &jhon).await.unwrap().unwrap();
+    assert_eq!(document["version"], 1);
+    assert_eq!(document["scores"]["engagement"]["total"], 9);
+    assert!(store.contact_document(&tenant(), &ContactId::parse("nobody").unwrap()).await.unwrap().is_none());
+
+    store.drop_contact_indexes(&tenant(), &jhon).await.unwrap();
+    let query =
+        LeaderboardQuery { profile: profile(), order: Order::Desc, min: None, max: None, limit: 10, after: None };
+    let board = store.leaderboard(&tenant(), &query).await.unwrap();
+    let listed: Vec<&str> = board.rows.iter().map(|r| r.contact_id.as_str()).collect();
+    assert_eq!(listed, ["ana"], "jhon's row is gone, ana's stays");
+    assert!(store.due_contacts(t0() + TimeDelta::days(1), 10).await.unwrap().is_empty(), "and jhon's expiry row");
+    // A state committed with no `before` indexes the contact afresh.
+    let rebuilt = state_with("jhon", 1, Some(5));
+    let commit = Commit {
+        tenant: &tenant(),
+        expected_version: 1,
+        before: None,
+        state: &rebuilt,
+        interaction: None,
+        received_at: t0(),
+        ledger: &[],
+        actions: &[],
+    };
+    store.commit(commit).await.unwrap();
+    let board = store.leaderboard(&tenant(), &query).await.unwrap();
+    let rows: Vec<(&str, Points)> = board.rows.iter().map(|r| (r.contact_id.as_str(), r.score)).collect();
+    assert_eq!(rows, [("jhon", Points::whole(5)), ("ana", Points::whole(3))]);
+}
+
 pub async fn unmapped_tallies_add_up_per_kind(store: &dyn Store) {
     assert!(store.unmapped(&tenant()).await.unwrap().is_empty());
     store.count_unmapped(&tenant(), "hubspot:contact.deletion", 2).await.unwrap();
@@ -343,6 +414,8 @@ macro_rules! contract_suite {
                 contacts_with_decaying_points_come_due_at_each_step,
                 queued_actions_are_written_once_and_come_due,
                 unmapped_tallies_add_up_per_kind,
+                a_quarantined_record_leaves_the_due_index_and_is_listed_until_released,
+                a_contact_reads_as_plain_json_and_its_indexes_can_be_dropped,
                 tenant_saves_are_conditional_on_the_revision_read);
         }
     };

@@ -9,6 +9,7 @@
 
 pub mod capacity;
 pub mod items;
+mod quarantine;
 pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,8 +29,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
 use super::{
-    Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, RecomputeJob, Store, StoreError, TenantConfig,
-    TriggerRecord, DEAL_MARKER,
+    Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, QuarantineKind, Quarantined, RecomputeJob, Store,
+    StoreError, TenantConfig, TriggerRecord, DEAL_MARKER,
 };
 use crate::engine::interaction::Recorded;
 use crate::engine::ledger::{ContactState, LedgerEntry};
@@ -740,15 +741,17 @@ impl Store for DynamoStore {
             .map(|k| k.into_iter().filter(|(name, _)| name == PK || name == SK).collect())
             .collect();
         // The index is eventually consistent: re-read each item and keep what is still due.
-        let mut due: Vec<OutboxItem> = self
-            .batch_get(keys)
-            .await?
-            .iter()
-            .map(decode::<OutboxItem>)
-            .filter(|item| {
-                item.as_ref().map_or(true, |i| i.status.is_due_kind() && i.next_attempt_at.is_some_and(|at| at <= now))
-            })
-            .collect::<Result<_, _>>()?;
+        let mut due: Vec<OutboxItem> = Vec::new();
+        for row in self.batch_get(keys).await? {
+            match decode::<OutboxItem>(&row) {
+                Ok(item) if item.status.is_due_kind() && item.next_attempt_at.is_some_and(|at| at <= now) => {
+                    due.push(item)
+                }
+                Ok(_) => {}
+                // An item that cannot be read is set aside, so the rest are delivered.
+                Err(error) => self.quarantine_unreadable_action(&row, &error, now).await?,
+            }
+        }
         due.sort_by_key(|item| item.next_attempt_at);
         due.truncate(limit);
         Ok(due)
@@ -765,6 +768,30 @@ impl Store for DynamoStore {
 
     async fn queue_action(&self, item: &OutboxItem) -> Result<bool, StoreError> {
         self.put_if(action_item(item)?, PutIf::Absent).await
+    }
+
+    async fn quarantine(&self, entry: &Quarantined) -> Result<(), StoreError> {
+        self.put_quarantined(entry).await
+    }
+
+    async fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>, StoreError> {
+        self.list_quarantined(limit).await
+    }
+
+    async fn release(&self, tenant: &TenantId, kind: QuarantineKind, id: &str) -> Result<(), StoreError> {
+        self.remove_quarantined(tenant, kind, id).await
+    }
+
+    async fn contact_document(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.contact_json(tenant, contact).await
+    }
+
+    async fn drop_contact_indexes(&self, tenant: &TenantId, contact: &ContactId) -> Result<(), StoreError> {
+        self.remove_contact_indexes(tenant, contact).await
     }
 
     async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError> {

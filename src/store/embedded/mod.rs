@@ -9,6 +9,7 @@
 //! pool, and writes on one writer thread that commits concurrent writes
 //! together (`writer`: group commit).
 
+mod quarantine;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -24,8 +25,8 @@ use serde::Serialize;
 
 use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
 use super::{
-    Commit, JobStatus, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, RecomputeJob, Store, StoreError,
-    TriggerRecord, DEAL_MARKER,
+    Commit, JobStatus, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, QuarantineKind, Quarantined,
+    RecomputeJob, Store, StoreError, TriggerRecord, DEAL_MARKER,
 };
 use crate::engine::interaction::Recorded;
 use crate::engine::ledger::{ContactState, LedgerEntry, ScoreState};
@@ -65,10 +66,12 @@ const OUTBOX_LOG: Table = TableDefinition::new("outbox_log");
 const EXPIRY_DUE: Table = TableDefinition::new("expiry_due");
 /// tenant·kind → count: webhook events of kinds scorehook does not map.
 const UNMAPPED: Table = TableDefinition::new("unmapped");
+/// tenant·record kind·id → Quarantined: records set aside (`quarantine`).
+const QUARANTINE: Table = TableDefinition::new("quarantine");
 
-const ALL_TABLES: [Table; 14] = [
+const ALL_TABLES: [Table; 15] = [
     TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, HISTORY, JOBS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG,
-    EXPIRY_DUE, UNMAPPED,
+    EXPIRY_DUE, UNMAPPED, QUARANTINE,
 ];
 
 const SEP: &str = "\u{1f}";
@@ -576,23 +579,36 @@ impl Store for EmbeddedStore {
 
     async fn due_actions(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let end = format!("{}{AFTER_SEP}", sortable_millis(now));
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
-            let outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
-            let mut items = Vec::new();
-            for row in due.range::<&str>(..end.as_str()).map_err(unavailable)?.take(limit) {
-                let (k, _) = row.map_err(unavailable)?;
-                let Some((_, item_key)) = k.value().split_once(SEP) else {
-                    return Err(StoreError::Corrupt(format!("due key {:?}", k.value())));
-                };
-                if let Some(item) = outbox.get(item_key).map_err(unavailable)? {
-                    items.push(decode(item.value())?);
+        let (items, unreadable) = self
+            .blocking(move |db| {
+                let txn = db.begin_read().map_err(unavailable)?;
+                let due = txn.open_table(OUTBOX_DUE).map_err(unavailable)?;
+                let outbox = txn.open_table(OUTBOX).map_err(unavailable)?;
+                let (mut items, mut unreadable) = (Vec::new(), Vec::new());
+                for row in due.range::<&str>(..end.as_str()).map_err(unavailable)?.take(limit) {
+                    let (k, _) = row.map_err(unavailable)?;
+                    let Some((_, item_key)) = k.value().split_once(SEP) else {
+                        return Err(StoreError::Corrupt(format!("due key {:?}", k.value())));
+                    };
+                    if let Some(item) = outbox.get(item_key).map_err(unavailable)? {
+                        match decode(item.value()) {
+                            Ok(item) => items.push(item),
+                            Err(e) => unreadable.push((item_key.to_owned(), e)),
+                        }
+                    }
                 }
-            }
-            Ok(items)
-        })
-        .await
+                Ok((items, unreadable))
+            })
+            .await?;
+        // An item that cannot be read is set aside, so the rest are delivered.
+        for (item_key, error) in unreadable {
+            let Some((tenant, id)) = item_key.split_once(SEP) else { continue };
+            let Ok(tenant) = TenantId::parse(tenant) else { continue };
+            tracing::error!(tenant = %tenant, action_id = id, error = %error, "an outbox item cannot be read; quarantined");
+            let entry = Quarantined::new(&tenant, QuarantineKind::Action, id, &error, "executor", now);
+            self.put_quarantined(&entry).await?;
+        }
+        Ok(items)
     }
 
     async fn save_action(&self, item: &OutboxItem) -> Result<(), StoreError> {
@@ -645,6 +661,30 @@ impl Store for EmbeddedStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn quarantine(&self, entry: &Quarantined) -> Result<(), StoreError> {
+        self.put_quarantined(entry).await
+    }
+
+    async fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>, StoreError> {
+        self.list_quarantined(limit).await
+    }
+
+    async fn release(&self, tenant: &TenantId, kind: QuarantineKind, id: &str) -> Result<(), StoreError> {
+        self.remove_quarantined(tenant, kind, id).await
+    }
+
+    async fn contact_document(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.get(CONTACTS, key(&[tenant.as_str(), contact.as_str()])).await
+    }
+
+    async fn drop_contact_indexes(&self, tenant: &TenantId, contact: &ContactId) -> Result<(), StoreError> {
+        self.remove_contact_indexes(tenant, contact).await
     }
 
     async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError> {

@@ -16,7 +16,10 @@ use scorehook::engine::ledger::{ContactState, LedgerEntry};
 use scorehook::engine::profile::ProfileRecord;
 use scorehook::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use scorehook::outbox::{ActionStatus, OutboxItem};
-use scorehook::store::{Commit, LeaderboardPage, LeaderboardQuery, RecomputeJob, Store, StoreError, TriggerRecord};
+use scorehook::store::{
+    Commit, LeaderboardPage, LeaderboardQuery, QuarantineKind, Quarantined, RecomputeJob, Store, StoreError,
+    TriggerRecord,
+};
 use scorehook::tenant::TenantRecord;
 
 pub struct FailingStore {
@@ -135,5 +138,24 @@ impl Store for FailingStore {
     }
     async fn unmapped(&self, tenant: &TenantId) -> Result<BTreeMap<String, u64>, StoreError> {
         self.inner.unmapped(tenant).await
+    }
+    async fn quarantine(&self, entry: &Quarantined) -> Result<(), StoreError> {
+        self.inner.quarantine(entry).await
+    }
+    async fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>, StoreError> {
+        self.inner.quarantined(limit).await
+    }
+    async fn release(&self, tenant: &TenantId, kind: QuarantineKind, key: &str) -> Result<(), StoreError> {
+        self.inner.release(tenant, kind, key).await
+    }
+    async fn contact_document(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.inner.contact_document(tenant, contact).await
+    }
+    async fn drop_contact_indexes(&self, tenant: &TenantId, contact: &ContactId) -> Result<(), StoreError> {
+        self.inner.drop_contact_indexes(tenant, contact).await
     }
 }
