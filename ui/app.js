@@ -17,7 +17,7 @@
     ['eq', 'equal to'], ['ne', 'not equal to'], ['gt', 'greater than'], ['gte', 'greater or equal to'],
     ['lt', 'less than'], ['lte', 'less or equal to'], ['empty', 'is empty'], ['not_empty', 'is not empty'],
   ];
-  // Per action type: [key, label, kind, required]; kind is text, textarea, number, checkbox or select:a,b.
+  // Per action type: [key, label, kind, required]; kind is text, textarea, json, number, checkbox or select:a,b.
   const ACTION_FIELDS = {
     add_tag: [['tag', 'Tag', 'text', true]],
     remove_tag: [['tag', 'Tag', 'text', true]],
@@ -26,7 +26,7 @@
     move_stage: [['pipeline', 'Pipeline', 'text', true], ['stage', 'Stage', 'text', true],
       ['allow_backwards', 'Allow moving backwards', 'checkbox'], ['as_user', 'As CRM user', 'text']],
     set_field: [['field', 'Field (default: the tenant\'s score field)', 'text'], ['profile', 'Profile', 'text']],
-    webhook: [['url', 'URL', 'text', true]],
+    webhook: [['url', 'URL', 'text', true], ['body', 'Body (JSON; strings may hold {{placeholders}})', 'json']],
     adjust_score: [['profile', 'Profile', 'text', true], ['op', 'Operation', 'select:add,subtract,set,reset', true],
       ['points', 'Points', 'number'], ['expires_in', 'Expires in (e.g. 30d)', 'text']],
   };
@@ -624,6 +624,7 @@
         let control;
         if (kind === 'checkbox') control = h('input', { type: 'checkbox', checked: Boolean(values[key]) });
         else if (kind === 'textarea') control = h('textarea', { rows: 2 }, values[key] === undefined ? '' : String(values[key]));
+        else if (kind === 'json') control = h('textarea', { rows: 3, spellcheck: 'false' }, values[key] === undefined ? '' : JSON.stringify(values[key], null, 2));
         else if (kind.startsWith('select:')) control = select(kind.slice(7).split(','), values[key]);
         else control = h('input', { value: values[key] === undefined ? '' : String(values[key]), inputmode: kind === 'number' ? 'decimal' : undefined });
         controls.push({ key, kind, required, control });
@@ -646,6 +647,11 @@
           if (kind === 'checkbox') { out[key] = control.checked; continue; }
           const text = control.value.trim();
           if (text === '' && !required) continue;
+          if (kind === 'json') {
+            // Sent as written if it is not JSON: the API answers which field is wrong.
+            try { out[key] = JSON.parse(text); } catch (_) { out[key] = text; }
+            continue;
+          }
           out[key] = kind === 'number' && text !== '' && Number.isFinite(Number(text)) ? Number(text) : control.value;
         }
         return out;

@@ -1,6 +1,7 @@
 //! The `generic` provider's outbound side: each action is a signed JSON POST
-//! to the tenant's `actions_url` (or the action's own URL for `webhook`),
-//! with the action id as `Idempotency-Key` so receivers can drop repeats.
+//! to the tenant's `actions_url` (or the action's own URL for `webhook`,
+//! with the action's own rendered body when it has one), with the action id
+//! as `Idempotency-Key` so receivers can drop repeats.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
@@ -43,7 +44,11 @@ pub async fn deliver(
             message: "the tenant has no actions_url: set one with PUT /v1/tenants/{tenant}, then replay".into(),
         });
     };
-    let body = serde_json::to_vec(&envelope(item)).map_err(|e| DeliveryError::Permanent {
+    // A `webhook` action with a body of its own sends just that (a Slack or
+    // e-mail service payload); everything else sends the action envelope.
+    let own_body = item.action.params.get("body").filter(|_| item.action.kind == "webhook");
+    let payload = own_body.cloned().unwrap_or_else(|| envelope(item));
+    let body = serde_json::to_vec(&payload).map_err(|e| DeliveryError::Permanent {
         http_status: None,
         message: format!("cannot encode the action: {e}"),
     })?;

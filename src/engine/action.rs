@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::duration::Span;
 use super::error::ConfigError;
 use super::points::Points;
-use super::template::{Context, Template};
+use super::template::{Context, JsonTemplate, Template};
 use super::AdjustOp;
 use crate::ids::{ActionId, ContactId, DealId, ProfileId, TriggerId};
 
@@ -55,6 +55,10 @@ pub enum ActionSpec {
     },
     Webhook {
         url: String,
+        /// The body to POST instead of the action envelope, every string a
+        /// template (`{"text": "{{contact.id}} is hot ({{score}})"}`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Value>,
     },
     /// Moves a score of the same contact (in any published profile) inside
     /// the commit; applied by the engine, never delivered to the CRM.
@@ -77,7 +81,7 @@ pub enum Action {
     CreateTask { title: Template, body: Option<Template>, due_in: Option<Span> },
     AddNote(Template),
     SetField { field: Option<String>, profile: ProfileId },
-    Webhook { url: String },
+    Webhook { url: String, body: Option<JsonTemplate> },
     AdjustScore { profile: ProfileId, op: AdjustOp, points: Points, expires_in: Option<Span> },
 }
 
@@ -147,11 +151,12 @@ impl ActionSpec {
                 })?;
                 Action::SetField { field: field.clone(), profile: profile.clone() }
             }
-            ActionSpec::Webhook { url } => {
+            ActionSpec::Webhook { url, body } => {
                 if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
                     return Err(ConfigError::new(format!("{path}.url"), "must be an http:// or https:// URL"));
                 }
-                Action::Webhook { url: url.clone() }
+                let body = body.as_ref().map(|b| JsonTemplate::parse(b, &format!("{path}.body"), score_profile));
+                Action::Webhook { url: url.clone(), body: body.transpose()? }
             }
             ActionSpec::AdjustScore { profile, op, points, expires_in } => {
                 let points = match (op, points) {
@@ -208,7 +213,8 @@ impl Action {
                 "profile": profile,
                 "value": cx.scores.get(profile).map(|s| s.live_total(cx.now)),
             }),
-            Action::Webhook { url } => json!({"url": url}),
+            Action::Webhook { url, body: None } => json!({"url": url}),
+            Action::Webhook { url, body: Some(body) } => json!({"url": url, "body": body.render(cx)}),
             Action::AdjustScore { profile, op, points, expires_in } => {
                 json!({"profile": profile, "op": op, "points": points, "expires_in": expires_in})
             }

@@ -280,6 +280,10 @@ pub struct ContactState {
     /// a `move_stage` can tell backwards from forwards.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deal_stages: BTreeMap<DealId, DealStage>,
+    /// The stage scorehook last moved each deal to, until the CRM reports
+    /// the deal's stage again: a repeated move there is skipped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub moved: BTreeMap<DealId, DealStage>,
     /// For each trigger saved with `apply_to_existing`, the start of the
     /// last such job that evaluated this subject: a retried batch does not
     /// fire twice.
@@ -308,6 +312,7 @@ impl ContactState {
             timers: Vec::new(),
             matched: BTreeSet::new(),
             deal_stages: BTreeMap::new(),
+            moved: BTreeMap::new(),
             applied: BTreeMap::new(),
         }
     }

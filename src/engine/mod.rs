@@ -230,6 +230,7 @@ pub fn fire_existing(
     let deal_id = state.deal();
     let firing = Firing { trigger, interaction: None, deal_id: deal_id.as_ref(), cause: &cause, now };
     firing.render(catalog, &state, &mut actions, &mut adjustments);
+    stages::record_moves(&mut state, &actions);
     let round_before = state.clone();
     let mut ledger = apply_triggered(catalog, &mut state, adjustments, now);
     let (more, adjusted) = react(catalog, &round_before, &mut state, None, &cause, now);
@@ -415,7 +416,9 @@ fn fire_deadlines(
         }
         let cause = format!("deadline:{}:{}", timer.started_by, timer.due_at.timestamp_millis());
         let firing = Firing { trigger, interaction: None, deal_id: timer.deal.as_ref(), cause: &cause, now };
+        let from = fired.len();
         firing.render(catalog, state, &mut fired, &mut adjustments);
+        stages::record_moves(state, &fired[from..]);
     }
     (fired, adjustments)
 }
@@ -492,7 +495,9 @@ fn fire_triggers(
         // A deal's triggers act on the deal, and on the contact who last acted on it.
         let deal_id = state.deal().or_else(|| interaction.and_then(|i| i.deal_id.clone()));
         let firing = Firing { trigger, interaction, deal_id: deal_id.as_ref(), cause, now };
+        let from = fired.len();
         firing.render(catalog, state, &mut fired, &mut adjustments);
+        stages::record_moves(state, &fired[from..]);
     }
     (fired, adjustments)
 }

@@ -5,7 +5,10 @@
 //! (`crm.pipelines`); a contact's state remembers the latest stage the CRM
 //! reported for each of its deals (`deal.stage_changed`). A move is judged
 //! when the trigger fires, so one that would go backwards is recorded as
-//! `skipped` with the reason instead of being sent.
+//! `skipped` with the reason instead of being sent. So is a move to the
+//! stage the deal is known to be in, or to the one scorehook last moved it
+//! to (until the CRM reports its stage again): a trigger that fires on
+//! every event does not send the same move over and over.
 
 use std::collections::BTreeMap;
 
@@ -65,6 +68,16 @@ impl Pipelines {
         let Some(deal) = deal else {
             return Some("no deal to move: the firing interaction carried no deal_id".into());
         };
+        let target =
+            |known: &DealStage| known.stage == stage && known.pipeline.as_deref().is_none_or(|p| p == pipeline);
+        if state.deal_stages.get(deal).is_some_and(target) {
+            return Some(format!("deal {deal} is already in stage {stage:?} of pipeline {pipeline:?}"));
+        }
+        if state.moved.get(deal).is_some_and(target) {
+            return Some(format!(
+                "deal {deal} was already moved to stage {stage:?} of pipeline {pipeline:?}, and the CRM has reported no stage change since"
+            ));
+        }
         if allow_backwards {
             return None;
         }
@@ -92,8 +105,23 @@ pub fn record(state: &mut ContactState, interaction: &Interaction) {
     };
     let pipeline = interaction.attributes.get("pipeline").and_then(Value::as_str).map(str::to_owned);
     state.deal_stages.insert(deal.clone(), DealStage { pipeline, stage: stage.clone() });
+    // Where the deal is now is known again; what scorehook last sent no longer decides.
+    state.moved.remove(deal);
     while state.deal_stages.len() > MAX_TRACKED_DEALS {
         let Some(other) = state.deal_stages.keys().find(|d| *d != deal).cloned() else { break };
         state.deal_stages.remove(&other);
+    }
+}
+
+/// Remembers the stage each move about to be sent takes its deal to.
+pub fn record_moves(state: &mut ContactState, fired: &[super::action::FiredAction]) {
+    for action in fired.iter().filter(|a| a.kind == "move_stage" && a.skipped.is_none()) {
+        let (Some(deal), Some(Value::String(stage))) = (&action.deal_id, action.params.get("stage")) else { continue };
+        let pipeline = action.params.get("pipeline").and_then(Value::as_str).map(str::to_owned);
+        state.moved.insert(deal.clone(), DealStage { pipeline, stage: stage.clone() });
+        while state.moved.len() > MAX_TRACKED_DEALS {
+            let Some(other) = state.moved.keys().find(|d| *d != deal).cloned() else { break };
+            state.moved.remove(&other);
+        }
     }
 }

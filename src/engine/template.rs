@@ -123,6 +123,62 @@ impl Template {
     }
 }
 
+/// The most bytes a `webhook` action's body template may hold, as JSON.
+pub const MAX_BODY_TEMPLATE_BYTES: usize = 8 * 1024;
+
+/// A JSON document whose every string is a `Template`: a `webhook`
+/// action's own body (a Slack or e-mail service payload, say). Keys are
+/// kept as written; numbers, booleans and nulls as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonTemplate {
+    Text(Template),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+    Literal(Value),
+}
+
+impl JsonTemplate {
+    /// Parses every string of `value`; `path` names the field for errors.
+    pub fn parse(value: &Value, path: &str, score_profile: Option<&ProfileId>) -> Result<Self, ConfigError> {
+        if serde_json::to_vec(value).map_or(true, |bytes| bytes.len() > MAX_BODY_TEMPLATE_BYTES) {
+            return Err(ConfigError::new(path, format!("must be at most {MAX_BODY_TEMPLATE_BYTES} bytes of JSON")));
+        }
+        Self::parse_node(value, path, score_profile)
+    }
+
+    fn parse_node(value: &Value, path: &str, score_profile: Option<&ProfileId>) -> Result<Self, ConfigError> {
+        Ok(match value {
+            Value::String(text) => JsonTemplate::Text(Template::parse(text, path, score_profile)?),
+            Value::Array(items) => JsonTemplate::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| Self::parse_node(item, &format!("{path}[{i}]"), score_profile))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => JsonTemplate::Object(
+                map.iter()
+                    .map(|(key, item)| {
+                        Ok((key.clone(), Self::parse_node(item, &format!("{path}.{key}"), score_profile)?))
+                    })
+                    .collect::<Result<_, ConfigError>>()?,
+            ),
+            other => JsonTemplate::Literal(other.clone()),
+        })
+    }
+
+    pub fn render(&self, cx: &Context<'_>) -> Value {
+        match self {
+            JsonTemplate::Text(template) => Value::String(template.render(cx)),
+            JsonTemplate::Array(items) => Value::Array(items.iter().map(|item| item.render(cx)).collect()),
+            JsonTemplate::Object(entries) => {
+                Value::Object(entries.iter().map(|(key, item)| (key.clone(), item.render(cx))).collect())
+            }
+            JsonTemplate::Literal(value) => value.clone(),
+        }
+    }
+}
+
 /// A string as itself, other values as JSON, absent or null as nothing.
 fn push_value(out: &mut String, value: Option<&Value>) {
     match value {

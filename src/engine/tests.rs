@@ -954,3 +954,30 @@ fn a_rule_that_would_pass_the_bound_books_what_fits_and_says_so() {
         t0()
     ));
 }
+
+#[test]
+fn a_move_to_where_the_deal_is_or_was_last_moved_is_skipped_until_the_crm_reports_a_change() {
+    let catalog = catalog(
+        json!({"name": "E", "rules": [{"id": "opened", "when": {"type": "email.opened"}, "points": 1}]}),
+        &[(
+            "advance",
+            json!({"name": "A", "when": {"event": {"type": "email.opened"}}, "runs": "every_time",
+                   "actions": [{"type": "move_stage", "pipeline": "sales", "stage": "demo"}]}),
+        )],
+    );
+    let on_deal = |id: &str, kind: &str, attributes: Value| -> Interaction {
+        serde_json::from_value(json!({"id": id, "type": kind, "contact_id": "jhon", "deal_id": "d_7",
+            "occurred_at": t0(), "attributes": attributes}))
+        .unwrap()
+    };
+    let open = |id: &str| on_deal(id, "email.opened", json!({}));
+    let stage = |id: &str, to: &str| on_deal(id, "deal.stage_changed", json!({"pipeline": "sales", "stage": to}));
+    let events = [open("o1"), open("o2"), stage("s1", "new"), open("o3"), stage("s2", "demo"), open("o4")];
+    let (_, _, fired) = run(&catalog, &events);
+    let skips: Vec<Option<&str>> = fired.iter().map(|a| a.skipped.as_deref()).collect();
+    assert_eq!(skips.len(), 4, "{fired:?}");
+    assert_eq!(skips[0], None, "the first move is sent");
+    assert!(skips[1].is_some_and(|why| why.contains("already moved")), "{skips:?}");
+    assert_eq!(skips[2], None, "the CRM reported the deal back at new: the move is sent again");
+    assert!(skips[3].is_some_and(|why| why.contains("already in stage")), "{skips:?}");
+}

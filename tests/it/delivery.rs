@@ -177,3 +177,43 @@ async fn a_replay_during_an_in_flight_delivery_is_not_overwritten() {
     assert_eq!(crm.received().await.len(), 1, "the replay is delivered");
     assert_eq!(only(app.actions("acme", "done").await)["id"], id);
 }
+
+#[tokio::test]
+async fn a_webhook_action_with_a_body_posts_that_body_rendered_and_signed() {
+    let receiver = RecordingCrm::start().await;
+    let app = TestApp::spawn().await;
+    app.create_tenant("acme", None).await;
+    let profile = json!({"name": "E", "rules": [{"id": "r", "when": {"type": "email.opened"}, "points": 3}]});
+    app.admin(Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(profile)).await;
+    app.admin(Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None).await;
+    let slack = |text: &str| {
+        json!({"name": "Hot", "when": {"score": {"profile": "engagement", "op": "gte", "value": 3}},
+               "actions": [{"type": "webhook", "url": receiver.url,
+                            "body": {"text": text, "unfurl_links": false, "blocks": [{"type": "section", "n": 1, "tag": "{{event.type}}"}]}}]})
+    };
+    let (status, refused) = app.admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(slack("{{nope}}"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["path"], "actions[0].body.text");
+    let (status, body) =
+        app.admin(Method::PUT, "/v1/tenants/acme/triggers/hot", Some(slack("{{contact.id}} is hot: {{score}}"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    app.post_webhook("acme", &interaction("e1", "email.opened", "jhon")).await;
+    app.drain_outbox().await;
+    let request = receiver.received().await.pop().expect("the webhook was posted");
+    let expected = json!({"text": "jhon is hot: 3", "unfurl_links": false,
+                          "blocks": [{"type": "section", "n": 1, "tag": "email.opened"}]});
+    assert_eq!(request.body, expected, "the rendered body itself, not the envelope");
+    let done = only(app.actions("acme", "done").await);
+    assert_eq!(done["params"]["body"], expected, "the action shows what was sent");
+    let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header("idempotency-key").as_deref(), done["id"].as_str());
+    let verified = scorehook::crm::signature::verify(
+        crate::support::spawn_app::SECRET,
+        header("x-scorehook-timestamp").as_deref(),
+        header("x-scorehook-signature").as_deref(),
+        &request.raw,
+        chrono::Utc::now(),
+    );
+    assert!(verified.is_ok(), "signed over the body sent: {verified:?}");
+}

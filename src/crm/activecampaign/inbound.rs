@@ -213,9 +213,25 @@ fn attributes(pairs: Vec<(&'static str, Option<&str>)>) -> Map<String, Value> {
     pairs.into_iter().filter_map(|(k, v)| Some((k.to_owned(), Value::String(v?.to_owned())))).collect()
 }
 
-/// What the body says about the contact (email, names, phone, organisation, tags).
+/// What the body says about the contact: email, names, phone,
+/// organisation, tags, its IP address (`ip`, from `contact[ip]` or the
+/// automation webhook's `contact[ip4]`), and every custom field
+/// (`contact[fields][<id or personalisation tag>]`) under its id or tag, so
+/// fit rules such as `{"contact": {"city": {"in": […]}}}` can use them. A
+/// custom field named like a standard key does not replace it.
 fn contact(body: &Value) -> Map<String, Value> {
-    attributes(CONTACT_KEYS.iter().map(|k| (*k, field(body, &["contact", k]))).collect())
+    let mut fields = attributes(CONTACT_KEYS.iter().map(|k| (*k, field(body, &["contact", k]))).collect());
+    if let Some(ip) = field(body, &["contact", "ip"]).or_else(|| field(body, &["contact", "ip4"])) {
+        fields.insert("ip".to_owned(), Value::String(ip.to_owned()));
+    }
+    let custom = body.get("contact").and_then(|c| c.get("fields")).and_then(Value::as_object);
+    for (name, value) in custom.into_iter().flatten() {
+        let Some(text) = value.as_str().filter(|t| !t.is_empty()) else { continue };
+        if !fields.contains_key(name) {
+            fields.insert(name.clone(), Value::String(text.to_owned()));
+        }
+    }
+    fields
 }
 
 #[cfg(test)]

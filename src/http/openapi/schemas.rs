@@ -178,7 +178,8 @@ pub enum ActionType {
 
 /// One action, `type` and the keys of that type: `add_note {text}`, `create_task {title, body?, due_in?}`,
 /// `add_tag {tag}`, `remove_tag {tag}`, `move_stage {pipeline, stage, allow_backwards?, as_user?}`,
-/// `set_field {field?, profile?}`, `webhook {url}`, `adjust_score {profile, op, points?, expires_in?}`.
+/// `set_field {field?, profile?}`, `webhook {url, body?}` (`body`: JSON whose strings are templates, POSTed
+/// instead of the action envelope), `adjust_score {profile, op, points?, expires_in?}`.
 #[derive(ToSchema)]
 pub struct ActionSpec {
     r#type: ActionType,

@@ -384,3 +384,25 @@ async fn no_activecampaign_event_is_ever_resolved() {
     }
     assert!(crm.calls().is_empty());
 }
+
+/// ActiveCampaign's own "contacts in my metro area" example: a fit rule on
+/// a custom field, fed by the webhook's `contact[fields][…]`.
+#[tokio::test]
+async fn custom_fields_and_the_ip_feed_contact_fit_rules() {
+    let (app, crm) = (TestApp::spawn().await, FakeCrm::start().await);
+    tenant(&app, &crm, json!({})).await;
+    let metro = json!({"name": "Fit", "rules": [
+        {"id": "metro", "when": {"contact": {"city": {"in": ["Bogotá", "Medellín"]}}}, "points": 10, "once": true},
+        {"id": "owned", "when": {"contact": {"contact_owner": {"equals": "Ana Owner"}, "ip": {"exists": true}}}, "points": 1, "once": true}]});
+    let (status, body) = app.admin(reqwest::Method::PUT, "/v1/tenants/acme/profiles/fit", Some(metro)).await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = app.admin(reqwest::Method::POST, "/v1/tenants/acme/profiles/fit/publish", None).await;
+    assert!(status.is_success(), "{body}");
+
+    let mut automation = crm_sample("activecampaign", "automation_webhook_action_capture_anonymised.txt");
+    automation.extend_from_slice(b"&contact%5Bfields%5D%5Bcity%5D=Medell%C3%ADn");
+    let query = format!("?key={SECRET}&type=page.visited");
+    assert_eq!(post(&app, &query, &automation).await.1, json!({"accepted": 1, "duplicates": 0}));
+    let (_, scores) = app.admin(reqwest::Method::GET, "/v1/tenants/acme/contacts/42/scores", None).await;
+    assert_eq!(scores["scores"]["fit"]["score"], 11, "the city, the owner and the IP all came through: {scores}");
+}
