@@ -144,6 +144,11 @@ pub struct ScoreState {
     /// Recent hits of capped rules, pruned to the cap's window.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cap_hits: BTreeMap<RuleId, Vec<DateTime<Utc>>>,
+    /// The points each fit rule (contact fields only, points that never
+    /// expire or decay) holds in `total`: what is withdrawn when the
+    /// contact's fields stop matching it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fit_points: BTreeMap<RuleId, Points>,
     #[serde(default, with = "crate::timestamp::option")]
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -160,6 +165,7 @@ impl Clone for ScoreState {
             pending,
             once_rules: self.once_rules.clone(),
             cap_hits: self.cap_hits.clone(),
+            fit_points: self.fit_points.clone(),
             updated_at: self.updated_at,
         }
     }
@@ -172,6 +178,7 @@ impl ScoreState {
             && self.pending == other.pending
             && self.once_rules == other.once_rules
             && self.cap_hits == other.cap_hits
+            && self.fit_points == other.fit_points
     }
 
     /// The exact score at `now`, whether or not due changes were settled yet.

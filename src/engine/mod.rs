@@ -98,6 +98,9 @@ pub fn evaluate(catalog: &Catalog, before: &ContactState, interaction: &Interact
     }
     let mut ledger = Vec::new();
     for profile in &catalog.profiles {
+        if !interaction.contact.is_empty() {
+            withdraw_fit(profile, &mut state, interaction, now, &mut ledger);
+        }
         score_rules(profile, before, &mut state, interaction, now, &mut ledger);
     }
     stages::record(&mut state, interaction);
@@ -292,6 +295,9 @@ fn score_rules(
         };
         score.fit(&mut entry, now);
         score.book(&entry, now);
+        if rule.fit && entry.expires_at.is_none() && entry.decay.is_none() {
+            score.fit_points.insert(rule.id.clone(), entry.points);
+        }
         record_hit(rule, score, at);
         ledger.push(entry);
         *next_seq += 1;
@@ -300,6 +306,52 @@ fn score_rules(
     if matched && !booked && !had_score {
         // Only capped or spent rules matched: the contact still has no score here.
         scores.remove(&profile.id);
+    }
+}
+
+/// Withdraws the points of each fit rule that held for the contact and no
+/// longer does now that `interaction` changed its fields (country CO became
+/// US): one entry of the opposite points, under the rule's id, and the rule
+/// may score again once the fields match it again. Points that expire or
+/// decay are left to run out on their own.
+fn withdraw_fit(
+    profile: &Profile,
+    state: &mut ContactState,
+    interaction: &Interaction,
+    now: DateTime<Utc>,
+    ledger: &mut Vec<LedgerEntry>,
+) {
+    let at = interaction.effective_at(now);
+    let ContactState { fields, scores, next_seq, .. } = state;
+    let Some(score) = scores.get_mut(&profile.id) else { return };
+    if score.fit_points.is_empty() {
+        return;
+    }
+    let subject = Subject { interaction: None, fields };
+    for rule in profile.rules.iter().filter(|r| r.fit) {
+        let Some(&granted) = score.fit_points.get(&rule.id) else { continue };
+        if rule.when.holds(subject) {
+            continue;
+        }
+        let mut entry = LedgerEntry {
+            seq: *next_seq,
+            profile: profile.id.clone(),
+            version: profile.version,
+            rule: rule.id.as_str().to_owned(),
+            points: -granted,
+            event_id: Some(interaction.id.clone()),
+            at,
+            expires_at: None,
+            decay: None,
+            merged: None,
+            saturated: None,
+        };
+        score.fit(&mut entry, now);
+        score.book(&entry, now);
+        score.fit_points.remove(&rule.id);
+        score.once_rules.remove(&rule.id);
+        ledger.push(entry);
+        *next_seq += 1;
     }
 }
 

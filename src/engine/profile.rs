@@ -123,6 +123,9 @@ pub struct Rule {
     pub when: Condition,
     pub points: Points,
     pub once: bool,
+    /// A condition on contact fields only: its points follow the fields
+    /// (withdrawn when they stop matching, granted again when they match).
+    pub fit: bool,
     pub cap: Option<Cap>,
     pub expires_in: Option<Span>,
     pub decay: Option<Decay>,
@@ -199,6 +202,7 @@ impl ProfileSpec {
                     when: spec.when.compile(&format!("{path}.when"))?,
                     points: spec.points,
                     once,
+                    fit: spec.when.is_fit(),
                     cap: spec.cap,
                     expires_in: spec.expires_in.0,
                     decay: spec.decay.or(self.decay),

@@ -981,3 +981,36 @@ fn a_move_to_where_the_deal_is_or_was_last_moved_is_skipped_until_the_crm_report
     assert_eq!(skips[2], None, "the CRM reported the deal back at new: the move is sent again");
     assert!(skips[3].is_some_and(|why| why.contains("already in stage")), "{skips:?}");
 }
+
+#[test]
+fn fit_points_follow_the_field_withdrawn_when_it_stops_matching_and_granted_when_it_matches_again() {
+    let catalog = catalog(
+        json!({"name": "E", "rules": [
+            {"id": "opened", "when": {"type": "email.opened"}, "points": 1},
+            {"id": "metro", "when": {"contact": {"country": {"equals": "CO"}}}, "points": 10}]}),
+        &[],
+    );
+    let from = |id: &str, country: &str, minutes: i64| -> Interaction {
+        serde_json::from_value(json!({"id": id, "type": "email.opened", "contact_id": "jhon",
+            "occurred_at": t0() + TimeDelta::minutes(minutes), "contact": {"country": country}}))
+        .unwrap()
+    };
+    let (state, _, _) = run(&catalog, &[from("e1", "CO", 0)]);
+    assert_eq!(score(&state, t0()), Some(Points::whole(11)));
+    let (state, entries, _) = run(&catalog, &[from("e1", "CO", 0), from("e2", "US", 1), from("e3", "US", 2)]);
+    let later = t0() + TimeDelta::minutes(2);
+    assert_eq!(score(&state, later), Some(Points::whole(3)), "the 10 fit points left with the country");
+    let withdrawn: Vec<(&str, Points)> = entries
+        .iter()
+        .filter(|e| e.rule == "metro")
+        .map(|e| (e.event_id.as_ref().unwrap().as_str(), e.points))
+        .collect();
+    assert_eq!(withdrawn, [("e1", Points::whole(10)), ("e2", Points::whole(-10))], "granted once, withdrawn once");
+
+    let back = from("e4", "CO", 3);
+    let outcome = evaluate(&catalog, &state, &back, back.occurred_at);
+    assert_eq!(score(&outcome.state, back.occurred_at), Some(Points::whole(14)), "granted again with the field");
+    let mut all = entries;
+    all.extend(outcome.ledger);
+    assert_eq!(score_from_ledger(&all, back.occurred_at), Some(Points::whole(14)), "the ledger explains it");
+}
