@@ -32,7 +32,8 @@ token=api-test-operator-token
 data=$(mktemp -d)
 server_pid=
 trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$data"' EXIT
-SCOREHOOK_ADMIN_TOKEN=$token RUST_LOG=warn "$SCOREHOOK_BIN" serve --port 0 --data-dir "$data/store" \
+# The example tenant's receiver is on loopback: the operator allows private targets here.
+SCOREHOOK_ALLOW_PRIVATE_TARGETS=1 SCOREHOOK_ADMIN_TOKEN=$token RUST_LOG=warn "$SCOREHOOK_BIN" serve --port 0 --data-dir "$data/store" \
   --config examples/ >"$data/stdout" 2>"$data/stderr" &
 server_pid=$!
 base=

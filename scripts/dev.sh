@@ -30,6 +30,9 @@ for value in "$port" "$receiver_port"; do
 done
 unset SCOREHOOK_PORT
 export SCOREHOOK_ADMIN_TOKEN="${SCOREHOOK_ADMIN_TOKEN:-dev-admin-token}"
+# The demo's receiver is on loopback, and the demo sends plain http: a local
+# server may reach private targets (a deployed one never does by default).
+export SCOREHOOK_ALLOW_PRIVATE_TARGETS="${SCOREHOOK_ALLOW_PRIVATE_TARGETS:-1}"
 
 echo "building scorehook (the first build takes a few minutes)…"
 cargo build --quiet

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::crm::egress::Egress;
 use crate::crm::Deliverer;
 use crate::http::extract::body_read_timeout_from_env;
 use crate::http::inbound_limit::InboundLimit;
@@ -38,6 +39,8 @@ pub enum AppError {
     InboundRate(#[from] crate::http::inbound_limit::InvalidInboundRate),
     #[error(transparent)]
     BodyReadTimeout(#[from] crate::http::extract::InvalidBodyReadTimeout),
+    #[error("{0}")]
+    Egress(String),
 }
 
 /// A local scorehook: the service over the embedded store, and its deliverer.
@@ -63,14 +66,24 @@ impl Local {
         Self::new(Arc::new(EmbeddedStore::open_with(data_dir, commit)?), clock, admin_token)
     }
 
-    /// A local scorehook over any store (DynamoDB with `--store dynamodb`).
+    /// A local scorehook over any store (DynamoDB with `--store dynamodb`),
+    /// its outbound policy from `SCOREHOOK_ALLOW_PRIVATE_TARGETS`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
+        let egress = Egress::from_env().map_err(AppError::Egress)?;
         Ok(Self {
             service: Service::new(store, clock, admin_token)
                 .with_inbound_limit(InboundLimit::from_env()?)
-                .with_body_read_timeout(body_read_timeout_from_env()?),
-            deliverer: Deliverer::new()?.with_retry(RetryPolicy::from_env()?),
+                .with_body_read_timeout(body_read_timeout_from_env()?)
+                .with_egress(egress),
+            deliverer: Deliverer::new(egress)?.with_retry(RetryPolicy::from_env()?),
         })
+    }
+
+    /// The same scorehook with another outbound policy, for saved URLs and
+    /// deliveries alike (tests against loopback fakes allow private targets).
+    pub fn with_egress(self, egress: Egress) -> Result<Self, AppError> {
+        let retry = self.deliverer.retry;
+        Ok(Self { service: self.service.with_egress(egress), deliverer: Deliverer::new(egress)?.with_retry(retry) })
     }
 
     /// Serves the router on `listener` until `shutdown` resolves. With

@@ -8,6 +8,8 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::egress;
+use super::outbound::Reach;
 use super::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::DeliveryError;
 use crate::outbox::OutboxItem;
@@ -28,12 +30,8 @@ pub fn envelope(item: &OutboxItem) -> serde_json::Value {
     })
 }
 
-pub async fn deliver(
-    http: &reqwest::Client,
-    tenant: &TenantRecord,
-    item: &OutboxItem,
-    now: DateTime<Utc>,
-) -> Result<u16, DeliveryError> {
+pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
+    let now = reach.now;
     let url = match item.action.kind.as_str() {
         "webhook" => item.action.params.get("url").and_then(|u| u.as_str()).map(str::to_owned),
         _ => tenant.actions_url.clone(),
@@ -44,6 +42,10 @@ pub async fn deliver(
             message: "the tenant has no actions_url: set one with PUT /v1/tenants/{tenant}, then replay".into(),
         });
     };
+    let url = reach.egress.check(&url).map_err(|refused| DeliveryError::Permanent {
+        http_status: None,
+        message: format!("the receiver's URL is refused by the outbound policy: {refused}"),
+    })?;
     // A `webhook` action with a body of its own sends just that (a Slack or
     // e-mail service payload); everything else sends the action envelope.
     let own_body = item.action.params.get("body").filter(|_| item.action.kind == "webhook");
@@ -53,8 +55,9 @@ pub async fn deliver(
         message: format!("cannot encode the action: {e}"),
     })?;
     let (timestamp, signature) = sign(tenant.webhook_secret.expose(), now, &body);
-    let response = http
-        .post(&url)
+    let response = reach
+        .http
+        .post(url)
         .header(CONTENT_TYPE, "application/json")
         .header(TIMESTAMP_HEADER, timestamp)
         .header(SIGNATURE_HEADER, signature)
@@ -62,10 +65,17 @@ pub async fn deliver(
         .body(body)
         .send()
         .await
-        .map_err(|e| DeliveryError::Retryable {
-            http_status: None,
-            message: format!("cannot reach the receiver: {e}"),
-            retry_after: None,
+        .map_err(|e| match egress::refusal(&e) {
+            Some(refused) => DeliveryError::Permanent {
+                http_status: None,
+                message: format!("the receiver's host is refused by the outbound policy: {refused}"),
+            },
+            // Without the URL: its query may hold a secret.
+            None => DeliveryError::Retryable {
+                http_status: None,
+                message: format!("cannot reach the receiver: {}", e.without_url()),
+                retry_after: None,
+            },
         })?;
     classify(response.status(), response.headers(), now)
 }

@@ -9,6 +9,7 @@
 
 pub mod activecampaign;
 pub mod bitrix24;
+pub mod egress;
 pub mod form;
 pub mod generic;
 pub mod highlevel;
@@ -30,6 +31,7 @@ use crate::ids::TenantId;
 use crate::outbox::retry::RetryPolicy;
 use crate::outbox::OutboxItem;
 use crate::tenant::{Provider, TenantRecord};
+use egress::Egress;
 use inbound::{Inbound, InboundError, Request, Unresolved};
 use limiter::Limiter;
 use outbound::Reach;
@@ -109,6 +111,8 @@ pub enum Delivered {
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     http: reqwest::Client,
+    /// What the client may reach (`egress`): checked again on every call.
+    egress: Egress,
     /// Per-tenant token buckets for the CRMs' APIs, shared by every clone.
     limiter: Arc<Limiter>,
     /// When failed deliveries are tried again, and how often.
@@ -119,13 +123,11 @@ pub struct Deliverer {
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Deliverer {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(DELIVERY_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("scorehook/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http, limiter: Arc::default(), retry: RetryPolicy::default() })
+    /// A deliverer whose calls reach what `egress` allows (`Egress::from_env`
+    /// in the entry points; tests against loopback fakes say `ALLOW_PRIVATE`).
+    pub fn new(egress: Egress) -> Result<Self, reqwest::Error> {
+        let http = egress.client(DELIVERY_TIMEOUT, Duration::from_secs(5))?;
+        Ok(Self { http, egress, limiter: Arc::default(), retry: RetryPolicy::default() })
     }
 
     pub fn with_retry(self, retry: RetryPolicy) -> Self {
@@ -140,7 +142,7 @@ impl Deliverer {
         now: DateTime<Utc>,
         intake: &dyn Intake,
     ) -> Result<Delivered, DeliveryError> {
-        let reach = Reach { http: &self.http, limiter: &self.limiter, now };
+        let reach = Reach { http: &self.http, egress: self.egress, limiter: &self.limiter, now };
         if item.action.kind == RESOLVE_KIND {
             let event: Unresolved = serde_json::from_value(item.action.params.clone())
                 .map_err(|e| outbound::permanent(format!("the stored event cannot be read: {e}")))?;
@@ -160,10 +162,10 @@ impl Deliverer {
         }
         // A `webhook` action goes to its own URL, signed, whatever the CRM.
         if item.action.kind == "webhook" {
-            return generic::deliver(&self.http, tenant, item, now).await.map(Delivered::Sent);
+            return generic::deliver(reach, tenant, item).await.map(Delivered::Sent);
         }
         let sent = match tenant.provider {
-            Provider::Generic => generic::deliver(&self.http, tenant, item, now).await,
+            Provider::Generic => generic::deliver(reach, tenant, item).await,
             Provider::Hubspot => hubspot::deliver(reach, tenant, item).await,
             Provider::Highlevel => highlevel::deliver(reach, tenant, item).await,
             Provider::Activecampaign => activecampaign::deliver(reach, tenant, item).await,

@@ -13,6 +13,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 use serde_json::Value;
 
+use super::egress::{self, Egress};
 use super::limiter::{Limiter, Rate};
 use super::DeliveryError;
 use crate::ids::{ContactId, DealId};
@@ -123,6 +124,8 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct Reach<'a> {
     pub http: &'a reqwest::Client,
+    /// The outbound policy every URL is checked against before it is called.
+    pub egress: Egress,
     pub limiter: &'a Limiter,
     pub now: DateTime<Utc>,
 }
@@ -214,17 +217,29 @@ impl<'a> CrmApi<'a> {
     /// answer; a "slow down" answer, 408, 409, 429 or 5xx is retryable; any
     /// other status is permanent, with the CRM's own message.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, DeliveryError> {
+        let url = self.reach.egress.check(&format!("{}{path}", self.base)).map_err(|refused| {
+            permanent(format!(
+                "the {} API's URL is refused by the outbound policy: {refused}",
+                self.config.provider.as_str()
+            ))
+        })?;
         self.wait_for_token().await?;
-        let mut request = self.reach.http.request(method.clone(), format!("{}{path}", self.base));
+        let mut request = self.reach.http.request(method.clone(), url);
         request = request.headers(self.headers.clone()).header("accept", "application/json");
         if let Some(body) = body {
             let bytes = serde_json::to_vec(body).map_err(|e| permanent(format!("cannot encode the request: {e}")))?;
             request = request.header(CONTENT_TYPE, "application/json").body(bytes);
         }
-        let response = request.send().await.map_err(|e| DeliveryError::Retryable {
-            http_status: None,
-            message: format!("cannot reach the {} API: {}", self.config.provider.as_str(), e.without_url()),
-            retry_after: None,
+        let provider = self.config.provider.as_str();
+        let response = request.send().await.map_err(|e| match egress::refusal(&e) {
+            Some(refused) => {
+                permanent(format!("the {provider} API's host is refused by the outbound policy: {refused}"))
+            }
+            None => DeliveryError::Retryable {
+                http_status: None,
+                message: format!("cannot reach the {provider} API: {}", e.without_url()),
+                retry_after: None,
+            },
         })?;
         let answer = read(response).await;
         if (200..300).contains(&answer.status) {

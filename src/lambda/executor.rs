@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::{clients, Error};
 use crate::clock::SystemClock;
+use crate::crm::egress::Egress;
 use crate::crm::Deliverer;
 use crate::ids::{ActionId, TenantId};
 use crate::outbox::deliver_action;
@@ -20,7 +21,7 @@ use crate::service::Service;
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
     let clients = clients().await?;
-    let deliverer = Deliverer::new()?.with_retry(RetryPolicy::from_env()?);
+    let deliverer = Deliverer::new(Egress::from_env()?)?.with_retry(RetryPolicy::from_env()?);
     // Resolved id-only events are scored here, so the executor needs the service too.
     let service = Service::new(clients.store.clone(), Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

@@ -15,6 +15,7 @@ use tokio::sync::OnceCell;
 
 use super::{clients, Error};
 use crate::clock::SystemClock;
+use crate::crm::egress::Egress;
 use crate::http::inbound_limit::InboundLimit;
 use crate::service::Service;
 use crate::store::Store;
@@ -59,7 +60,10 @@ async fn admin_token(ssm: &aws_sdk_ssm::Client) -> Result<Option<Secret>, Error>
 /// The router over `store` with the system clock, as the function serves it.
 pub fn build_router(store: Arc<dyn Store>, admin_token: Option<Secret>) -> Router {
     let limit = InboundLimit::from_env().unwrap_or_default();
-    crate::http::router(Service::new(store, Arc::new(SystemClock), admin_token).with_inbound_limit(limit))
+    // An unreadable setting falls back to the safe side: public targets only.
+    let egress = Egress::from_env().unwrap_or_default();
+    let service = Service::new(store, Arc::new(SystemClock), admin_token).with_inbound_limit(limit);
+    crate::http::router(service.with_egress(egress))
 }
 
 /// One request through the router. Handler errors are already HTTP answers.

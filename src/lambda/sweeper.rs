@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::{clients, Error};
 use crate::clock::SystemClock;
+use crate::crm::egress::Egress;
 use crate::crm::Deliverer;
 use crate::outbox::retry::RetryPolicy;
 use crate::outbox::Step;
@@ -26,7 +27,7 @@ const MARGIN: Duration = Duration::from_secs(15);
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
     let clients = clients().await?;
-    let deliverer = Deliverer::new()?.with_retry(RetryPolicy::from_env()?);
+    let deliverer = Deliverer::new(Egress::from_env()?)?.with_retry(RetryPolicy::from_env()?);
     // The sweeper needs no operator token: it serves no admin call.
     let service = Service::new(clients.store, Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

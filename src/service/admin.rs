@@ -4,6 +4,7 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 
 use super::{random_token, Caller, Service, ServiceError};
+use crate::crm::egress::Egress;
 use crate::engine::action::ActionSpec;
 use crate::engine::profile::{Change, ProfileRecord, ProfileSpec, ProfileStatus, SubjectKind};
 use crate::engine::trigger::TriggerSpec;
@@ -41,16 +42,25 @@ pub(crate) const TENANT_WRITE_ATTEMPTS: usize = 5;
 /// A webhook secret must be long enough that guessing it is hopeless.
 const MIN_SECRET_LEN: usize = 16;
 
+/// The `crm` settings that name a URL scorehook calls.
+const CRM_URL_KEYS: [&str; 3] = ["base_url", "api_url", "webhook_url"];
+
 impl TenantInput {
-    fn validate(&self) -> Result<(), ServiceError> {
+    fn validate(&self, egress: Egress) -> Result<(), ServiceError> {
         if let Some(secret) = &self.webhook_secret {
             if secret.expose().len() < MIN_SECRET_LEN || secret.expose().len() > 512 {
                 return Err(ServiceError::invalid("webhook_secret", format!("use {MIN_SECRET_LEN}-512 characters")));
             }
         }
         if let Some(url) = &self.actions_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2000 {
-                return Err(ServiceError::invalid("actions_url", "must be an http:// or https:// URL"));
+            check_target(egress, "actions_url", url)?;
+        }
+        for key in CRM_URL_KEYS {
+            match self.crm.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(url)) if url.is_empty() => {}
+                Some(Value::String(url)) => check_target(egress, &format!("crm.{key}"), url)?,
+                Some(_) => return Err(ServiceError::invalid(format!("crm.{key}"), "must be a URL string")),
             }
         }
         if let Some(field) = self.crm.get("score_field") {
@@ -60,6 +70,15 @@ impl TenantInput {
         }
         Ok(())
     }
+}
+
+/// A URL scorehook will call, refused now (422 on `path`) when the
+/// outbound policy would refuse it at send time.
+pub(crate) fn check_target(egress: Egress, path: &str, url: &str) -> Result<(), ServiceError> {
+    if url.len() > 2000 {
+        return Err(ServiceError::invalid(path, "at most 2000 characters"));
+    }
+    egress.check(url).map(drop).map_err(|refused| ServiceError::invalid(path, refused.to_string()))
 }
 
 impl Service {
@@ -74,7 +93,7 @@ impl Service {
         id: &TenantId,
         input: TenantInput,
     ) -> Result<TenantWritten, ServiceError> {
-        input.validate()?;
+        input.validate(self.egress)?;
         for _ in 0..TENANT_WRITE_ATTEMPTS {
             match self.try_put_tenant(caller, id, input.clone()).await {
                 Err(ServiceError::Store(StoreError::Conflict)) => continue,
@@ -213,6 +232,11 @@ impl Service {
     ) -> Result<(TriggerRecord, bool), ServiceError> {
         self.require_tenant(tenant).await?;
         spec.compile(id)?;
+        for (i, action) in spec.actions.iter().enumerate() {
+            if let ActionSpec::Webhook { url, .. } = action {
+                check_target(self.egress, &format!("actions[{i}].url"), url)?;
+            }
+        }
         let named = spec.score_profile().map(|p| ("when.score.profile".to_owned(), p)).into_iter().chain(
             spec.actions.iter().enumerate().filter_map(|(i, action)| match action {
                 ActionSpec::SetField { profile: Some(p), .. } | ActionSpec::AdjustScore { profile: p, .. } => {

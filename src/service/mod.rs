@@ -29,6 +29,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
+use crate::crm::egress::Egress;
 use crate::engine::ConfigError;
 use crate::http::inbound_limit::InboundLimit;
 use crate::ids::{ContactId, TenantId};
@@ -87,6 +88,8 @@ pub struct Service {
     pub inbound: Arc<InboundLimit>,
     /// How long the router waits for a request's body (`http::extract::BODY_READ_TIMEOUT`).
     pub body_read_timeout: Duration,
+    /// The outbound policy URLs are checked against when they are saved.
+    pub egress: Egress,
 }
 
 /// How long a process trusts its cached copy of a tenant's configuration.
@@ -106,7 +109,14 @@ impl Service {
             catalogs: Arc::new(CatalogCache::new(DEFAULT_CONFIG_REFRESH)),
             inbound: Arc::default(),
             body_read_timeout: crate::http::extract::BODY_READ_TIMEOUT,
+            egress: Egress::PUBLIC_ONLY,
         }
+    }
+
+    /// Sets the outbound policy saved URLs must pass (the deliverer's own).
+    pub fn with_egress(mut self, egress: Egress) -> Self {
+        self.egress = egress;
+        self
     }
 
     /// Sets the per-tenant webhook rate limit.

@@ -3,6 +3,7 @@
 //! and the one router; the stream batch through the executor; the schedule
 //! through the sweeper.
 
+use scorehook::crm::egress::Egress;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -39,7 +40,9 @@ fn signed_at() -> DateTime<Utc> {
 async fn demo() -> Option<(DynamoStore, Service, Arc<ManualClock>)> {
     let store = fresh_store().await?;
     let clock = Arc::new(ManualClock::new(signed_at()));
-    let service = Service::new(Arc::new(store.clone()), clock.clone(), Some(Secret::new("dev-admin-token")));
+    // The example's receiver is on loopback: the operator's setting allows it.
+    let service = Service::new(Arc::new(store.clone()), clock.clone(), Some(Secret::new("dev-admin-token")))
+        .with_egress(Egress::ALLOW_PRIVATE);
     service.apply(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")).await.unwrap();
     Some((store, service, clock))
 }
@@ -116,7 +119,7 @@ async fn the_executor_delivers_queued_actions_from_a_stream_batch_once() {
     point_actions_at(&service, &crm).await;
     let item = queue_sample_action(&store, true).await;
     let batch: Value = serde_json::from_str(&sample("dynamodb-stream-outbox-batch.json")).unwrap();
-    let deliverer = Deliverer::new().unwrap();
+    let deliverer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap();
 
     let response = lambda::executor::handle(&service, &deliverer, &batch).await;
     assert_eq!(response, json!({"batchItemFailures": []}));
@@ -139,7 +142,7 @@ async fn the_sweeper_delivers_what_is_due_on_its_schedule() {
     let crm = RecordingCrm::start().await;
     point_actions_at(&service, &crm).await;
     let item = queue_sample_action(&store, false).await;
-    let deliverer = Deliverer::new().unwrap();
+    let deliverer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap();
     let deadline = SystemTime::now() + Duration::from_secs(60);
 
     let report = lambda::sweeper::handle(&service, &deliverer, deadline).await.unwrap();

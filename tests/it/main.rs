@@ -9,6 +9,7 @@ mod crash_storm;
 mod deal_scores;
 mod delivery;
 mod dynamodb;
+mod egress;
 mod isolation;
 mod lambda_events;
 mod logs;

@@ -68,7 +68,8 @@ function startReceiver() {
 function startServer() {
   return new Promise((resolve, reject) => {
     const child = spawn(BIN, ['serve', '--port', '0', '--data-dir', dataDir], {
-      env: { ...process.env, SCOREHOOK_ADMIN_TOKEN: OPERATOR, RUST_LOG: 'warn' },
+      // The test's action receiver listens on loopback: the operator's setting lets the server reach it.
+      env: { ...process.env, SCOREHOOK_ADMIN_TOKEN: OPERATOR, RUST_LOG: 'warn', SCOREHOOK_ALLOW_PRIVATE_TARGETS: '1' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

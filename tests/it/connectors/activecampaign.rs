@@ -5,6 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use scorehook::clock::Clock;
+use scorehook::crm::egress::Egress;
 use scorehook::crm::{Deliverer, DeliveryError};
 use scorehook::ids::TenantId;
 use scorehook::outbox::OutboxItem;
@@ -140,7 +141,9 @@ fn item(kind: &str, params: Value, deal: Option<&str>) -> OutboxItem {
 /// Delivers through a fresh deliverer (its own rate-limit buckets).
 async fn deliver(app: &TestApp, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
     let now: DateTime<Utc> = app.clock.now();
-    crate::support::sent(Deliverer::new().unwrap().deliver(tenant, item, now, &app.local.service).await)
+    crate::support::sent(
+        Deliverer::new(Egress::ALLOW_PRIVATE).unwrap().deliver(tenant, item, now, &app.local.service).await,
+    )
 }
 
 /// Every call carries the account's token; calls with a body send JSON.

@@ -6,6 +6,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use scorehook::clock::Clock;
+use scorehook::crm::egress::Egress;
 use scorehook::crm::{Deliverer, DeliveryError};
 use scorehook::ids::{ContactId, TenantId};
 use scorehook::outbox::OutboxItem;
@@ -300,7 +301,10 @@ async fn record(app: &TestApp) -> TenantRecord {
 
 async fn deliver(app: &TestApp, item: &OutboxItem) -> Result<u16, DeliveryError> {
     crate::support::sent(
-        Deliverer::new().unwrap().deliver(&record(app).await, item, app.clock.now(), &app.local.service).await,
+        Deliverer::new(Egress::ALLOW_PRIVATE)
+            .unwrap()
+            .deliver(&record(app).await, item, app.clock.now(), &app.local.service)
+            .await,
     )
 }
 

@@ -11,6 +11,7 @@ use chrono::{SecondsFormat, TimeDelta};
 use reqwest::{Method, StatusCode};
 use ring::signature::Ed25519KeyPair;
 use scorehook::clock::Clock;
+use scorehook::crm::egress::Egress;
 use scorehook::crm::{Deliverer, DeliveryError};
 use scorehook::ids::TenantId;
 use scorehook::outbox::OutboxItem;
@@ -180,7 +181,7 @@ async fn every_action_makes_the_documented_call() {
     tenant(&app, "hl", &crm).await;
     let record = app.local.service.store.tenant(&TenantId::parse("hl").unwrap()).await.unwrap().unwrap();
     let now = app.clock.now();
-    let deliverer = Deliverer::new().unwrap();
+    let deliverer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap();
     let cases = [
         (
             "move_stage",
@@ -241,7 +242,7 @@ async fn a_429_is_retried_after_retry_after_or_one_ten_second_interval() {
     let limited = json!({"statusCode": 429, "message": "Too many requests"});
 
     crm.once("POST", "/contacts/c42/tags", 429, &[("retry-after", "30")], limited.clone());
-    match Deliverer::new().unwrap().deliver(&record, &tag, now, &app.local.service).await {
+    match Deliverer::new(Egress::ALLOW_PRIVATE).unwrap().deliver(&record, &tag, now, &app.local.service).await {
         Err(DeliveryError::Retryable { http_status, retry_after, .. }) => {
             assert_eq!((http_status, retry_after), (Some(429), Some(TimeDelta::seconds(30))));
         }
@@ -249,7 +250,7 @@ async fn a_429_is_retried_after_retry_after_or_one_ten_second_interval() {
     }
     // A fresh deliverer: the first one's bucket now pauses this tenant for 30 s.
     crm.once("POST", "/contacts/c42/tags", 429, &[], limited);
-    match Deliverer::new().unwrap().deliver(&record, &tag, now, &app.local.service).await {
+    match Deliverer::new(Egress::ALLOW_PRIVATE).unwrap().deliver(&record, &tag, now, &app.local.service).await {
         Err(DeliveryError::Retryable { retry_after, .. }) => assert_eq!(retry_after, Some(TimeDelta::seconds(10))),
         other => panic!("{other:?}"),
     }

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
+use scorehook::crm::egress::Egress;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -263,7 +264,7 @@ async fn every_action_reaches_hubspot_with_the_documented_call() {
     app.create_crm_tenant("acme", "hubspot", settings).await;
     let tenant = tenant_record(&app).await;
     let now: DateTime<Utc> = "2025-11-25T14:00:00Z".parse().unwrap();
-    let deliverer = Deliverer::new().unwrap();
+    let deliverer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap();
     let service = &app.local.service;
     crm.on("POST", "/crm/v3/objects/tasks", 201, json!({"id": "9001"}));
     crm.on("POST", "/crm/v3/objects/notes", 201, json!({"id": "9002"}));
@@ -385,7 +386,7 @@ async fn hubspots_rate_limit_answers_are_honoured() {
     };
 
     crm.once("PATCH", path, 429, &[], limited("TEN_SECONDLY_ROLLING"));
-    let deliverer = Deliverer::new().unwrap();
+    let deliverer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap();
     let first = wait_of(deliverer.deliver(&tenant, &set_field, now, service).await);
     assert_eq!(first, (Some(429), Some(TimeDelta::seconds(10))));
     // The tenant's bucket now holds back further calls instead of hammering HubSpot.
@@ -394,13 +395,13 @@ async fn hubspots_rate_limit_answers_are_honoured() {
     assert_eq!(crm.calls_to("PATCH", path).len(), 1);
 
     crm.once("PATCH", path, 429, &[("retry-after", "7")], limited("TEN_SECONDLY_ROLLING"));
-    let answer = Deliverer::new().unwrap().deliver(&tenant, &set_field, now, service).await;
+    let answer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap().deliver(&tenant, &set_field, now, service).await;
     assert_eq!(wait_of(answer), (Some(429), Some(TimeDelta::seconds(7))));
 
     crm.once("PATCH", path, 429, &[], limited("DAILY"));
-    let answer = Deliverer::new().unwrap().deliver(&tenant, &set_field, now, service).await;
+    let answer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap().deliver(&tenant, &set_field, now, service).await;
     assert_eq!(wait_of(answer), (Some(429), Some(TimeDelta::hours(10))), "until the next UTC midnight");
 
-    let answer = Deliverer::new().unwrap().deliver(&tenant, &set_field, now, service).await;
+    let answer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap().deliver(&tenant, &set_field, now, service).await;
     assert_eq!(answer, Ok(Delivered::Sent(200)), "and once HubSpot accepts again, the call goes through");
 }

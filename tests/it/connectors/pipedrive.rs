@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
+use scorehook::crm::egress::Egress;
 use serde_json::{json, Value};
 
 use scorehook::crm::{Deliverer, DeliveryError};
@@ -30,7 +31,12 @@ fn basic(user: &str, password: &str) -> String {
 
 /// A Pipedrive tenant whose API is `crm`, with a published profile scoring Pipedrive's interactions.
 async fn pipedrive_tenant(app: &TestApp, crm: &FakeCrm) {
-    let settings = json!({"webhook_user": USER, "api_token": TOKEN, "base_url": crm.url, "company_id": "8087566"});
+    pipedrive_tenant_at(app, &crm.url).await;
+}
+
+/// The same, with its API at `base_url`.
+async fn pipedrive_tenant_at(app: &TestApp, base_url: &str) {
+    let settings = json!({"webhook_user": USER, "api_token": TOKEN, "base_url": base_url, "company_id": "8087566"});
     app.create_crm_tenant(TENANT, "pipedrive", settings).await;
     let profile = format!("/v1/tenants/{TENANT}/profiles/engagement");
     let body = json!({"name": "Engagement", "rules": [
@@ -153,6 +159,23 @@ async fn a_deal_without_a_person_is_stored_then_resolved_through_the_api_and_sco
     assert_eq!(app.score(TENANT, "6").await, Some(json!(3)));
 }
 
+/// With the outbound policy as deployed, resolving an id-only event through
+/// an API whose name resolves to loopback is refused, and nothing calls it.
+#[tokio::test]
+async fn resolving_through_an_api_on_a_private_address_is_refused_with_the_policy_on() {
+    let (app, crm) = (TestApp::spawn_public_only().await, FakeCrm::start().await);
+    let port = crm.url.rsplit(':').next().unwrap();
+    pipedrive_tenant_at(&app, &format!("https://localhost:{port}")).await;
+    let body = edited("v2_change_deal_stage.json", |v| v["data"]["person_id"] = Value::Null);
+    assert_eq!(post(&app, Some(&basic(USER, SECRET)), &body).await.1["queued"], json!(1));
+    app.drain_outbox().await;
+    let dead = app.actions(TENANT, "dead").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["type"], "resolve_event");
+    assert!(dead[0]["reason"].as_str().unwrap().contains("outbound policy"), "{}", dead[0]);
+    assert!(crm.calls().is_empty(), "the API was never called");
+}
+
 #[tokio::test]
 async fn a_deal_that_still_has_no_person_ends_dead_and_visible() {
     let (app, crm) = (TestApp::spawn().await, FakeCrm::start().await);
@@ -179,7 +202,9 @@ async fn tenant_record(app: &TestApp) -> TenantRecord {
 }
 
 async fn deliver(app: &TestApp, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
-    crate::support::sent(Deliverer::new().unwrap().deliver(tenant, item, Utc::now(), &app.local.service).await)
+    crate::support::sent(
+        Deliverer::new(Egress::ALLOW_PRIVATE).unwrap().deliver(tenant, item, Utc::now(), &app.local.service).await,
+    )
 }
 
 /// One call at the fake Pipedrive: method, path, JSON body (`Null` without one).

@@ -37,6 +37,8 @@ impl Server {
             .arg(data_dir)
             .env("SCOREHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", level)
+            // The tests' fakes listen on loopback: the operator's setting lets the server reach them.
+            .env("SCOREHOOK_ALLOW_PRIVATE_TARGETS", "1")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use scorehook::app::Local;
 use scorehook::clock::ManualClock;
+use scorehook::crm::egress::Egress;
 use scorehook::crm::signature;
 use scorehook::outbox::{self, Step};
 use scorehook::store::Store;
@@ -50,14 +51,17 @@ impl TestApp {
     pub async fn spawn_in(dir: TempDir, executor: bool) -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
         let local = Local::open(dir.path(), clock.clone(), Some(Secret::new(ADMIN_TOKEN))).unwrap();
-        Self::serve(local, clock, dir, executor).await
+        Self::serve(local.with_egress(Egress::ALLOW_PRIVATE).unwrap(), clock, dir, executor).await
     }
 
     /// A server whose webhooks are limited per tenant to `rate`.
     pub async fn spawn_with_inbound_limit(rate: scorehook::crm::limiter::Rate) -> Self {
         let dir = TempDir::new().unwrap();
         let clock = Arc::new(ManualClock::new(start_time()));
-        let mut local = Local::open(dir.path(), clock.clone(), Some(Secret::new(ADMIN_TOKEN))).unwrap();
+        let mut local = Local::open(dir.path(), clock.clone(), Some(Secret::new(ADMIN_TOKEN)))
+            .unwrap()
+            .with_egress(Egress::ALLOW_PRIVATE)
+            .unwrap();
         local.service = local.service.with_inbound_limit(scorehook::http::inbound_limit::InboundLimit::new(rate));
         Self::serve(local, clock, dir, false).await
     }
@@ -66,7 +70,15 @@ impl TestApp {
     pub async fn spawn_on(store: Arc<dyn Store>) -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
         let local = Local::new(store, clock.clone(), Some(Secret::new(ADMIN_TOKEN))).unwrap();
-        Self::serve(local, clock, TempDir::new().unwrap(), false).await
+        Self::serve(local.with_egress(Egress::ALLOW_PRIVATE).unwrap(), clock, TempDir::new().unwrap(), false).await
+    }
+
+    /// A server with the outbound policy as deployed: public `https` targets
+    /// only, so the tests' loopback fakes are out of reach.
+    pub async fn spawn_public_only() -> Self {
+        let (dir, clock) = (TempDir::new().unwrap(), Arc::new(ManualClock::new(start_time())));
+        let local = Local::open(dir.path(), clock.clone(), Some(Secret::new(ADMIN_TOKEN))).unwrap();
+        Self::serve(local.with_egress(Egress::PUBLIC_ONLY).unwrap(), clock, dir, false).await
     }
 
     async fn serve(local: Local, clock: Arc<ManualClock>, dir: TempDir, executor: bool) -> Self {
