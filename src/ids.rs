@@ -23,9 +23,23 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
-/// Ids chosen by CRMs (contacts, deals, events): anything printable but the key separators.
+/// Ids chosen by CRMs (contacts, deals, events): anything printable but the
+/// key separators and the invisible format characters (Unicode category
+/// Cf), which would let two ids that look the same name different contacts.
 fn is_external_char(c: char) -> bool {
-    !c.is_whitespace() && !c.is_control() && c != '#'
+    !c.is_whitespace() && !c.is_control() && !is_format_char(c) && c != '#'
+}
+
+/// Unicode's format characters (category Cf): soft hyphen, bidi marks and
+/// overrides, zero-width joiners and spaces, word joiner and invisible
+/// operators, the byte-order mark, interlinear annotation and tag characters.
+fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}' | '\u{890}'..='\u{891}' | '\u{8e2}'
+        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{110bd}' | '\u{110cd}'
+        | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0001}'
+        | '\u{e0020}'..='\u{e007f}')
 }
 
 macro_rules! id_type {
@@ -95,17 +109,17 @@ id_type!(
 id_type!(
     /// The CRM's contact id.
     ContactId, "contact id", 256, is_external_char,
-    "use 1-256 bytes without whitespace, control characters or '#'"
+    "use 1-256 bytes without whitespace, control or invisible format characters, or '#'"
 );
 id_type!(
     /// The CRM's deal (opportunity) id.
     DealId, "deal id", 256, is_external_char,
-    "use 1-256 bytes without whitespace, control characters or '#'"
+    "use 1-256 bytes without whitespace, control or invisible format characters, or '#'"
 );
 id_type!(
     /// An interaction's idempotency key: the same id twice scores once.
     EventId, "event id", 256, is_external_char,
-    "use 1-256 bytes without whitespace, control characters or '#'"
+    "use 1-256 bytes without whitespace, control or invisible format characters, or '#'"
 );
 id_type!(
     /// A fired action; stable across delivery retries and replays.
@@ -209,6 +223,17 @@ mod tests {
             let action = ActionId::from_digest(&digest);
             prop_assert_eq!(ActionId::parse(action.as_str()), Ok(action.clone()));
             prop_assert_eq!(action.as_str().len(), 32);
+        }
+    }
+
+    #[test]
+    fn external_ids_refuse_invisible_format_characters() {
+        for sneaky in ["jhon\u{200b}", "\u{202e}nhoj", "\u{feff}42", "a\u{2060}b", "x\u{e0041}", "soft\u{ad}hyphen"] {
+            assert!(ContactId::parse(sneaky).is_err(), "{sneaky:?} was accepted");
+            assert!(EventId::parse(sneaky).is_err(), "{sneaky:?} was accepted");
+        }
+        for fine in ["jhon", "Bogotá-42", "مرحبا", "c_42@x.test", "日本"] {
+            assert!(ContactId::parse(fine).is_ok(), "{fine:?} was refused");
         }
     }
 

@@ -96,31 +96,64 @@ impl Template {
         })
     }
 
-    /// Absent values render as the empty string.
+    /// Absent values render as the empty string. Each placeholder's value
+    /// is cut to `MAX_VALUE_BYTES`, and all of them together to
+    /// `MAX_RENDERED_BYTES`, so a template full of placeholders over a huge
+    /// contact field cannot make an action huge.
     pub fn render(&self, cx: &Context<'_>) -> String {
+        let mut budget = MAX_RENDERED_BYTES;
+        self.render_within(cx, &mut budget)
+    }
+
+    /// `render`, drawing placeholder bytes from a shared `budget`.
+    fn render_within(&self, cx: &Context<'_>, budget: &mut usize) -> String {
         let mut out = String::new();
         for part in &self.parts {
+            let mut value = String::new();
             match part {
-                Part::Text(text) => out.push_str(text),
-                Part::ContactId => out.push_str(cx.contact_id.as_str()),
-                Part::ContactField(field) => push_value(&mut out, cx.fields.get(field)),
-                Part::EventAttribute(field) => {
-                    push_value(&mut out, cx.event.and_then(|e| lookup(&e.attributes, field)))
+                Part::Text(text) => {
+                    out.push_str(text);
+                    continue;
                 }
-                Part::DealId => out.push_str(cx.deal_id.map(DealId::as_str).unwrap_or_default()),
-                Part::EventId => out.push_str(cx.event.map(|e| e.id.as_str()).unwrap_or_default()),
-                Part::EventType => out.push_str(cx.event.map(|e| e.kind.as_str()).unwrap_or_default()),
-                Part::TriggerId => out.push_str(cx.trigger_id.as_str()),
-                Part::TriggerName => out.push_str(cx.trigger_name),
+                Part::ContactId => value.push_str(cx.contact_id.as_str()),
+                Part::ContactField(field) => push_value(&mut value, cx.fields.get(field)),
+                Part::EventAttribute(field) => {
+                    push_value(&mut value, cx.event.and_then(|e| lookup(&e.attributes, field)))
+                }
+                Part::DealId => value.push_str(cx.deal_id.map(DealId::as_str).unwrap_or_default()),
+                Part::EventId => value.push_str(cx.event.map(|e| e.id.as_str()).unwrap_or_default()),
+                Part::EventType => value.push_str(cx.event.map(|e| e.kind.as_str()).unwrap_or_default()),
+                Part::TriggerId => value.push_str(cx.trigger_id.as_str()),
+                Part::TriggerName => value.push_str(cx.trigger_name),
                 Part::Score(profile) => {
                     if let Some(score) = cx.scores.get(profile) {
-                        out.push_str(&score.live_total(cx.now).to_string());
+                        value.push_str(&score.live_total(cx.now).to_string());
                     }
                 }
             }
+            let kept = cut(&value, MAX_VALUE_BYTES.min(*budget));
+            *budget -= kept.len();
+            out.push_str(kept);
         }
         out
     }
+}
+
+/// The most bytes one placeholder's value adds to a rendered text.
+pub const MAX_VALUE_BYTES: usize = 1024;
+/// The most bytes all placeholders of one text (or one webhook body) add.
+pub const MAX_RENDERED_BYTES: usize = 8 * 1024;
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The most bytes a `webhook` action's body template may hold, as JSON.
@@ -167,12 +200,21 @@ impl JsonTemplate {
         })
     }
 
+    /// Every string rendered, their placeholders sharing one budget of
+    /// `MAX_RENDERED_BYTES`.
     pub fn render(&self, cx: &Context<'_>) -> Value {
+        let mut budget = MAX_RENDERED_BYTES;
+        self.render_within(cx, &mut budget)
+    }
+
+    fn render_within(&self, cx: &Context<'_>, budget: &mut usize) -> Value {
         match self {
-            JsonTemplate::Text(template) => Value::String(template.render(cx)),
-            JsonTemplate::Array(items) => Value::Array(items.iter().map(|item| item.render(cx)).collect()),
+            JsonTemplate::Text(template) => Value::String(template.render_within(cx, budget)),
+            JsonTemplate::Array(items) => {
+                Value::Array(items.iter().map(|item| item.render_within(cx, budget)).collect())
+            }
             JsonTemplate::Object(entries) => {
-                Value::Object(entries.iter().map(|(key, item)| (key.clone(), item.render(cx))).collect())
+                Value::Object(entries.iter().map(|(key, item)| (key.clone(), item.render_within(cx, budget))).collect())
             }
             JsonTemplate::Literal(value) => value.clone(),
         }
@@ -192,6 +234,33 @@ fn push_value(out: &mut String, value: Option<&Value>) {
 mod tests {
     use super::*;
     use crate::engine::points::Points;
+
+    #[test]
+    fn placeholders_cannot_blow_an_action_up() {
+        let (contact, trigger) = (ContactId::parse("c_42").unwrap(), TriggerId::parse("hot").unwrap());
+        let mut fields = Map::new();
+        fields.insert("big".into(), Value::String("é".repeat(40_000)));
+        let scores = BTreeMap::new();
+        let cx = Context {
+            contact_id: &contact,
+            fields: &fields,
+            deal_id: None,
+            event: None,
+            trigger_id: &trigger,
+            trigger_name: "Hot",
+            scores: &scores,
+            now: Utc::now(),
+        };
+        let one = Template::parse("<{{contact.big}}>", "t", None).unwrap().render(&cx);
+        assert!(one.len() <= MAX_VALUE_BYTES + 2 && one.ends_with('>'), "{}", one.len());
+        let many = Template::parse(&"{{contact.big}}".repeat(260), "t", None).unwrap().render(&cx);
+        assert!(many.len() <= MAX_RENDERED_BYTES, "{}", many.len());
+        assert!(many.len() > MAX_RENDERED_BYTES - 4, "the budget is used, not wasted: {}", many.len());
+        let list = vec![Value::String("{{contact.big}}".into()); 50];
+        let body = JsonTemplate::parse(&serde_json::json!({"a": "{{contact.big}}".repeat(100), "b": list}), "b", None);
+        let rendered = serde_json::to_string(&body.unwrap().render(&cx)).unwrap();
+        assert!(rendered.len() < MAX_RENDERED_BYTES + 1024, "one body shares one budget: {}", rendered.len());
+    }
 
     #[test]
     fn renders_placeholders_and_leaves_text() {
