@@ -27,10 +27,24 @@ pub struct Clients {
 }
 
 /// Reads `SCOREHOOK_TABLE`, `SCOREHOOK_HISTORY_DAYS` and the AWS environment Lambda provides.
+/// With `DYNAMODB_ENDPOINT` set (`sam local invoke` with `env.json`,
+/// `cargo lambda watch`), the store talks to that local DynamoDB instead and
+/// creates the table there if it is missing, as `scorehook serve` does;
+/// deployed, the template leaves it empty.
 pub async fn clients() -> Result<Clients, Error> {
     let table = std::env::var("SCOREHOOK_TABLE").map_err(|_| "SCOREHOOK_TABLE is not set")?;
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table).with_history_retention_from_env()?;
-    let store = Arc::new(store);
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty());
+    let store = match &endpoint {
+        Some(endpoint) => {
+            let store = DynamoStore::connect(table.clone(), Some(endpoint)).await;
+            if store.ensure_table().await? {
+                tracing::info!(%table, %endpoint, "created the DynamoDB table on the local endpoint");
+            }
+            store
+        }
+        None => DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+    };
+    let store = Arc::new(store.with_history_retention_from_env()?);
     Ok(Clients { aws, store })
 }
