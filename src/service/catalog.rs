@@ -91,20 +91,29 @@ pub fn compile(config: TenantConfig) -> TenantView {
     TenantView { record: tenant, catalog, deals, records_deals }
 }
 
+/// A cached view, or `None` for a tenant the store does not have.
+type Entry = (Instant, Option<Arc<TenantView>>);
+
 pub struct CatalogCache {
     refresh: Duration,
     // std Mutex: held only to copy an Arc in or out, never across an await.
-    entries: Mutex<HashMap<TenantId, (Instant, Arc<TenantView>)>>,
+    // Unknown tenants are remembered too, so a stream of webhooks to made-up
+    // tenant ids costs one store read per id per refresh, not one each; a
+    // tenant created through this process is known at once (`invalidate`).
+    entries: Mutex<HashMap<TenantId, Entry>>,
     /// Bumped by every invalidation, so a load that raced with a write is not cached.
     generation: AtomicU64,
 }
+
+/// The most tenants (known or not) one process keeps views of.
+const MAX_CACHED_TENANTS: usize = 10_000;
 
 impl CatalogCache {
     pub fn new(refresh: Duration) -> Self {
         Self { refresh, entries: Mutex::new(HashMap::new()), generation: AtomicU64::new(0) }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, (Instant, Arc<TenantView>)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Entry>> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -112,18 +121,19 @@ impl CatalogCache {
     pub async fn get(&self, store: &dyn Store, tenant: &TenantId) -> Result<Option<Arc<TenantView>>, StoreError> {
         if let Some((loaded, view)) = self.entries().get(tenant) {
             if loaded.elapsed() < self.refresh {
-                return Ok(Some(Arc::clone(view)));
+                return Ok(view.clone());
             }
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let Some(config) = store.tenant_config(tenant).await? else {
-            return Ok(None);
-        };
-        let view = Arc::new(compile(config));
+        let view = store.tenant_config(tenant).await?.map(|config| Arc::new(compile(config)));
         if self.generation.load(Ordering::Acquire) == generation && !self.refresh.is_zero() {
-            self.entries().insert(tenant.clone(), (Instant::now(), Arc::clone(&view)));
+            let mut entries = self.entries();
+            // Made-up ids must not grow the map without bound: past the cap, misses are not kept.
+            if view.is_some() || entries.len() < MAX_CACHED_TENANTS {
+                entries.insert(tenant.clone(), (Instant::now(), view.clone()));
+            }
         }
-        Ok(Some(view))
+        Ok(view)
     }
 
     pub fn invalidate(&self, tenant: &TenantId) {

@@ -83,6 +83,23 @@ async fn an_unknown_tenant_is_refused_like_a_bad_signature() {
     assert_error(&body, "unauthorized");
 }
 
+/// Webhooks to made-up tenant ids cost one store read per id per refresh,
+/// not one each; creating the tenant makes it known at once.
+#[tokio::test]
+async fn an_unknown_tenant_is_remembered_briefly_and_known_as_soon_as_it_is_created() {
+    let Some(store) = crate::support::dynamo::fresh_store().await else { return };
+    let app = TestApp::spawn_on(std::sync::Arc::new(store.clone())).await;
+    let probe = interaction("e1", "email.opened", "jhon");
+    assert_eq!(app.post_webhook("ghost", &probe).await.0, StatusCode::UNAUTHORIZED);
+    let before = store.metrics().calls;
+    for _ in 0..5 {
+        assert_eq!(app.post_webhook("ghost", &probe).await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(store.metrics().calls, before, "the repeats were answered from the cache");
+    app.seeds_tenant("ghost", None).await;
+    assert_eq!(app.post_webhook("ghost", &probe).await.0, StatusCode::ACCEPTED, "known once created");
+}
+
 #[tokio::test]
 async fn malformed_json_is_400_and_stores_nothing() {
     let app = TestApp::spawn().await;
