@@ -122,15 +122,16 @@ impl Resolve for PublicResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await.map_err(|_| Box::new(Refused::Unresolved))?.collect();
+            let refuse = |why: Refused| -> Box<dyn std::error::Error + Send + Sync> { Box::new(why) };
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await.map_err(|_| refuse(Refused::Unresolved))?;
+            let found: Vec<SocketAddr> = found.collect();
             if found.is_empty() {
-                return Err(Box::new(Refused::Unresolved) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(refuse(Refused::Unresolved));
             }
             // One refused address refuses the name: a public answer beside a
             // private one is how a rebinding attempt looks.
             if found.iter().any(|addr| !is_public(addr.ip())) {
-                return Err(Box::new(Refused::Private) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(refuse(Refused::Private));
             }
             Ok(Box::new(found.into_iter()) as Addrs)
         })

@@ -280,19 +280,7 @@ fn score_rules(
         if !rule_allows(rule, score, at) {
             continue;
         }
-        let mut entry = LedgerEntry {
-            seq: *next_seq,
-            profile: profile.id.clone(),
-            version: profile.version,
-            rule: rule.id.as_str().to_owned(),
-            points: rule.points,
-            event_id: Some(interaction.id.clone()),
-            at,
-            expires_at: rule.expires_in.map(|span| at + span.as_delta()),
-            decay: rule.decay,
-            merged: None,
-            saturated: None,
-        };
+        let mut entry = rule_entry(profile, rule, *next_seq, interaction, at);
         score.fit(&mut entry, now);
         score.book(&entry, now);
         if rule.fit && entry.expires_at.is_none() && entry.decay.is_none() {
@@ -306,6 +294,23 @@ fn score_rules(
     if matched && !booked && !had_score {
         // Only capped or spent rules matched: the contact still has no score here.
         scores.remove(&profile.id);
+    }
+}
+
+/// The entry `rule` books for `interaction` at `at`, as `seq`.
+fn rule_entry(profile: &Profile, rule: &Rule, seq: u64, interaction: &Interaction, at: DateTime<Utc>) -> LedgerEntry {
+    LedgerEntry {
+        seq,
+        profile: profile.id.clone(),
+        version: profile.version,
+        rule: rule.id.as_str().to_owned(),
+        points: rule.points,
+        event_id: Some(interaction.id.clone()),
+        at,
+        expires_at: rule.expires_in.map(|span| at + span.as_delta()),
+        decay: rule.decay,
+        merged: None,
+        saturated: None,
     }
 }
 
@@ -333,19 +338,9 @@ fn withdraw_fit(
         if rule.when.holds(subject) {
             continue;
         }
-        let mut entry = LedgerEntry {
-            seq: *next_seq,
-            profile: profile.id.clone(),
-            version: profile.version,
-            rule: rule.id.as_str().to_owned(),
-            points: -granted,
-            event_id: Some(interaction.id.clone()),
-            at,
-            expires_at: None,
-            decay: None,
-            merged: None,
-            saturated: None,
-        };
+        // What `fit_points` holds never expires or decays, whatever the rule says now.
+        let booked = rule_entry(profile, rule, *next_seq, interaction, at);
+        let mut entry = LedgerEntry { points: -granted, expires_at: None, decay: None, ..booked };
         score.fit(&mut entry, now);
         score.book(&entry, now);
         score.fit_points.remove(&rule.id);

@@ -107,9 +107,14 @@ pub fn record(state: &mut ContactState, interaction: &Interaction) {
     state.deal_stages.insert(deal.clone(), DealStage { pipeline, stage: stage.clone() });
     // Where the deal is now is known again; what scorehook last sent no longer decides.
     state.moved.remove(deal);
-    while state.deal_stages.len() > MAX_TRACKED_DEALS {
-        let Some(other) = state.deal_stages.keys().find(|d| *d != deal).cloned() else { break };
-        state.deal_stages.remove(&other);
+    keep_tracked(&mut state.deal_stages, deal);
+}
+
+/// Forgets other deals until `MAX_TRACKED_DEALS` are left, never `kept`.
+fn keep_tracked(deals: &mut BTreeMap<DealId, DealStage>, kept: &DealId) {
+    while deals.len() > MAX_TRACKED_DEALS {
+        let Some(other) = deals.keys().find(|d| *d != kept).cloned() else { break };
+        deals.remove(&other);
     }
 }
 
@@ -119,9 +124,6 @@ pub fn record_moves(state: &mut ContactState, fired: &[super::action::FiredActio
         let (Some(deal), Some(Value::String(stage))) = (&action.deal_id, action.params.get("stage")) else { continue };
         let pipeline = action.params.get("pipeline").and_then(Value::as_str).map(str::to_owned);
         state.moved.insert(deal.clone(), DealStage { pipeline, stage: stage.clone() });
-        while state.moved.len() > MAX_TRACKED_DEALS {
-            let Some(other) = state.moved.keys().find(|d| *d != deal).cloned() else { break };
-            state.moved.remove(&other);
-        }
+        keep_tracked(&mut state.moved, deal);
     }
 }

@@ -545,8 +545,28 @@ fn a_simulation_reports_bands_top_contacts_and_trigger_counts() {
 #[derive(Debug, Clone)]
 enum Step {
     Event { kind: usize, minutes: i64 },
-    Adjust { op: AdjustOp, points: i64, expires_minutes: Option<i64>, minutes: i64 },
+    Adjust { op: AdjustOp, points: Points, expires_minutes: Option<i64>, minutes: i64 },
     Sweep { minutes: i64 },
+}
+
+/// Step `i` of a property run, at the minute it names (never before `now`, which it moves).
+fn apply_step(catalog: &Catalog, state: &ContactState, i: usize, step: &Step, now: &mut DateTime<Utc>) -> Outcome {
+    let minutes = match step {
+        Step::Event { minutes, .. } | Step::Adjust { minutes, .. } | Step::Sweep { minutes } => *minutes,
+    };
+    *now = (*now).max(t0() + TimeDelta::minutes(minutes));
+    let now = *now;
+    match step {
+        Step::Event { kind, .. } => {
+            evaluate(catalog, state, &event(&format!("e{i}"), KINDS[*kind], json!({}), now), now)
+        }
+        Step::Adjust { op, points, expires_minutes, .. } => {
+            let expires_at = expires_minutes.map(|m| now + TimeDelta::minutes(m));
+            let change = Adjustment { op: *op, points: *points, expires_at };
+            adjust(catalog, state, &engagement(), change, &EventId::parse(format!("a{i}")).unwrap(), now)
+        }
+        Step::Sweep { .. } => settle(catalog, state, "sweep", now),
+    }
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -554,7 +574,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (0..4usize, 0..600i64).prop_map(|(kind, minutes)| Step::Event { kind, minutes }),
         1 => (prop_oneof![Just(AdjustOp::Add), Just(AdjustOp::Subtract), Just(AdjustOp::Set), Just(AdjustOp::Reset)],
               -50..50i64, proptest::option::of(1..300i64), 0..600i64)
-            .prop_map(|(op, points, expires_minutes, minutes)| Step::Adjust { op, points, expires_minutes, minutes }),
+            .prop_map(|(op, points, expires_minutes, minutes)| Step::Adjust { op, points: Points::whole(points), expires_minutes, minutes }),
         1 => (0..600i64).prop_map(|minutes| Step::Sweep { minutes }),
     ]
 }
@@ -586,25 +606,12 @@ proptest! {
         let mut entries: Vec<LedgerEntry> = Vec::new();
         let mut now = t0();
         for (i, s) in steps.iter().enumerate() {
-            let outcome = match s {
-                Step::Event { kind, minutes } => {
-                    now = now.max(t0() + TimeDelta::minutes(*minutes));
-                    evaluate(&catalog, &state, &event(&format!("e{i}"), KINDS[*kind], json!({}), now), now)
-                }
-                Step::Adjust { op, points, expires_minutes, minutes } => {
-                    now = now.max(t0() + TimeDelta::minutes(*minutes));
-                    let change = Adjustment { op: *op, points: Points::whole(*points), expires_at: expires_minutes.map(|m| now + TimeDelta::minutes(m)) };
-                    adjust(&catalog, &state, &engagement(), change, &EventId::parse(format!("a{i}")).unwrap(), now)
-                }
-                Step::Sweep { minutes } => {
-                    now = now.max(t0() + TimeDelta::minutes(*minutes));
-                    let outcome = settle(&catalog, &state, "sweep", now);
-                    let cached = outcome.state.scores.get(&engagement()).map(|s| s.total);
-                    prop_assert_eq!(cached, score_from_ledger(&entries, now), "settled cache equals the ledger");
-                    prop_assert!(outcome.state.next_change().is_none_or(|t| t > now), "nothing due is left behind");
-                    outcome
-                }
-            };
+            let outcome = apply_step(&catalog, &state, i, s, &mut now);
+            if let Step::Sweep { .. } = s {
+                let cached = outcome.state.scores.get(&engagement()).map(|s| s.total);
+                prop_assert_eq!(cached, score_from_ledger(&entries, now), "settled cache equals the ledger");
+                prop_assert!(outcome.state.next_change().is_none_or(|t| t > now), "nothing due is left behind");
+            }
             state = outcome.state;
             entries.extend(outcome.ledger);
             prop_assert_eq!(score(&state, now), score_from_ledger(&entries, now));
@@ -876,21 +883,7 @@ proptest! {
         let mut entries: Vec<LedgerEntry> = Vec::new();
         let mut now = t0();
         for (i, s) in steps.iter().enumerate() {
-            let outcome = match s {
-                Step::Event { kind, minutes } => {
-                    now = now.max(t0() + TimeDelta::minutes(*minutes));
-                    evaluate(&catalog, &state, &event(&format!("e{i}"), KINDS[*kind], json!({}), now), now)
-                }
-                Step::Adjust { op, points, expires_minutes, minutes } => {
-                    now = now.max(t0() + TimeDelta::minutes(*minutes));
-                    let change = Adjustment { op: *op, points: Points::from_cents(*points), expires_at: expires_minutes.map(|m| now + TimeDelta::minutes(m)) };
-                    adjust(&catalog, &state, &engagement(), change, &EventId::parse(format!("a{i}")).unwrap(), now)
-                }
-                Step::Sweep { minutes } => {
-                    now = now.max(t0() + TimeDelta::minutes(*minutes));
-                    settle(&catalog, &state, "sweep", now)
-                }
-            };
+            let outcome = apply_step(&catalog, &state, i, s, &mut now);
             state = outcome.state;
             reads_back(&state, &outcome.ledger)?;
             entries.extend(outcome.ledger);
@@ -911,7 +904,7 @@ fn bound_step() -> impl Strategy<Value = Step> {
         3 => (0..4usize, 0..600i64).prop_map(|(kind, minutes)| Step::Event { kind, minutes }),
         2 => (prop_oneof![Just(AdjustOp::Add), Just(AdjustOp::Subtract), Just(AdjustOp::Set), Just(AdjustOp::Reset)],
               cents, proptest::option::of(1..300i64), 0..600i64)
-            .prop_map(|(op, points, expires_minutes, minutes)| Step::Adjust { op, points, expires_minutes, minutes }),
+            .prop_map(|(op, cents, expires_minutes, minutes)| Step::Adjust { op, points: Points::from_cents(cents), expires_minutes, minutes }),
         1 => (0..600i64).prop_map(|minutes| Step::Sweep { minutes }),
     ]
 }

@@ -55,25 +55,21 @@ impl Service {
         let subjects = self.store.contacts(&job.tenant, job.after.as_ref(), RECOMPUTE_BATCH).await?;
         for subject in subjects.iter().filter(|s| SubjectKind::of(s) == kind) {
             let started = job.started_at;
-            let committed = match self
+            let committed = self
                 .commit_when(&job.tenant, subject, |state, now| {
                     engine::fire_existing(catalog, state, &trigger_id, started, now)
                 })
-                .await
-            {
-                Ok(committed) => committed,
-                // Set aside where it was read or committed; the job goes past it.
-                Err(e) if e.is_record_fault() => {
-                    job.contacts_skipped += 1;
-                    job.contacts_done += 1;
-                    continue;
+                .await;
+            match committed {
+                Ok(Some(Committed::Done(outcome))) => {
+                    job.contacts_changed += 1;
+                    tracing::info!(tenant = %job.tenant, trigger = %trigger_id, subject = %subject,
+                        actions = outcome.actions.len(), "trigger applied to an existing subject");
                 }
+                Ok(_) => {}
+                // Set aside where it was read or committed; the job goes past it.
+                Err(e) if e.is_record_fault() => job.contacts_skipped += 1,
                 Err(e) => return Err(e),
-            };
-            if let Some(Committed::Done(outcome)) = committed {
-                job.contacts_changed += 1;
-                tracing::info!(tenant = %job.tenant, trigger = %trigger_id, subject = %subject,
-                    actions = outcome.actions.len(), "trigger applied to an existing subject");
             }
             job.contacts_done += 1;
         }

@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::scores::LEDGER_VIEW_LIMIT;
@@ -104,7 +103,7 @@ fn salvage(contact: &ContactId, document: &Value, ledger: &[LedgerEntry]) -> Res
         let part = |name: &str| document.get(name).cloned().unwrap_or(Value::Null);
         fresh.fields = serde_json::from_value(part("fields")).unwrap_or_default();
         fresh.fired_once = serde_json::from_value(part("fired_once")).unwrap_or_default();
-        fresh.reset_at = reset_times(&part("reset_at"));
+        fresh.reset_at = serde_json::from_value(part("reset_at")).unwrap_or_default();
         fresh.matched = serde_json::from_value(part("matched")).unwrap_or_default();
         fresh.deal_stages = serde_json::from_value(part("deal_stages")).unwrap_or_default();
         fresh
@@ -114,8 +113,4 @@ fn salvage(contact: &ContactId, document: &Value, ledger: &[LedgerEntry]) -> Res
     let past_ledger = ledger.iter().map(|e| e.seq.saturating_add(1)).max().unwrap_or(0);
     state.next_seq = state.next_seq.max(past_ledger);
     Ok(state)
-}
-
-fn reset_times(value: &Value) -> BTreeMap<ProfileId, DateTime<Utc>> {
-    serde_json::from_value(value.clone()).unwrap_or_default()
 }

@@ -7,6 +7,8 @@
 //! `tenant·id` instead: a scan of the rows due by then (normally a handful)
 //! or of the tenant's leaderboards (a repair, which an operator runs).
 
+use std::ops::RangeBounds;
+
 use chrono::{DateTime, Utc};
 use redb::ReadableTable;
 
@@ -22,11 +24,16 @@ fn entry_key(tenant: &TenantId, kind: QuarantineKind, id: &str) -> String {
     key(&[tenant.as_str(), kind.as_str(), id])
 }
 
-/// Removes the rows of `table` before `end` whose key ends in `·suffix`.
-fn remove_rows_ending(tables: &mut Tables<'_>, table: Table, end: &str, suffix: &str) -> Result<(), StoreError> {
+/// Removes the rows of `table` within `range` whose key ends in `suffix`.
+fn remove_rows_ending<'r>(
+    tables: &mut Tables<'_>,
+    table: Table,
+    range: impl RangeBounds<&'r str> + 'r,
+    suffix: &str,
+) -> Result<(), StoreError> {
     let rows = tables.open(table)?;
     let mut found = Vec::new();
-    for row in rows.range::<&str>(..end).map_err(unavailable)? {
+    for row in rows.range::<&str>(range).map_err(unavailable)? {
         let (k, _) = row.map_err(unavailable)?;
         if k.value().ends_with(suffix) {
             found.push(k.value().to_owned());
@@ -56,7 +63,7 @@ impl EmbeddedStore {
                 QuarantineKind::Action => OUTBOX_DUE,
             };
             let bytes = encode(&entry.again(earlier))?;
-            remove_rows_ending(tables, index, &end, &suffix)?;
+            remove_rows_ending(tables, index, ..end.as_str(), &suffix)?;
             tables.open(QUARANTINE)?.insert(row.as_str(), bytes.as_slice()).map_err(unavailable)?;
             Ok(())
         })
@@ -95,20 +102,9 @@ impl EmbeddedStore {
         let (start, end) = prefix(&[tenant.as_str()]);
         let (due_suffix, score_suffix) = (format!("{SEP}{tenant}{SEP}{contact}"), format!("{SEP}{contact}"));
         self.write(move |tables| {
-            remove_rows_ending(tables, EXPIRY_DUE, &due_by(DateTime::<Utc>::MAX_UTC), &due_suffix)?;
+            remove_rows_ending(tables, EXPIRY_DUE, .., &due_suffix)?;
             // Only the tenant's leaderboards: `tenant·profile·score·contact`.
-            let scores = tables.open(SCORES)?;
-            let mut found = Vec::new();
-            for row in scores.range::<&str>(start.as_str()..end.as_str()).map_err(unavailable)? {
-                let (k, _) = row.map_err(unavailable)?;
-                if k.value().ends_with(&score_suffix) {
-                    found.push(k.value().to_owned());
-                }
-            }
-            for row in found {
-                scores.remove(row.as_str()).map_err(unavailable)?;
-            }
-            Ok(())
+            remove_rows_ending(tables, SCORES, start.as_str()..end.as_str(), &score_suffix)
         })
         .await
     }
