@@ -48,6 +48,8 @@ pub enum Refused {
     Private,
     #[error("the target's host name did not resolve")]
     Unresolved,
+    #[error("the host is not one of {provider}'s API hosts ({hosts})")]
+    NotProviderHost { provider: &'static str, hosts: String },
 }
 
 impl Egress {
@@ -86,6 +88,18 @@ impl Egress {
         Ok(parsed)
     }
 
+    /// [`Egress::check`], and for a CRM's API also that the host is one of
+    /// the provider's own (`hosts`, see [`host_matches`]). The operator's
+    /// setting lifts the host rule with the rest, for local fakes.
+    pub fn check_api(&self, url: &str, provider: &'static str, hosts: &[&str]) -> Result<reqwest::Url, Refused> {
+        let parsed = self.check(url)?;
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        if self.allow_private || hosts.iter().any(|rule| host_matches(&host, rule)) {
+            return Ok(parsed);
+        }
+        Err(Refused::NotProviderHost { provider, hosts: hosts.join(", ") })
+    }
+
     /// The HTTP client every outbound call uses: no redirects, `https`
     /// only and the checking resolver unless private targets are allowed.
     pub fn client(&self, timeout: Duration, connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
@@ -99,6 +113,17 @@ impl Egress {
             false => builder.https_only(true).dns_resolver(Arc::new(PublicResolver)),
         };
         builder.build()
+    }
+}
+
+/// A URL as reads and error texts show it: the query (which may carry a
+/// token) becomes `***`, and a fragment is dropped.
+pub fn redact_query(url: &str) -> String {
+    let (without_fragment, _) = url.split_once('#').unwrap_or((url, ""));
+    match without_fragment.split_once('?') {
+        Some((path, query)) if !query.is_empty() => format!("{path}?***"),
+        Some((path, _)) => path.to_owned(),
+        None => without_fragment.to_owned(),
     }
 }
 
@@ -135,6 +160,22 @@ impl Resolve for PublicResolver {
             }
             Ok(Box::new(found.into_iter()) as Addrs)
         })
+    }
+}
+
+/// Whether `host` (lowercase) is covered by `rule`: `hubapi.com` covers
+/// `hubapi.com` and every name under it; `bitrix24.*` covers every name
+/// under `bitrix24.<zone>`, a zone being one or two labels (`de`, `com.br`).
+pub fn host_matches(host: &str, rule: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    match rule.strip_suffix(".*") {
+        Some(brand) => {
+            let labels: Vec<&str> = host.split('.').collect();
+            let n = labels.len();
+            let under = |zone_labels: usize| n > zone_labels + 1 && labels[n - zone_labels - 1] == brand;
+            under(1) || (under(2) && labels[n - 2].len() <= 3)
+        }
+        None => host == rule || host.strip_suffix(rule).is_some_and(|rest| rest.ends_with('.')),
     }
 }
 
@@ -188,6 +229,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn queries_are_redacted() {
+        assert_eq!(redact_query("https://h.example/in?token=s3cret&x=1"), "https://h.example/in?***");
+        assert_eq!(redact_query("https://h.example/in?#frag"), "https://h.example/in");
+        assert_eq!(redact_query("https://h.example/in"), "https://h.example/in");
+    }
+
+    #[test]
+    fn provider_hosts_cover_their_names_and_nothing_else() {
+        for (host, rule) in [
+            ("hubapi.com", "hubapi.com"),
+            ("api.hubapi.com", "hubapi.com"),
+            ("api-eu1.hubapi.com", "hubapi.com"),
+            ("acme.bitrix24.de", "bitrix24.*"),
+            ("acme.bitrix24.com.br", "bitrix24.*"),
+            ("acme.bitrix24.com.", "bitrix24.*"),
+        ] {
+            assert!(host_matches(host, rule), "{host} under {rule}");
+        }
+        for (host, rule) in [
+            ("evilhubapi.com", "hubapi.com"),
+            ("hubapi.com.evil.io", "hubapi.com"),
+            ("bitrix24.de", "bitrix24.*"),
+            ("acme.bitrix24.evil.example", "bitrix24.*"),
+            ("bitrix24.de.evil.io", "bitrix24.*"),
+        ] {
+            assert!(!host_matches(host, rule), "{host} is not under {rule}");
+        }
+        let public = Egress::PUBLIC_ONLY;
+        let hosts = ["hubapi.com"];
+        assert!(public.check_api("https://API.hubapi.com/crm", "hubspot", &hosts).is_ok());
+        let refused = public.check_api("https://example.com/crm", "hubspot", &hosts).unwrap_err();
+        assert_eq!(refused.to_string(), "the host is not one of hubspot's API hosts (hubapi.com)");
+    }
+
+    #[test]
     fn reserved_addresses_in_every_form_are_not_public() {
         for refused in [
             "127.0.0.1",
@@ -231,6 +307,7 @@ mod tests {
         assert_eq!(public.check("https://u:p@api.hubapi.com/").unwrap_err(), Refused::Credentials);
         let local = Egress::ALLOW_PRIVATE;
         assert!(local.check("http://127.0.0.1:4000/actions").is_ok());
+        assert!(local.check_api("http://127.0.0.1:4000", "hubspot", &["hubapi.com"]).is_ok(), "fakes, locally");
         assert_eq!(local.check("file:///etc/passwd").unwrap_err(), Refused::Scheme, "never another scheme");
     }
 }

@@ -86,6 +86,19 @@ pub fn normalize(tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inb
     Ok(items)
 }
 
+/// The provider's API settings (hosts, rate, default base); `None` for
+/// `generic`, which calls only the URLs the tenant names.
+pub fn api_config(provider: Provider) -> Option<&'static outbound::ApiConfig> {
+    match provider {
+        Provider::Generic => None,
+        Provider::Hubspot => Some(&hubspot::API),
+        Provider::Highlevel => Some(&highlevel::API),
+        Provider::Activecampaign => Some(&activecampaign::API),
+        Provider::Bitrix24 => Some(&bitrix24::API),
+        Provider::Pipedrive => Some(&pipedrive::API),
+    }
+}
+
 /// How a delivery failed, split by what the outbox should do next.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeliveryError {

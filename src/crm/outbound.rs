@@ -114,6 +114,10 @@ pub struct ApiConfig {
     /// Scheme and host (and any fixed path prefix); `crm.base_url` overrides
     /// it. Empty when each account has its own host: `base_url` is then required.
     pub default_base: &'static str,
+    /// The hosts the provider's API lives on (see `egress::host_matches`):
+    /// `crm.base_url` and every call must name one, unless the operator
+    /// allows private targets (local fakes).
+    pub hosts: &'static [&'static str],
     pub rate: Rate,
     /// `Some(wait)` when an answer means "rate limited": the call is retried
     /// after `wait` and the tenant's bucket pauses as long.
@@ -137,7 +141,8 @@ pub struct Answer {
     pub headers: HeaderMap,
     /// The body as JSON; `Null` when empty or not JSON.
     pub body: Value,
-    /// The body as text, cut to 300 characters, for error messages.
+    /// The body as text, cut to 300 characters, for the operator's log
+    /// (redacted there); a tenant never sees it.
     pub excerpt: String,
 }
 
@@ -215,13 +220,11 @@ impl<'a> CrmApi<'a> {
 
     /// Calls `method base+path` with an optional JSON body. `Ok` is a 2xx
     /// answer; a "slow down" answer, 408, 409, 429 or 5xx is retryable; any
-    /// other status is permanent, with the CRM's own message.
+    /// other status is permanent, with a fixed reason for its status.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, DeliveryError> {
-        let url = self.reach.egress.check(&format!("{}{path}", self.base)).map_err(|refused| {
-            permanent(format!(
-                "the {} API's URL is refused by the outbound policy: {refused}",
-                self.config.provider.as_str()
-            ))
+        let (provider, hosts) = (self.config.provider.as_str(), self.config.hosts);
+        let url = self.reach.egress.check_api(&format!("{}{path}", self.base), provider, hosts).map_err(|refused| {
+            permanent(format!("the {provider} API's URL is refused by the outbound policy: {refused}"))
         })?;
         self.wait_for_token().await?;
         let mut request = self.reach.http.request(method.clone(), url);
@@ -230,7 +233,6 @@ impl<'a> CrmApi<'a> {
             let bytes = serde_json::to_vec(body).map_err(|e| permanent(format!("cannot encode the request: {e}")))?;
             request = request.header(CONTENT_TYPE, "application/json").body(bytes);
         }
-        let provider = self.config.provider.as_str();
         let response = request.send().await.map_err(|e| match egress::refusal(&e) {
             Some(refused) => {
                 permanent(format!("the {provider} API's host is refused by the outbound policy: {refused}"))
@@ -245,32 +247,31 @@ impl<'a> CrmApi<'a> {
         if (200..300).contains(&answer.status) {
             return Ok(answer);
         }
+        tracing::warn!(
+            tenant = %self.tenant.id,
+            provider,
+            status = answer.status,
+            excerpt = %log_excerpt(&answer.excerpt, self.tenant),
+            "the CRM answered an error"
+        );
+        // The tenant is told the status and a fixed reason, never the body:
+        // whatever answered is not the tenant's to read through scorehook.
+        let what = format!("{method} {} answered {}: {}", redact_path(path), answer.status, reason(answer.status));
         if let Some(wait) = (self.config.slow_down)(&answer, self.reach.now) {
             let pause = wait.to_std().unwrap_or_default();
             self.reach.limiter.pause(self.config.provider, &self.tenant.id, self.rate, Instant::now(), pause);
             return Err(DeliveryError::Retryable {
                 http_status: Some(answer.status),
-                message: format!(
-                    "{method} {}: rate limited by {} ({}); retrying after {} s",
-                    redact_path(path),
-                    self.config.provider.as_str(),
-                    answer.excerpt,
-                    wait.num_seconds()
-                ),
+                message: format!("{what}; {provider} asks to slow down, retrying after {} s", wait.num_seconds()),
                 retry_after: Some(wait),
             });
         }
         let status = reqwest::StatusCode::from_u16(answer.status).unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
         Err(match super::generic::classify(status, &answer.headers, self.reach.now) {
-            Err(DeliveryError::Retryable { http_status, retry_after, .. }) => DeliveryError::Retryable {
-                http_status,
-                message: format!("{method} {} answered {}: {}", redact_path(path), answer.status, answer.excerpt),
-                retry_after,
-            },
-            _ => DeliveryError::Permanent {
-                http_status: Some(answer.status),
-                message: format!("{method} {} answered {}: {}", redact_path(path), answer.status, answer.excerpt),
-            },
+            Err(DeliveryError::Retryable { http_status, retry_after, .. }) => {
+                DeliveryError::Retryable { http_status, message: what, retry_after }
+            }
+            _ => DeliveryError::Permanent { http_status: Some(answer.status), message: what },
         })
     }
 
@@ -298,6 +299,41 @@ fn tenant_rate(tenant: &TenantRecord) -> Option<Rate> {
     let calls = rate.get("calls")?.as_f64().filter(|c| (1.0..=100_000.0).contains(c))?;
     let seconds = rate.get("seconds")?.as_f64().filter(|s| (0.1..=86_400.0).contains(s))?;
     Some(Rate::per(calls, seconds))
+}
+
+/// What a tenant is told about an error answer: a fixed reason per status.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        300..=399 => "a redirect, which is never followed",
+        400 => "the request was refused as invalid (check the action's settings and field names)",
+        401 => "the credentials were refused (expired or revoked: update the crm settings)",
+        403 => "the credentials lack a permission this action needs",
+        404 => "the object or endpoint was not found",
+        408 => "the request timed out",
+        409 => "a concurrent change on the CRM's side",
+        410 => "the object is gone",
+        422 => "a value in the request was refused",
+        429 => "rate limited",
+        500..=599 => "an error on the CRM's side",
+        _ => "an unexpected answer",
+    }
+}
+
+/// An answer's excerpt as the operator's log keeps it: 200 characters at
+/// most, control characters dropped, and every credential of the tenant's
+/// (a CRM that echoes the request) replaced by `***`.
+fn log_excerpt(excerpt: &str, tenant: &TenantRecord) -> String {
+    let mut text: String = excerpt.chars().filter(|c| !c.is_control()).collect();
+    let secrets = tenant
+        .crm
+        .iter()
+        .filter(|(key, _)| !crate::tenant::PUBLIC_CRM_KEYS.contains(&key.as_str()))
+        .filter_map(|(_, value)| value.as_str())
+        .chain([tenant.webhook_secret.expose()]);
+    for secret in secrets.filter(|s| s.len() >= 6) {
+        text = text.replace(secret, "***");
+    }
+    text.chars().take(200).collect()
 }
 
 /// A path for an error message: the query (which may hold a token) is cut.

@@ -23,6 +23,7 @@ use super::auth::Scoped;
 use super::error::ApiError;
 use super::extract::{optional_json, JsonBody};
 use super::openapi::errors::{BodyErrors, ReadErrors};
+use crate::crm::egress::redact_query;
 use crate::ids::TenantId;
 use crate::service::admin::TenantInput;
 use crate::service::Service;
@@ -68,14 +69,27 @@ impl TenantOut {
         Self {
             tenant: record.id.clone(),
             provider: record.provider,
-            actions_url: record.actions_url.clone(),
-            crm: record.public_crm(),
+            actions_url: record.actions_url.as_deref().map(redact_query),
+            crm: shown_crm(record),
             token_rotated_at: record.token_rotated_at,
             previous_token_expires_at: record.previous_token_expires_at(now),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
     }
+}
+
+/// The `crm` keys reads may show, with the query of each URL redacted.
+fn shown_crm(record: &TenantRecord) -> Map<String, Value> {
+    let mut crm = record.public_crm();
+    for value in crm.values_mut() {
+        if let Value::String(text) = value {
+            if text.starts_with("http://") || text.starts_with("https://") {
+                *text = redact_query(text);
+            }
+        }
+    }
+    crm
 }
 
 /// A new tenant and its own admin token, shown this once (only its hash is stored).

@@ -59,7 +59,7 @@ impl TenantInput {
             match self.crm.get(key) {
                 None | Some(Value::Null) => {}
                 Some(Value::String(url)) if url.is_empty() => {}
-                Some(Value::String(url)) => check_target(egress, &format!("crm.{key}"), url)?,
+                Some(Value::String(url)) => check_crm_target(egress, self.provider, &format!("crm.{key}"), url)?,
                 Some(_) => return Err(ServiceError::invalid(format!("crm.{key}"), "must be a URL string")),
             }
         }
@@ -79,6 +79,22 @@ pub(crate) fn check_target(egress: Egress, path: &str, url: &str) -> Result<(), 
         return Err(ServiceError::invalid(path, "at most 2000 characters"));
     }
     egress.check(url).map(drop).map_err(|refused| ServiceError::invalid(path, refused.to_string()))
+}
+
+/// A URL of the tenant's CRM API: [`check_target`], no query or fragment,
+/// and a host of the provider's own (`generic` has no API of its own, so
+/// any public host).
+fn check_crm_target(egress: Egress, provider: Provider, path: &str, url: &str) -> Result<(), ServiceError> {
+    check_target(egress, path, url)?;
+    // The connector appends its paths: a query or fragment would swallow them.
+    if url.contains(['?', '#']) {
+        return Err(ServiceError::invalid(path, "must not carry a query or fragment"));
+    }
+    let Some(api) = crate::crm::api_config(provider) else { return Ok(()) };
+    egress
+        .check_api(url, provider.as_str(), api.hosts)
+        .map(drop)
+        .map_err(|refused| ServiceError::invalid(path, refused.to_string()))
 }
 
 impl Service {

@@ -129,3 +129,82 @@ async fn a_redirect_is_a_permanent_failure_and_no_credential_reaches_the_second_
     assert_eq!(first.calls().len(), 1);
     assert!(second.calls().is_empty(), "the redirect was not followed");
 }
+
+#[tokio::test]
+async fn a_crm_api_base_url_must_name_one_of_the_providers_hosts_when_saved_and_when_sent() {
+    let app = TestApp::spawn_public_only().await;
+    let put = |body: Value| app.admin(Method::PUT, "/v1/tenants/acme", Some(body));
+    for (provider, base) in [
+        ("hubspot", "https://example.com"),
+        ("hubspot", "https://hubapi.com.example.com"),
+        ("pipedrive", "https://api.pipedrive.com.example.com"),
+        ("activecampaign", "https://acme.example.com"),
+        ("highlevel", "https://services.leadconnectorhq.com.evil.example"),
+    ] {
+        let body = json!({"provider": provider, "webhook_secret": SECRET, "crm": {"base_url": base}});
+        let (status, answer) = put(body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{provider} {base}: {answer}");
+        assert_eq!(answer["error"]["path"], "crm.base_url");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("API hosts"), "{answer}");
+    }
+    let hook = json!({"provider": "bitrix24", "webhook_secret": SECRET,
+                      "crm": {"webhook_url": "https://b24.example.com/rest/1/code/"}});
+    assert_eq!(put(hook).await.1["error"]["path"], "crm.webhook_url");
+    assert_eq!(app.admin(Method::GET, "/v1/tenants/acme", None).await.0, StatusCode::NOT_FOUND, "nothing was created");
+    for (provider, base) in [
+        ("hubspot", "https://api-eu1.hubapi.com"),
+        ("pipedrive", "https://acme.pipedrive.com"),
+        ("activecampaign", "https://acme.api-us1.com"),
+    ] {
+        let body = json!({"provider": provider, "webhook_secret": SECRET, "crm": {"base_url": base}});
+        let (status, answer) = put(body).await;
+        assert!(status.is_success(), "{provider} {base}: {answer}");
+    }
+
+    // A record that predates the rule is refused when it is sent.
+    let (app, crm) = (TestApp::spawn().await, FakeCrm::start().await);
+    app.create_crm_tenant("acme", "activecampaign", json!({"api_token": "t", "base_url": "https://acme.example.com"}))
+        .await;
+    let tenant = app.local.service.store.tenant(&TenantId::parse("acme").unwrap()).await.unwrap().unwrap();
+    let item = fired_action("acme", "add_note", json!({"text": "x"}), "42", None, chrono::Utc::now());
+    match Deliverer::new(Egress::PUBLIC_ONLY)
+        .unwrap()
+        .deliver(&tenant, &item, chrono::Utc::now(), &app.local.service)
+        .await
+    {
+        Err(DeliveryError::Permanent { message, http_status: None }) => {
+            assert!(message.contains("not one of activecampaign's API hosts"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(crm.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_tenant_sees_the_status_and_a_fixed_reason_never_the_answers_body_nor_a_urls_query() {
+    let (app, crm) = (TestApp::spawn().await, FakeCrm::start().await);
+    let settings = json!({"api_token": "ac-token-echoed", "base_url": crm.url});
+    app.create_crm_tenant("acme", "activecampaign", settings).await;
+    crm.on("POST", "/api/3/notes", 403, json!({"message": "INTERNAL-ONLY: db=10.0.0.5 token ac-token-echoed"}));
+    let tenant = app.local.service.store.tenant(&TenantId::parse("acme").unwrap()).await.unwrap().unwrap();
+    let item = fired_action("acme", "add_note", json!({"text": "x"}), "42", None, chrono::Utc::now());
+    let deliverer = Deliverer::new(Egress::ALLOW_PRIVATE).unwrap();
+    match deliverer.deliver(&tenant, &item, chrono::Utc::now(), &app.local.service).await {
+        Err(DeliveryError::Permanent { http_status: Some(403), message }) => {
+            assert!(message.contains("403") && message.contains("lack a permission"), "{message}");
+            assert!(!message.contains("INTERNAL-ONLY") && !message.contains("ac-token"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(crm.calls().len(), 1, "the CRM was called and its answer read");
+
+    let hook = json!({"provider": "generic", "webhook_secret": SECRET,
+                      "actions_url": "https://hooks.example.com/in?token=s3cret#x"});
+    assert_eq!(app.admin(Method::PUT, "/v1/tenants/gen", Some(hook)).await.0, StatusCode::CREATED);
+    let (_, shown) = app.admin(Method::GET, "/v1/tenants/gen", None).await;
+    assert_eq!(shown["actions_url"], "https://hooks.example.com/in?***", "{shown}");
+    let query =
+        json!({"crm": {"api_token": "t", "base_url": "https://acme.api-us1.com?q=1#"}, "provider": "activecampaign"});
+    let (status, answer) = app.admin(Method::PUT, "/v1/tenants/acme", Some(query)).await;
+    assert_eq!((status, &answer["error"]["path"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("crm.base_url")));
+}

@@ -24,8 +24,14 @@ use crate::tenant::{Provider, TenantRecord};
 
 /// ActiveCampaign's published limit is 5 requests per second per account;
 /// the base URL is per account, so there is no default.
-pub const API: ApiConfig =
-    ApiConfig { provider: Provider::Activecampaign, default_base: "", rate: Rate::per(5.0, 1.0), slow_down };
+pub const API: ApiConfig = ApiConfig {
+    provider: Provider::Activecampaign,
+    default_base: "",
+    // Each account's API: `https://<account>.api-us1.com`; its app: `<account>.activehosted.com`.
+    hosts: &["api-us1.com", "activehosted.com"],
+    rate: Rate::per(5.0, 1.0),
+    slow_down,
+};
 
 /// How long to wait after a 429 that names no `Retry-After`.
 const DEFAULT_SLOW_DOWN: TimeDelta = TimeDelta::seconds(1);

@@ -35,6 +35,8 @@ pub const API: ApiConfig = ApiConfig {
     // Each portal has its own host: every call goes to the tenant's
     // `webhook_url` (see `outbound::portal`).
     default_base: "",
+    // Cloud portals: `<portal>.bitrix24.<zone>` (com, de, eu, com.br, …).
+    hosts: &["bitrix24.*"],
     rate: Rate { burst: 50.0, per_second: 2.0 },
     slow_down: outbound::slow_down,
 };

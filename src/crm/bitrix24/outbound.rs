@@ -94,10 +94,17 @@ pub(super) async fn rest(api: &CrmApi<'_>, method: &str, params: &Value) -> Resu
     let Some(code) = answer.body.get("error") else {
         return Ok(Reply { status: answer.status, result: answer.body.get("result").cloned().unwrap_or(Value::Null) });
     };
-    let code = code.as_str().unwrap_or_default();
+    // Bitrix24's error codes are a documented vocabulary (`ACCESS_DENIED`,
+    // `NOT_FOUND`, …): one of that shape is named; the description, free
+    // text, goes only to the operator's log.
+    let code = code
+        .as_str()
+        .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    let code = code.unwrap_or("(unnamed)");
     let description = answer.body.get("error_description").and_then(Value::as_str).unwrap_or_default();
-    let description: String = description.chars().take(200).collect();
-    let message = format!("{method} answered {} with error {code:?}: {description}", answer.status);
+    let description: String = description.chars().filter(|c| !c.is_control()).take(200).collect();
+    tracing::warn!(tenant = %api.tenant().id, method, code, description, "Bitrix24 answered an error");
+    let message = format!("{method} answered {} with error {code}", answer.status);
     Err(match code {
         "QUERY_LIMIT_EXCEEDED" => {
             DeliveryError::Retryable { http_status: Some(answer.status), message, retry_after: Some(QUERY_LIMIT_PAUSE) }

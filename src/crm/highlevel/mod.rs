@@ -39,6 +39,8 @@ const INTERVAL_SECONDS: i64 = 10;
 pub const API: ApiConfig = ApiConfig {
     provider: Provider::Highlevel,
     default_base: "https://services.leadconnectorhq.com",
+    // API v2, and v1 on rest.gohighlevel.com.
+    hosts: &["leadconnectorhq.com", "gohighlevel.com"],
     rate: Rate::per(BURST, INTERVAL_SECONDS as f64),
     slow_down,
 };

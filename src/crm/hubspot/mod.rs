@@ -44,6 +44,8 @@ pub const OWNER_ID: &str = "owner_id";
 pub const API: ApiConfig = ApiConfig {
     provider: Provider::Hubspot,
     default_base: "https://api.hubapi.com",
+    // EU accounts answer on api-eu1.hubapi.com; api.hubspot.com also serves the API.
+    hosts: &["hubapi.com", "hubspot.com"],
     rate: Rate::per(100.0, 10.0),
     slow_down: actions::slow_down,
 };

@@ -32,6 +32,8 @@ use crate::tenant::Provider;
 pub const API: ApiConfig = ApiConfig {
     provider: Provider::Pipedrive,
     default_base: "https://api.pipedrive.com",
+    // api.pipedrive.com, or the company domain `<company>.pipedrive.com`.
+    hosts: &["pipedrive.com"],
     rate: Rate::per(20.0, 2.0),
     slow_down: outbound::slow_down,
 };

@@ -284,7 +284,8 @@ async fn events_that_cannot_be_resolved_end_dead_and_visible() {
     let dead = app.actions("acme", "dead").await;
     assert_eq!(dead.len(), 2, "{dead:?}");
     let errors: Vec<&str> = dead.iter().map(|d| d["attempts"][0]["error"].as_str().unwrap()).collect();
-    assert!(errors.iter().any(|e| e.contains("Not found")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("crm.activity.get.json answered 400")), "{errors:?}");
+    assert!(errors.iter().all(|e| !e.contains("Not found")), "the answer's body stays out: {errors:?}");
     assert!(errors.iter().any(|e| e.contains("open-line chat 10585")), "{errors:?}");
     assert!(errors.iter().all(|e| !e.contains(HOOK_CODE)), "the webhook code never shows: {errors:?}");
     assert_eq!(app.score("acme", "42").await, None);

@@ -164,8 +164,13 @@ async fn a_deal_without_a_person_is_stored_then_resolved_through_the_api_and_sco
 #[tokio::test]
 async fn resolving_through_an_api_on_a_private_address_is_refused_with_the_policy_on() {
     let (app, crm) = (TestApp::spawn_public_only().await, FakeCrm::start().await);
+    pipedrive_tenant_at(&app, "https://acme.pipedrive.com").await;
+    // As stored before the host rule existed: a name that resolves to the fake.
     let port = crm.url.rsplit(':').next().unwrap();
-    pipedrive_tenant_at(&app, &format!("https://localhost:{port}")).await;
+    let store = &app.local.service.store;
+    let mut record = store.tenant(&TenantId::parse(TENANT).unwrap()).await.unwrap().unwrap();
+    record.crm.insert("base_url".into(), json!(format!("https://localhost:{port}")));
+    store.put_tenant(&record).await.unwrap();
     let body = edited("v2_change_deal_stage.json", |v| v["data"]["person_id"] = Value::Null);
     assert_eq!(post(&app, Some(&basic(USER, SECRET)), &body).await.1["queued"], json!(1));
     app.drain_outbox().await;
