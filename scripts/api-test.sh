@@ -28,7 +28,7 @@ if [ -z "${SCOREHOOK_BIN:-}" ]; then
 fi
 [ -x "$SCOREHOOK_BIN" ] || { echo "api-test: no scorehook binary at $SCOREHOOK_BIN" >&2; exit 1; }
 
-token=api-test-operator-token
+token=api-test-operator-token-0123456789abcdef
 data=$(mktemp -d)
 server_pid=
 trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$data"' EXIT

@@ -94,7 +94,7 @@ done
 
 # ---------------------------------------------------------------- HTTP ingest vs floor
 echo "==> HTTP ingest vs floor (wrk, ${seconds}s per run, levels: $levels)"
-admin=bench-operator-token
+admin=bench-operator-token-0123456789abcdef
 secret=bench-webhook-secret-0123456789
 threads=2
 run_wrk() { # run_wrk CONCURRENCY URL REQUESTS_FILE -> "requests rps p50_us p99_us non2xx errors wrapped"

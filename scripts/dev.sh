@@ -29,7 +29,7 @@ for value in "$port" "$receiver_port"; do
   [[ "$value" =~ ^[0-9]+$ ]] && [ "$value" -le 65535 ] || { echo "dev.sh: '$value' is not a port number" >&2; exit 2; }
 done
 unset SCOREHOOK_PORT
-export SCOREHOOK_ADMIN_TOKEN="${SCOREHOOK_ADMIN_TOKEN:-dev-admin-token}"
+export SCOREHOOK_ADMIN_TOKEN="${SCOREHOOK_ADMIN_TOKEN:-dev-admin-token-for-local-use-only}"
 # The demo's receiver is on loopback, and the demo sends plain http: a local
 # server may reach private targets (a deployed one never does by default).
 export SCOREHOOK_ALLOW_PRIVATE_TARGETS="${SCOREHOOK_ALLOW_PRIVATE_TARGETS:-1}"

@@ -170,14 +170,16 @@ async fn main() -> ExitCode {
     }
 }
 
-fn admin_token() -> Option<Secret> {
-    std::env::var("SCOREHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new)
+/// `SCOREHOOK_ADMIN_TOKEN`, if set: at least 32 characters, or the command stops.
+fn admin_token() -> Result<Option<Secret>, String> {
+    let token = std::env::var("SCOREHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    token.map(|t| scorehook::service::operator_token(&t, "SCOREHOOK_ADMIN_TOKEN")).transpose()
 }
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Serve { host, port, data_dir, config, store, config_refresh_secs, commit } => {
-            let token = admin_token();
+            let token = admin_token()?;
             if token.is_none() {
                 tracing::warn!("SCOREHOOK_ADMIN_TOKEN is not set: only tenant tokens can use the admin API");
             }
@@ -205,7 +207,7 @@ async fn run(command: Command) -> Result<(), String> {
             local.serve(listener, true, shutdown_signal()).await.map_err(|e| e.to_string())
         }
         Command::Apply { path, url, yes, update_secrets } => {
-            let remote = Remote::new(&url, admin_token().as_ref().map_or("", |t| t.expose()));
+            let remote = Remote::new(&url, admin_token()?.as_ref().map_or("", |t| t.expose()));
             let files = read_tenant_files(&path).map_err(|e| e.to_string())?;
             let mut changes = 0;
             for (file, doc) in &files {
@@ -231,7 +233,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Export { tenant, url } => {
-            let remote = Remote::new(&url, admin_token().as_ref().map_or("", |t| t.expose()));
+            let remote = Remote::new(&url, admin_token()?.as_ref().map_or("", |t| t.expose()));
             let tenant = TenantId::parse(tenant).map_err(|e| e.to_string())?;
             let (file, notes) = config_client::export(&remote, &tenant).await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?);
@@ -252,7 +254,7 @@ async fn run(command: Command) -> Result<(), String> {
                 return Err("nothing to replay: name --action ID (repeatable), --status dead|failed or --all".into());
             }
             if let Some(url) = url {
-                let remote = Remote::new(&url, admin_token().as_ref().map_or("", |t| t.expose()));
+                let remote = Remote::new(&url, admin_token()?.as_ref().map_or("", |t| t.expose()));
                 let replayed =
                     config_client::replay(&remote, &tenant, &ids, &statuses).await.map_err(|e| e.to_string())?;
                 replayed.iter().for_each(|id| println!("replayed {id}"));

@@ -17,7 +17,7 @@ use super::{clients, Error};
 use crate::clock::SystemClock;
 use crate::crm::egress::Egress;
 use crate::http::inbound_limit::InboundLimit;
-use crate::service::Service;
+use crate::service::{operator_token, Service};
 use crate::store::Store;
 use crate::tenant::Secret;
 
@@ -47,14 +47,15 @@ pub async fn run() -> Result<(), Error> {
 /// The operator token: `SCOREHOOK_ADMIN_TOKEN` if set, else the SSM parameter.
 async fn admin_token(ssm: &aws_sdk_ssm::Client) -> Result<Option<Secret>, Error> {
     if let Some(token) = std::env::var("SCOREHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
-        return Ok(Some(Secret::new(token)));
+        return Ok(Some(operator_token(&token, "SCOREHOOK_ADMIN_TOKEN")?));
     }
     let Some(name) = std::env::var("SCOREHOOK_ADMIN_TOKEN_PARAMETER").ok().filter(|n| !n.is_empty()) else {
         tracing::warn!("no operator token configured: only tenant tokens can use the admin API");
         return Ok(None);
     };
-    let out = ssm.get_parameter().name(name).with_decryption(true).send().await?;
-    Ok(out.parameter().and_then(|p| p.value()).map(Secret::new))
+    let out = ssm.get_parameter().name(&name).with_decryption(true).send().await?;
+    let value = out.parameter().and_then(|p| p.value());
+    Ok(value.map(|token| operator_token(token, &format!("the SSM parameter {name}"))).transpose()?)
 }
 
 /// The router over `store` with the system clock, as the function serves it.

@@ -181,6 +181,24 @@ impl Service {
     }
 }
 
+/// The shortest operator token a process starts with: it opens every
+/// tenant, so it must be as hard to guess as a generated one.
+pub const MIN_OPERATOR_TOKEN_LEN: usize = 32;
+
+/// The operator token as configured (`SCOREHOOK_ADMIN_TOKEN`, or the SSM
+/// parameter on Lambda); a shorter one is refused with a message naming
+/// `source`, and the process does not start.
+pub fn operator_token(value: &str, source: &str) -> Result<Secret, String> {
+    let length = value.chars().count();
+    if length < MIN_OPERATOR_TOKEN_LEN {
+        return Err(format!(
+            "{source} is {length} characters long; the operator token needs at least {MIN_OPERATOR_TOKEN_LEN} \
+             (for example: openssl rand -hex 32)"
+        ));
+    }
+    Ok(Secret::new(value))
+}
+
 /// `prefix_` + 64 random hex digits, from the OS's CSPRNG.
 pub(crate) fn random_token(prefix: &str) -> Result<String, ServiceError> {
     let mut bytes = [0u8; 32];

@@ -41,8 +41,9 @@ async fn demo() -> Option<(DynamoStore, Service, Arc<ManualClock>)> {
     let store = fresh_store().await?;
     let clock = Arc::new(ManualClock::new(signed_at()));
     // The example's receiver is on loopback: the operator's setting allows it.
-    let service = Service::new(Arc::new(store.clone()), clock.clone(), Some(Secret::new("dev-admin-token")))
-        .with_egress(Egress::ALLOW_PRIVATE);
+    let service =
+        Service::new(Arc::new(store.clone()), clock.clone(), Some(Secret::new("dev-admin-token-for-local-use-only")))
+            .with_egress(Egress::ALLOW_PRIVATE);
     service.apply(&std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")).await.unwrap();
     Some((store, service, clock))
 }

@@ -71,3 +71,29 @@ fn every_function_builds_an_existing_binary_for_arm64() {
         assert!(std::path::Path::new(&source).exists(), "{binary} has no {source}");
     }
 }
+
+#[test]
+fn the_function_url_exists_only_without_the_http_api_and_the_http_function_can_reserve_concurrency() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let url_parts: Vec<(&str, &Value)> = resources
+        .iter()
+        .map(|(name, resource)| (name.as_str().unwrap(), resource))
+        .filter(|(_, r)| {
+            let properties = &r["Properties"];
+            r["Type"] == "AWS::Lambda::Url"
+                || !properties["FunctionUrlAuthType"].is_null()
+                || !properties["InvokedViaFunctionUrl"].is_null()
+        })
+        .collect();
+    assert_eq!(url_parts.len(), 3, "the URL and its two permissions: {url_parts:?}");
+    for (name, resource) in &url_parts {
+        assert_eq!(resource["Condition"], "UseFunctionUrl", "{name}");
+    }
+    assert!(resources.values().all(|r| r["Properties"]["FunctionUrlConfig"].is_null()), "no unconditional URL");
+    let condition = serde_yaml::to_string(&template["Conditions"]["UseFunctionUrl"]).unwrap();
+    assert!(condition.contains("Not") && condition.contains("UseHttpApi"), "{condition}");
+    let http = &template["Resources"]["HttpFunction"]["Properties"];
+    let reserved = serde_yaml::to_string(&http["ReservedConcurrentExecutions"]).unwrap();
+    assert!(reserved.contains("HttpReservedConcurrency"), "{reserved}");
+}

@@ -255,3 +255,24 @@ async fn an_invalid_body_read_timeout_stops_the_server_at_start() {
         assert!(stderr.contains(BODY_READ_TIMEOUT_VAR) && stderr.contains(bad), "{bad}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn an_operator_token_shorter_than_32_characters_stops_the_server_at_start_and_writes_nothing() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_scorehook"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env("SCOREHOOK_ADMIN_TOKEN", "dev-admin-token")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), run).await.expect("it must not serve").unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SCOREHOOK_ADMIN_TOKEN is 15 characters long") && stderr.contains("at least 32"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dev-admin-token"), "the token itself is not printed: {stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no store was created");
+}

@@ -21,7 +21,7 @@ import { chromium } from 'playwright-core';
 const BIN = process.env.SCOREHOOK_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOT_DIR || 'target/ui-screenshots';
-const OPERATOR = 'ui-test-operator-token';
+const OPERATOR = 'ui-test-operator-token-0123456789abcdef';
 const TENANT = 'acme';
 const SECRET = 'ui-test-webhook-secret-0123';
 // A safety net only: every wait below ends as soon as its condition holds.
@@ -156,7 +156,7 @@ describe('score builder page', () => {
     // The sign-in says how to sign in locally.
     const hint = page.locator('#signin-local-hint');
     assert.equal(await hint.isVisible(), true);
-    assert.match(await hint.innerText(), /SCOREHOOK_ADMIN_TOKEN.*dev-admin-token.*demo/s);
+    assert.match(await hint.innerText(), /SCOREHOOK_ADMIN_TOKEN.*dev-admin-token-for-local-use-only.*demo/s);
     await page.getByLabel('Tenant').fill(TENANT);
     await page.getByLabel('Admin token').fill('not-the-token');
     await page.getByRole('button', { name: 'Sign in' }).click();

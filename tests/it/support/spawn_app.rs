@@ -19,7 +19,7 @@ use scorehook::outbox::{self, Step};
 use scorehook::store::Store;
 use scorehook::tenant::Secret;
 
-pub const ADMIN_TOKEN: &str = "test-operator-token";
+pub const ADMIN_TOKEN: &str = "test-operator-token-0123456789abcdef";
 pub const SECRET: &str = "whsec-test-0123456789";
 
 pub struct TestApp {
