@@ -184,6 +184,7 @@ async fn main() {
         webhook_secret: Some(Secret::new("bench-webhook-secret-0123456789")),
         actions_url: None,
         crm: Map::new(),
+        signing_secret: None,
     };
     service.put_tenant(&Caller::Operator, &tenant, input).await.unwrap();
     service.put_profile(&tenant, &engagement, profile(1)).await.unwrap();

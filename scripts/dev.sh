@@ -43,7 +43,7 @@ receiver=
 trap '[ -n "$receiver" ] && kill "$receiver" 2>/dev/null; rm -rf "$work"' EXIT
 
 # The receiver first, and only once it listens does the server start.
-"$bin" receiver --port "$receiver_port" --secret demo-secret-change-me >"$work/receiver.out" 2>"$work/receiver.err" &
+"$bin" receiver --port "$receiver_port" --secret whsec_c2NvcmVob29rLWRlbW8tc2lnbmluZy1rZXktMDAwMDA= >"$work/receiver.out" 2>"$work/receiver.err" &
 receiver=$!
 for _ in $(seq 1 100); do
   grep -q "receiving actions on" "$work/receiver.out" 2>/dev/null && break

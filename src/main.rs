@@ -131,7 +131,8 @@ enum Command {
     Receiver {
         #[arg(long, default_value_t = 4000)]
         port: u16,
-        /// The tenant's webhook secret, which signs its actions.
+        /// The tenant's signing secret (`whsec_…`: Standard Webhooks), or, for a tenant stored before signing
+        /// secrets, its webhook secret (the deprecated X-Scorehook-Signature).
         #[arg(long, env = "SCOREHOOK_RECEIVER_SECRET")]
         secret: String,
     },
@@ -217,11 +218,11 @@ async fn run(command: Command) -> Result<(), String> {
                 print!("{plan}");
                 changes += plan.steps.len();
                 if yes && !plan.steps.is_empty() {
-                    let token = config_client::execute(&remote, doc, &plan, update_secrets)
+                    let created = config_client::execute(&remote, doc, &plan, update_secrets)
                         .await
                         .map_err(|e| format!("{}: {e}", file.display()))?;
-                    if let Some(token) = token {
-                        println!("tenant {} created; its admin token (shown once): {token}", doc.tenant);
+                    if let Some(created) = created {
+                        print_created(&doc.tenant, &created.token, created.signing_secret.as_deref());
                     }
                 }
             }
@@ -312,11 +313,19 @@ async fn apply(local: &Local, path: &std::path::Path) -> Result<(), String> {
     for applied in local.service.apply(path).await.map_err(|e| e.to_string())? {
         tracing::info!(tenant = %applied.tenant, profiles = applied.profiles, triggers = applied.triggers, "applied");
         if let Some(token) = applied.token {
-            // Shown once: only its hash is stored.
-            println!("tenant {} created; its admin token (shown once): {token}", applied.tenant);
+            print_created(&applied.tenant, &token, applied.signing_secret.as_deref());
         }
     }
     Ok(())
+}
+
+/// What a tenant's creation shows once: its admin token (only its hash is
+/// stored) and the signing secret made for it, if its file named none.
+fn print_created(tenant: &TenantId, token: &str, signing_secret: Option<&str>) {
+    println!("tenant {tenant} created; its admin token (shown once): {token}");
+    if let Some(secret) = signing_secret {
+        println!("tenant {tenant}: its actions are signed with (Standard Webhooks, shown once): {secret}");
+    }
 }
 
 /// `--status`: only failed and dead actions can be replayed.

@@ -107,6 +107,16 @@ pub struct TenantRecord {
     /// When the admin token was last rotated; `None` if never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_rotated_at: Option<DateTime<Utc>>,
+    /// The key outbound requests are signed with (Standard Webhooks,
+    /// `whsec_…`), never the inbound `webhook_secret`. `None` for tenants
+    /// stored before it existed: their actions carry the deprecated
+    /// `X-Scorehook-*` signature made with the webhook secret until one is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<Secret>,
+    /// What signed outbound requests before the signing secret last changed,
+    /// still signing beside it until its grace ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_signing: Option<PreviousSigning>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Save counter: the store writes `revision + 1` only over `revision`
@@ -122,6 +132,21 @@ pub struct PreviousToken {
     /// SHA-256 of the token, hex.
     pub hash: String,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A replaced outbound signing key: the signing secret, or `None` for the
+/// deprecated `X-Scorehook-*` signature with the webhook secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSigning {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How long a replaced signing key keeps signing beside the new one, so a
+/// receiver can switch keys without refusing a delivery.
+pub fn signing_grace() -> TimeDelta {
+    TimeDelta::hours(24)
 }
 
 /// Which of a tenant's admin tokens a bearer token is.
@@ -162,6 +187,23 @@ impl TenantRecord {
         self.previous_token = (grace > TimeDelta::zero()).then_some(PreviousToken { hash: old, expires_at });
         self.token_rotated_at = Some(now);
         self.updated_at = now;
+    }
+
+    /// Sets the outbound signing secret; the key it replaces (or the
+    /// deprecated scheme, for a tenant that had none) keeps signing beside it
+    /// for [`signing_grace`]. Setting the same secret again changes nothing.
+    pub fn set_signing_secret(&mut self, secret: Secret, now: DateTime<Utc>) {
+        if self.signing_secret.as_ref() == Some(&secret) {
+            return;
+        }
+        let replaced = self.signing_secret.replace(secret);
+        let expires_at = now.checked_add_signed(signing_grace()).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.previous_signing = Some(PreviousSigning { secret: replaced, expires_at });
+    }
+
+    /// The replaced signing key, if it still signs at `now`.
+    pub fn previous_signing_in_grace(&self, now: DateTime<Utc>) -> Option<&PreviousSigning> {
+        self.previous_signing.as_ref().filter(|p| now < p.expires_at)
     }
 
     /// The previous token, if its grace has not ended at `now`.
@@ -221,6 +263,8 @@ mod tests {
             token_hash: hash_token("tok"),
             previous_token: None,
             token_rotated_at: None,
+            signing_secret: None,
+            previous_signing: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
             revision: 0,

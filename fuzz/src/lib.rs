@@ -54,8 +54,13 @@ pub fn tenant(provider: Provider) -> TenantRecord {
         actions_url: None,
         crm,
         token_hash: String::new(),
+        previous_token: None,
+        token_rotated_at: None,
+        signing_secret: None,
+        previous_signing: None,
         created_at: now(),
         updated_at: now(),
+        revision: 0,
     }
 }
 

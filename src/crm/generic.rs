@@ -1,7 +1,11 @@
 //! The `generic` provider's outbound side: each action is a signed JSON POST
 //! to the tenant's `actions_url` (or the action's own URL for `webhook`,
 //! with the action's own rendered body when it has one), with the action id
-//! as `Idempotency-Key` so receivers can drop repeats.
+//! as `Idempotency-Key` and `webhook-id` so receivers can drop repeats.
+//! The signature is Standard Webhooks' with the tenant's signing secret;
+//! tenants stored before signing secrets get the deprecated `X-Scorehook-*`
+//! one, made with the webhook secret, until they set one (and for a grace
+//! after, beside the new one).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
@@ -9,9 +13,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::egress;
+use super::inbound::Request;
 use super::outbound::Reach;
-use super::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use super::DeliveryError;
+use super::signature::SignatureError;
+use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::{standard_webhooks, DeliveryError};
 use crate::outbox::OutboxItem;
 use crate::tenant::TenantRecord;
 
@@ -54,30 +60,72 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
         http_status: None,
         message: format!("cannot encode the action: {e}"),
     })?;
-    let (timestamp, signature) = sign(tenant.webhook_secret.expose(), now, &body);
-    let response = reach
+    let mut request = reach
         .http
         .post(url)
         .header(CONTENT_TYPE, "application/json")
-        .header(TIMESTAMP_HEADER, timestamp)
-        .header(SIGNATURE_HEADER, signature)
-        .header("idempotency-key", item.action.id.as_str())
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| match egress::refusal(&e) {
-            Some(refused) => DeliveryError::Permanent {
-                http_status: None,
-                message: format!("the receiver's host is refused by the outbound policy: {refused}"),
-            },
-            // Without the URL: its query may hold a secret.
-            None => DeliveryError::Retryable {
-                http_status: None,
-                message: format!("cannot reach the receiver: {}", e.without_url()),
-                retry_after: None,
-            },
-        })?;
+        .header("idempotency-key", item.action.id.as_str());
+    for (name, value) in signature_headers(tenant, item.action.id.as_str(), now, &body) {
+        request = request.header(name, value);
+    }
+    let response = request.body(body).send().await.map_err(|e| match egress::refusal(&e) {
+        Some(refused) => DeliveryError::Permanent {
+            http_status: None,
+            message: format!("the receiver's host is refused by the outbound policy: {refused}"),
+        },
+        // Without the URL: its query may hold a secret.
+        None => DeliveryError::Retryable {
+            http_status: None,
+            message: format!("cannot reach the receiver: {}", e.without_url()),
+            retry_after: None,
+        },
+    })?;
     classify(response.status(), response.headers(), now)
+}
+
+/// The headers that sign `body` as message `id` for `tenant` at `now`: the
+/// Standard Webhooks ones with every signing key in force (the signing
+/// secret, and the one it replaced during its grace), and the deprecated
+/// `X-Scorehook-*` ones while the tenant has no signing secret or is in the
+/// grace after its first one.
+pub fn signature_headers(
+    tenant: &TenantRecord,
+    id: &str,
+    now: DateTime<Utc>,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let previous = tenant.previous_signing_in_grace(now);
+    let keys: Vec<Vec<u8>> = [tenant.signing_secret.as_ref(), previous.and_then(|p| p.secret.as_ref())]
+        .into_iter()
+        .flatten()
+        .filter_map(|secret| standard_webhooks::key_of(secret.expose()))
+        .collect();
+    let legacy = tenant.signing_secret.is_none() || previous.is_some_and(|p| p.secret.is_none());
+    let mut headers = Vec::new();
+    if !keys.is_empty() {
+        headers.extend(standard_webhooks::sign(&keys, id, now, body));
+    }
+    if legacy {
+        let (timestamp, signature) = signature::sign(tenant.webhook_secret.expose(), now, body);
+        headers.extend([(TIMESTAMP_HEADER, timestamp), (SIGNATURE_HEADER, signature)]);
+    }
+    headers
+}
+
+/// Checks a `generic` webhook with the tenant's webhook secret: by its
+/// `X-Scorehook-*` headers when it has any, else by the Standard Webhooks
+/// ones (keyed with the secret's `whsec_` key, or its bytes).
+pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), SignatureError> {
+    let secret = tenant.webhook_secret.expose();
+    let ours = [TIMESTAMP_HEADER, SIGNATURE_HEADER].map(|name| request.header(name));
+    if ours.iter().any(Option::is_some) || request.header(standard_webhooks::SIGNATURE_HEADER).is_none() {
+        return signature::verify(secret, ours[0], ours[1], request.body, request.now);
+    }
+    let [id, timestamp, signed] =
+        [standard_webhooks::ID_HEADER, standard_webhooks::TIMESTAMP_HEADER, standard_webhooks::SIGNATURE_HEADER]
+            .map(|name| request.header(name));
+    let key = standard_webhooks::inbound_key(secret);
+    standard_webhooks::verify(&key, id, timestamp, signed, request.body, request.now)
 }
 
 /// 2xx is done; 408, 409 (a concurrent change on the receiver's side), 429

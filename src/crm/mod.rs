@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod outbound;
 pub mod pipedrive;
 pub mod signature;
+pub mod standard_webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,14 +50,7 @@ pub trait Intake: Send + Sync {
 /// Checks a webhook request's authenticity by the tenant's provider's scheme.
 pub fn verify(tenant: &TenantRecord, request: &Request<'_>) -> Result<(), InboundError> {
     match tenant.provider {
-        Provider::Generic => signature::verify(
-            tenant.webhook_secret.expose(),
-            request.header(signature::TIMESTAMP_HEADER),
-            request.header(signature::SIGNATURE_HEADER),
-            request.body,
-            request.now,
-        )
-        .map_err(|e| InboundError::Refused(e.to_string())),
+        Provider::Generic => generic::verify(tenant, request).map_err(|e| InboundError::Refused(e.to_string())),
         Provider::Hubspot => hubspot::verify(tenant, request),
         Provider::Highlevel => highlevel::verify(tenant, request),
         Provider::Activecampaign => activecampaign::verify(tenant, request),
@@ -218,6 +212,8 @@ mod tests {
             token_hash: String::new(),
             previous_token: None,
             token_rotated_at: None,
+            signing_secret: None,
+            previous_signing: None,
             revision: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),

@@ -1,4 +1,6 @@
-//! scorehook's own signature scheme, used by the `generic` provider both ways.
+//! scorehook's own signature scheme, which `generic` webhooks are signed
+//! with (beside Standard Webhooks, `standard_webhooks`), and, deprecated,
+//! the actions of tenants stored before signing secrets existed.
 //!
 //! `X-Scorehook-Timestamp: <unix seconds>` and
 //! `X-Scorehook-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>`.
@@ -17,9 +19,12 @@ pub const TOLERANCE_SECONDS: i64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("the X-Scorehook-Timestamp or X-Scorehook-Signature header is missing")]
+    #[error(
+        "a signature header is missing (X-Scorehook-Timestamp and X-Scorehook-Signature, or webhook-id, \
+         webhook-timestamp and webhook-signature)"
+    )]
     Missing,
-    #[error("X-Scorehook-Timestamp must be whole unix seconds")]
+    #[error("the signature timestamp must be whole unix seconds")]
     BadTimestamp,
     #[error("the signature timestamp is more than five minutes away from the server's clock")]
     Stale,

@@ -43,6 +43,11 @@ struct TenantIn {
     /// Where a `generic` tenant's actions are POSTed.
     #[serde(default)]
     actions_url: Option<String>,
+    /// The key actions are signed with (Standard Webhooks): `whsec_` and the base64 of 24-64 random bytes. Made on
+    /// creation when omitted (and shown once in the answer), kept when omitted on update; the key it replaces keeps
+    /// signing beside it for 24 hours.
+    #[serde(default)]
+    signing_secret: Option<String>,
     /// The provider's settings and credentials; replaced whole.
     #[serde(default)]
     crm: Map<String, Value>,
@@ -60,6 +65,11 @@ struct TenantOut {
     token_rotated_at: Option<DateTime<Utc>>,
     /// Until when the token replaced by the last rotation still works (`null`: it does not).
     previous_token_expires_at: Option<DateTime<Utc>>,
+    /// How actions are signed: `standard_webhooks` (the tenant's `signing_secret`), or `x_scorehook_legacy`
+    /// (deprecated: the webhook secret, for tenants stored before signing secrets; set one to switch).
+    outbound_signature: &'static str,
+    /// Until when the signing key the last change replaced still signs beside it (`null`: it does not).
+    previous_signing_expires_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -73,6 +83,12 @@ impl TenantOut {
             crm: shown_crm(record),
             token_rotated_at: record.token_rotated_at,
             previous_token_expires_at: record.previous_token_expires_at(now),
+            outbound_signature: if record.signing_secret.is_some() {
+                "standard_webhooks"
+            } else {
+                "x_scorehook_legacy"
+            },
+            previous_signing_expires_at: record.previous_signing_in_grace(now).map(|p| p.expires_at),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -98,6 +114,10 @@ struct TenantCreated {
     #[schema(value_type = String)]
     tenant: TenantId,
     token: String,
+    /// The signing secret made for the tenant when the request named none (shown this once): give it to the
+    /// receiver of its actions, which checks their `webhook-signature` with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<String>,
 }
 
 /// `POST /v1/tenants/{t}/token/rotate`; the body is optional.
@@ -155,13 +175,14 @@ async fn put_tenant(
         webhook_secret: body.webhook_secret.map(Secret::new),
         actions_url: body.actions_url,
         crm: body.crm,
+        signing_secret: body.signing_secret.map(Secret::new),
     };
     let written = service.put_tenant(&caller, &tenant, input).await?;
     Ok(match written.token {
         // The token is shown once: no cache on the way may keep it.
         Some(token) => {
-            (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(TenantCreated { tenant, token }))
-                .into_response()
+            let created = TenantCreated { tenant, token, signing_secret: written.signing_secret };
+            (StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(created)).into_response()
         }
         None => Json(TenantOut::new(&written.record, service.clock.now())).into_response(),
     })

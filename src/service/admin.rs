@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{random_token, Caller, Service, ServiceError};
 use crate::crm::egress::Egress;
+use crate::crm::standard_webhooks;
 use crate::engine::action::ActionSpec;
 use crate::engine::profile::{Change, ProfileRecord, ProfileSpec, ProfileStatus, SubjectKind};
 use crate::engine::trigger::TriggerSpec;
@@ -20,13 +21,18 @@ pub struct TenantInput {
     pub webhook_secret: Option<Secret>,
     pub actions_url: Option<String>,
     pub crm: Map<String, Value>,
+    /// The outbound signing secret (`whsec_…`); made on creation when
+    /// omitted, kept when omitted on update.
+    pub signing_secret: Option<Secret>,
 }
 
-/// What a tenant write did; `token` is set only on creation (shown once).
+/// What a tenant write did; `token` is set only on creation (shown once),
+/// `signing_secret` only when the creation made one (shown once too).
 #[derive(Debug, Clone)]
 pub struct TenantWritten {
     pub record: TenantRecord,
     pub token: Option<String>,
+    pub signing_secret: Option<String>,
 }
 
 /// Published profiles per tenant. With `MAX_ENABLED_ACTIONS`, this bounds
@@ -50,6 +56,12 @@ impl TenantInput {
         if let Some(secret) = &self.webhook_secret {
             if secret.expose().len() < MIN_SECRET_LEN || secret.expose().len() > 512 {
                 return Err(ServiceError::invalid("webhook_secret", format!("use {MIN_SECRET_LEN}-512 characters")));
+            }
+        }
+        if let Some(secret) = &self.signing_secret {
+            if standard_webhooks::key_of(secret.expose()).is_none() {
+                let message = "a Standard Webhooks secret: whsec_ and the base64 of 24 to 64 random bytes";
+                return Err(ServiceError::invalid("signing_secret", message));
             }
         }
         if let Some(url) = &self.actions_url {
@@ -134,9 +146,12 @@ impl Service {
                 }
                 record.actions_url = input.actions_url;
                 record.crm = input.crm;
+                if let Some(secret) = input.signing_secret {
+                    record.set_signing_secret(secret, now);
+                }
                 record.updated_at = now;
                 self.save_tenant(&mut record).await?;
-                Ok(TenantWritten { record, token: None })
+                Ok(TenantWritten { record, token: None, signing_secret: None })
             }
             None => {
                 if !matches!(caller, Caller::Operator) {
@@ -146,6 +161,14 @@ impl Service {
                     .webhook_secret
                     .ok_or_else(|| ServiceError::invalid("webhook_secret", "required when creating a tenant"))?;
                 let token = random_token("sht")?;
+                let made = match input.signing_secret {
+                    Some(_) => None,
+                    None => Some(
+                        standard_webhooks::new_secret()
+                            .map_err(|e| StoreError::Unavailable(format!("no randomness available: {e}")))?,
+                    ),
+                };
+                let signing_secret = input.signing_secret.or_else(|| made.clone().map(Secret::new));
                 let mut record = TenantRecord {
                     id: id.clone(),
                     provider: input.provider,
@@ -155,13 +178,15 @@ impl Service {
                     token_hash: hash_token(&token),
                     previous_token: None,
                     token_rotated_at: None,
+                    signing_secret,
+                    previous_signing: None,
                     created_at: now,
                     updated_at: now,
                     revision: 0,
                 };
                 self.save_tenant(&mut record).await?;
                 tracing::info!(tenant = %id, "tenant created");
-                Ok(TenantWritten { record, token: Some(token) })
+                Ok(TenantWritten { record, token: Some(token), signing_secret: made })
             }
         }
     }

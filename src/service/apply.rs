@@ -28,6 +28,10 @@ pub struct TenantFile {
     pub webhook_secret: Option<String>,
     #[serde(default)]
     pub actions_url: Option<String>,
+    /// The outbound signing secret (`whsec_…`); made on creation when
+    /// omitted (and shown once), kept when omitted on update.
+    #[serde(default)]
+    pub signing_secret: Option<String>,
     #[serde(default)]
     pub crm: Map<String, Value>,
     #[serde(default)]
@@ -46,11 +50,13 @@ pub enum ApplyError {
     Rejected { path: PathBuf, source: ServiceError },
 }
 
-/// What applying one file did; `token` is the new tenant's admin token (shown once).
+/// What applying one file did; `token` is the new tenant's admin token and
+/// `signing_secret` the signing secret made for it (each shown once).
 #[derive(Debug)]
 pub struct Applied {
     pub tenant: TenantId,
     pub token: Option<String>,
+    pub signing_secret: Option<String>,
     pub profiles: usize,
     pub triggers: usize,
 }
@@ -100,6 +106,7 @@ impl Service {
             webhook_secret: doc.webhook_secret.map(Secret::new),
             actions_url: doc.actions_url,
             crm: doc.crm,
+            signing_secret: doc.signing_secret.map(Secret::new),
         };
         let written = self.put_tenant(&Caller::Operator, &doc.tenant, input).await?;
         let tenant = &doc.tenant;
@@ -113,6 +120,7 @@ impl Service {
         Ok(Applied {
             tenant: tenant.clone(),
             token: written.token,
+            signing_secret: written.signing_secret,
             profiles: doc.profiles.len(),
             triggers: doc.triggers.len(),
         })

@@ -119,6 +119,7 @@ async fn scores_after(events: &[Interaction]) -> Vec<serde_json::Value> {
         webhook_secret: Some(scorehook::tenant::Secret::new("whsec-0123456789abcdef")),
         actions_url: None,
         crm: Default::default(),
+        signing_secret: None,
     };
     service.put_tenant(&scorehook::service::Caller::Operator, &tenant_id, input).await.unwrap();
     let profile = scorehook::ids::ProfileId::parse("engagement").unwrap();

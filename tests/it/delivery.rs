@@ -208,10 +208,11 @@ async fn a_webhook_action_with_a_body_posts_that_body_rendered_and_signed() {
     assert_eq!(done["params"]["body"], expected, "the action shows what was sent");
     let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     assert_eq!(header("idempotency-key").as_deref(), done["id"].as_str());
-    let verified = scorehook::crm::signature::verify(
-        crate::support::spawn_app::SECRET,
-        header("x-scorehook-timestamp").as_deref(),
-        header("x-scorehook-signature").as_deref(),
+    let verified = scorehook::crm::standard_webhooks::verify(
+        &scorehook::crm::standard_webhooks::key_of(crate::support::spawn_app::SIGNING_SECRET).unwrap(),
+        header("webhook-id").as_deref(),
+        header("webhook-timestamp").as_deref(),
+        header("webhook-signature").as_deref(),
         &request.raw,
         chrono::Utc::now(),
     );

@@ -108,6 +108,7 @@ async fn point_actions_at(service: &Service, crm: &RecordingCrm) {
         webhook_secret: None,
         actions_url: Some(crm.url.clone()),
         crm: Default::default(),
+        signing_secret: None,
     };
     let tenant = TenantId::parse("demo").unwrap();
     service.put_tenant(&scorehook::service::Caller::Operator, &tenant, input).await.unwrap();

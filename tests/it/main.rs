@@ -19,6 +19,7 @@ mod recompute;
 mod restart;
 mod scoring_over_time;
 mod seeds;
+mod standard_webhooks;
 mod store_contract;
 mod support;
 mod template;

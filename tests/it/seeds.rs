@@ -7,8 +7,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::spawn_app::SECRET;
+use crate::support::spawn_app::SIGNING_SECRET;
 use crate::support::{interaction, RecordingCrm, TestApp};
+use scorehook::crm::standard_webhooks;
 
 #[tokio::test]
 async fn jhon_warms_up_and_the_hot_lead_actions_are_delivered_exactly_once() {
@@ -46,14 +47,17 @@ async fn jhon_warms_up_and_the_hot_lead_actions_are_delivered_exactly_once() {
         assert_eq!(body["trigger"], "hot");
         assert!(body["id"].as_str().unwrap().starts_with("act_"));
         assert_eq!(request.header("idempotency-key"), body["id"].as_str());
-        let verified = scorehook::crm::signature::verify(
-            SECRET,
-            request.header("x-scorehook-timestamp"),
-            request.header("x-scorehook-signature"),
+        assert_eq!(request.header("webhook-id"), body["id"].as_str(), "the message id is the action's");
+        let verified = standard_webhooks::verify(
+            &standard_webhooks::key_of(SIGNING_SECRET).unwrap(),
+            request.header("webhook-id"),
+            request.header("webhook-timestamp"),
+            request.header("webhook-signature"),
             &request.raw,
             app.clock.now(),
         );
-        assert_eq!(verified, Ok(()), "actions are signed like inbound webhooks");
+        assert_eq!(verified, Ok(()), "actions are signed with the tenant's signing secret");
+        assert_eq!(request.header("x-scorehook-signature"), None, "not with the webhook secret");
         match body["type"].as_str().unwrap() {
             "add_note" => assert_eq!(body["params"]["text"], "High engagement: prioritise jhon"),
             "add_tag" => assert_eq!(body["params"]["tag"], "Caliente"),

@@ -258,6 +258,8 @@ mod tests {
             token_hash: hash_token("t"),
             previous_token: None,
             token_rotated_at: None,
+            signing_secret: None,
+            previous_signing: None,
             revision: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),

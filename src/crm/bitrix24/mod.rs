@@ -97,6 +97,8 @@ mod testing {
             token_hash: String::new(),
             previous_token: None,
             token_rotated_at: None,
+            signing_secret: None,
+            previous_signing: None,
             revision: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),

@@ -387,6 +387,8 @@ pub(super) mod tests {
             token_hash: hash_token("tok"),
             previous_token: None,
             token_rotated_at: None,
+            signing_secret: None,
+            previous_signing: None,
             revision: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),

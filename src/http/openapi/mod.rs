@@ -80,7 +80,9 @@ impl Modify for SecuritySchemes {
             header_key(
                 "X-Scorehook-Signature",
                 "generic: `v1=<hex HMAC-SHA256(webhook_secret, timestamp + \".\" + body)>` with the Unix time in \
-                 `X-Scorehook-Timestamp`, at most 5 minutes off",
+                 `X-Scorehook-Timestamp`, at most 5 minutes off; or, without `X-Scorehook-*` headers, Standard \
+                 Webhooks' `webhook-id`, `webhook-timestamp` and `webhook-signature` keyed with the webhook secret \
+                 (the key a `whsec_` secret encodes)",
             ),
         );
         components.add_security_scheme(

@@ -21,6 +21,8 @@ use scorehook::tenant::Secret;
 
 pub const ADMIN_TOKEN: &str = "test-operator-token-0123456789abcdef";
 pub const SECRET: &str = "whsec-test-0123456789";
+/// The signing secret of the tenants `create_tenant` makes (Standard Webhooks: 24 bytes of key).
+pub const SIGNING_SECRET: &str = "whsec_dGVzdC1zaWduaW5nLWtleS0wMTIzNDU2";
 
 pub struct TestApp {
     pub base: String,
@@ -141,7 +143,8 @@ impl TestApp {
 
     /// Creates a generic tenant; returns its own admin token.
     pub async fn create_tenant(&self, tenant: &str, actions_url: Option<&str>) -> String {
-        let body = json!({"provider": "generic", "webhook_secret": SECRET, "actions_url": actions_url});
+        let body = json!({"provider": "generic", "webhook_secret": SECRET, "actions_url": actions_url,
+                          "signing_secret": SIGNING_SECRET});
         let (status, body) = self.admin(Method::PUT, &format!("/v1/tenants/{tenant}"), Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["token"].as_str().unwrap().to_owned()
