@@ -83,7 +83,8 @@ async fn main() {
     }
     let endpoint = std::env::var("DYNAMODB_ENDPOINT").expect("DYNAMODB_ENDPOINT (moto) is required");
     let table = format!("scorehook-bench-{}", std::process::id());
-    let store = DynamoStore::connect(table, Some(&endpoint)).await;
+    let sealer = scorehook::store::sealing::Sealer::from_key(&[9; scorehook::store::sealing::KEY_LEN]).unwrap();
+    let store = DynamoStore::connect(table, Some(&endpoint)).await.with_sealer(sealer);
     store.ensure_table().await.unwrap();
     // The configuration cache outlives the run, so the cases count only the
     // per-interaction calls; `config_reload_new_contact` below counts the

@@ -19,7 +19,7 @@ use scorehook::ids::{ActionId, TenantId};
 use scorehook::offline::{self, OfflineRun};
 use scorehook::outbox::ActionStatus;
 use scorehook::service::apply::read_tenant_files;
-use scorehook::store::dynamodb::DynamoStore;
+use scorehook::store::dynamodb::{data_key, DynamoStore};
 use scorehook::store::embedded::CommitMode;
 use scorehook::tenant::Secret;
 use scorehook::{receiver, telemetry};
@@ -192,7 +192,7 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {addr}: {e} (is the port taken? choose another with --port)"))?;
             let mut local = match store {
                 StoreKind::Embedded => Local::open_with(&data_dir, commit.into(), Arc::new(SystemClock), token),
-                StoreKind::Dynamodb => Local::new(dynamodb().await?, Arc::new(SystemClock), token),
+                StoreKind::Dynamodb => Local::new(dynamodb(&data_dir).await?, Arc::new(SystemClock), token),
             }
             .map_err(|e| e.to_string())?;
             local.service = local.service.with_config_refresh(std::time::Duration::from_secs(config_refresh_secs));
@@ -298,7 +298,9 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 /// The DynamoDB store from `SCOREHOOK_TABLE` and `DYNAMODB_ENDPOINT`.
-async fn dynamodb() -> Result<Arc<dyn scorehook::store::Store>, String> {
+/// Tenant secrets are sealed with KMS (`SCOREHOOK_KMS_KEY_ID`), a key file
+/// (`SCOREHOOK_SECRETS_KEY_FILE`), or `secrets.key` in `data_dir`.
+async fn dynamodb(data_dir: &std::path::Path) -> Result<Arc<dyn scorehook::store::Store>, String> {
     let table =
         std::env::var("SCOREHOOK_TABLE").map_err(|_| "--store dynamodb needs SCOREHOOK_TABLE (the table name)")?;
     let endpoint = std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty());
@@ -306,7 +308,10 @@ async fn dynamodb() -> Result<Arc<dyn scorehook::store::Store>, String> {
     if endpoint.is_some() && store.ensure_table().await.map_err(|e| e.to_string())? {
         tracing::info!(%table, "created the DynamoDB table");
     }
-    Ok(Arc::new(store))
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let key_file = data_dir.join("secrets.key");
+    let sealer = data_key::sealer_from_env(&store, &aws, Some(&key_file)).await.map_err(|e| e.to_string())?;
+    Ok(Arc::new(store.with_sealer(sealer)))
 }
 
 async fn apply(local: &Local, path: &std::path::Path) -> Result<(), String> {

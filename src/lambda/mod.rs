@@ -16,7 +16,7 @@ pub mod sweeper;
 
 use std::sync::Arc;
 
-use crate::store::dynamodb::DynamoStore;
+use crate::store::dynamodb::{data_key, DynamoStore};
 
 pub type Error = lambda_http::Error;
 
@@ -26,7 +26,8 @@ pub struct Clients {
     pub store: Arc<DynamoStore>,
 }
 
-/// Reads `SCOREHOOK_TABLE`, `SCOREHOOK_HISTORY_DAYS` and the AWS environment Lambda provides.
+/// Reads `SCOREHOOK_TABLE`, `SCOREHOOK_HISTORY_DAYS`, `SCOREHOOK_KMS_KEY_ID`
+/// (or `SCOREHOOK_SECRETS_KEY_FILE`) and the AWS environment Lambda provides.
 /// With `DYNAMODB_ENDPOINT` set (`sam local invoke` with `env.json`,
 /// `cargo lambda watch`), the store talks to that local DynamoDB instead and
 /// creates the table there if it is missing, as `scorehook serve` does;
@@ -45,6 +46,8 @@ pub async fn clients() -> Result<Clients, Error> {
         }
         None => DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
     };
-    let store = Arc::new(store.with_history_retention_from_env()?);
+    // Tenant secrets are sealed with KMS's data key (or a local key file).
+    let sealer = data_key::sealer_from_env(&store, &aws, None).await?;
+    let store = Arc::new(store.with_history_retention_from_env()?.with_sealer(sealer));
     Ok(Clients { aws, store })
 }

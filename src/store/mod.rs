@@ -10,6 +10,7 @@
 pub mod dynamodb;
 pub mod embedded;
 pub mod keys;
+pub mod sealing;
 
 use std::collections::BTreeMap;
 

@@ -18,6 +18,7 @@ mod poisoned;
 mod recompute;
 mod restart;
 mod scoring_over_time;
+mod secrets_at_rest;
 mod seeds;
 mod standard_webhooks;
 mod store_contract;

@@ -15,6 +15,7 @@ use crate::engine::ledger::{LedgerEntry, ScoreState};
 use crate::ids::{ActionId, ContactId, EventId, ProfileId, TenantId, TriggerId};
 use crate::outbox::OutboxItem;
 use crate::store::keys::{sortable_millis, sortable_score};
+use crate::store::sealing::Sealer;
 use crate::store::{JobStatus, RecomputeJob, StoreError};
 use crate::tenant::TenantRecord;
 
@@ -181,9 +182,9 @@ pub fn ledger_item(
     Ok(Some(item))
 }
 
-/// A tenant record, with its revision as the condition of the next save.
-pub fn tenant_item(tenant: &TenantRecord) -> Result<Item, StoreError> {
-    let mut item = doc_item(tenant_pk(&tenant.id), SK_TENANT, tenant)?;
+/// A tenant record (its secrets sealed), with its revision as the condition of the next save.
+pub fn tenant_item(sealer: &Sealer, tenant: &TenantRecord) -> Result<Item, StoreError> {
+    let mut item = doc_item(tenant_pk(&tenant.id), SK_TENANT, &sealer.seal(tenant)?)?;
     item.insert(REVISION.to_owned(), n(tenant.revision));
     Ok(item)
 }

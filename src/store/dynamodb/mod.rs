@@ -8,6 +8,7 @@
 //! `capacity`) besides what DynamoDB reports.
 
 pub mod capacity;
+pub mod data_key;
 pub mod items;
 mod quarantine;
 pub mod schema;
@@ -28,6 +29,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
+use super::sealing::{read_plain, Sealer};
 use super::{
     Commit, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, QuarantineKind, Quarantined, RecomputeJob, Store,
     StoreError, TenantConfig, TriggerRecord, DEAL_MARKER,
@@ -106,6 +108,9 @@ pub struct DynamoStore {
     table: String,
     metrics: Arc<Metrics>,
     event_retention: TimeDelta,
+    /// Seals tenant secrets; without one, tenant records stored before
+    /// sealing still read, but no tenant can be saved.
+    sealer: Option<Arc<Sealer>>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -131,7 +136,29 @@ enum PutIf {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), metrics: Arc::default(), event_retention: DEFAULT_EVENT_RETENTION }
+        let table = table.into();
+        Self { client, table, metrics: Arc::default(), event_retention: DEFAULT_EVENT_RETENTION, sealer: None }
+    }
+
+    /// Seals tenant secrets with `sealer` (a data key from KMS, or a key file).
+    pub fn with_sealer(mut self, sealer: Sealer) -> Self {
+        self.sealer = Some(Arc::new(sealer));
+        self
+    }
+
+    fn sealer(&self) -> Result<&Sealer, StoreError> {
+        self.sealer.as_deref().ok_or_else(|| {
+            StoreError::Unavailable("no key to seal tenant secrets with (SCOREHOOK_KMS_KEY_ID or a key file)".into())
+        })
+    }
+
+    /// A stored tenant document as a record, its secrets opened.
+    fn open_tenant(&self, id: &TenantId, item: &Item) -> Result<TenantRecord, StoreError> {
+        let doc: serde_json::Value = decode(item)?;
+        match &self.sealer {
+            Some(sealer) => sealer.open(id, doc),
+            None => read_plain(id, doc),
+        }
     }
 
     /// A client from the environment's AWS configuration; `endpoint` points
@@ -468,7 +495,7 @@ impl Store for DynamoStore {
         for item in self.query(build, None, true).await? {
             let sk = get_s(&item, SK)?;
             if sk == SK_TENANT {
-                tenant = Some(decode(&item)?);
+                tenant = Some(self.open_tenant(id, &item)?);
             } else if sk.starts_with(SK_PROFILE_PREFIX) {
                 profiles.push(decode(&item)?);
             } else if sk.starts_with(SK_TRIGGER_PREFIX) {
@@ -479,7 +506,7 @@ impl Store for DynamoStore {
     }
 
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
-        let item = tenant_item(&TenantRecord { revision: tenant.revision + 1, ..tenant.clone() })?;
+        let item = tenant_item(self.sealer()?, &TenantRecord { revision: tenant.revision + 1, ..tenant.clone() })?;
         let when = match tenant.revision {
             0 => PutIf::Unrevised,
             revision => PutIf::Revision(revision),
@@ -488,7 +515,7 @@ impl Store for DynamoStore {
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
-        self.get_doc(key(tenant_pk(id), SK_TENANT)).await
+        self.get(key(tenant_pk(id), SK_TENANT)).await?.map(|item| self.open_tenant(id, &item)).transpose()
     }
 
     async fn put_profile(&self, tenant: &TenantId, profile: &ProfileRecord) -> Result<(), StoreError> {

@@ -8,6 +8,10 @@
 //! run in place (they hit redb's page cache), scans on tokio's blocking
 //! pool, and writes on one writer thread that commits concurrent writes
 //! together (`writer`: group commit).
+//!
+//! The data directory is created 0700 and the file kept 0600; tenant
+//! secrets are sealed with the key in `secrets.key` beside it (0600, made
+//! on first open: back it up with the file, which is unreadable without it).
 
 mod quarantine;
 mod writer;
@@ -24,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::keys::{parse_sortable_score, sortable_millis, sortable_score};
+use super::sealing::{private_dir, Sealer};
 use super::{
     Commit, JobStatus, LeaderboardPage, LeaderboardQuery, LeaderboardRow, Order, QuarantineKind, Quarantined,
     RecomputeJob, Store, StoreError, TriggerRecord, DEAL_MARKER,
@@ -82,6 +87,7 @@ const AFTER_SEP: &str = "\u{20}";
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: Arc<Writer>,
+    sealer: Arc<Sealer>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -121,6 +127,16 @@ struct StoredRevision {
     revision: u64,
 }
 
+/// The store's file readable and writable by its owner only.
+fn owner_only(file: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 fn key(parts: &[&str]) -> String {
     parts.join(SEP)
 }
@@ -148,16 +164,18 @@ impl EmbeddedStore {
 
     /// Opens (or creates) `scorehook.redb` under `dir`, committing as `mode` says.
     pub fn open_with(dir: &Path, mode: CommitMode) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-        let db = Database::create(dir.join("scorehook.redb")).map_err(unavailable)?;
+        private_dir(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        let sealer = Arc::new(Sealer::from_key_file(&dir.join("secrets.key"))?);
+        let file = dir.join("scorehook.redb");
+        let db = Database::create(&file).map_err(unavailable)?;
+        owner_only(&file).map_err(|e| StoreError::Unavailable(format!("cannot restrict {}: {e}", file.display())))?;
         let txn = db.begin_write().map_err(unavailable)?;
         for table in ALL_TABLES {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
-        Ok(Self { writer: Arc::new(Writer::start(Arc::clone(&db), mode)?), db })
+        Ok(Self { writer: Arc::new(Writer::start(Arc::clone(&db), mode)?), db, sealer })
     }
 
     async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -248,12 +266,13 @@ impl EmbeddedStore {
 impl Store for EmbeddedStore {
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
         let (row, expected) = (tenant.id.to_string(), tenant.revision);
-        let bytes = encode(&TenantRecord { revision: expected + 1, ..tenant.clone() })?;
+        let bytes = encode(&self.sealer.seal(&TenantRecord { revision: expected + 1, ..tenant.clone() })?)?;
         self.put_at_revision(TENANTS, row, expected, bytes).await
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
-        self.get(TENANTS, id.to_string()).await
+        let stored: Option<serde_json::Value> = self.get(TENANTS, id.to_string()).await?;
+        stored.map(|doc| self.sealer.open(id, doc)).transpose()
     }
 
     async fn put_profile(&self, tenant: &TenantId, profile: &ProfileRecord) -> Result<(), StoreError> {

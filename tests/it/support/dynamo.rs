@@ -4,6 +4,7 @@
 //! on a developer machine and fail under CI (`CI=true`).
 
 use scorehook::store::dynamodb::DynamoStore;
+use scorehook::store::sealing::{Sealer, KEY_LEN};
 
 pub fn endpoint() -> Option<String> {
     match std::env::var("DYNAMODB_ENDPOINT") {
@@ -24,7 +25,8 @@ pub async fn fresh_store() -> Option<DynamoStore> {
     let mut suffix = [0u8; 6];
     getrandom::fill(&mut suffix).unwrap();
     let table = format!("scorehook-test-{}", hex::encode(suffix));
-    let store = DynamoStore::connect(table, Some(&endpoint)).await;
+    let store =
+        DynamoStore::connect(table, Some(&endpoint)).await.with_sealer(Sealer::from_key(&[9; KEY_LEN]).unwrap());
     assert!(store.ensure_table().await.unwrap(), "a fresh table is created");
     Some(store)
 }

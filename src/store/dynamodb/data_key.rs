@@ -1,0 +1,94 @@
+//! The sealing key on AWS: a data key that KMS made under the operator's
+//! key (`GenerateDataKey`, AES-256), kept in the table only wrapped (one
+//! item), and unwrapped by KMS once per process (`Decrypt`). The plain key
+//! lives only in the process's memory; whoever reads the table, a backup or
+//! its stream without `kms:Decrypt` on that key sees no tenant secret.
+
+use std::path::Path;
+
+use aws_sdk_dynamodb::primitives::Blob as DynamoBlob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+
+use super::items::key;
+use super::{unavailable, DynamoStore, PutIf};
+use crate::store::sealing::Sealer;
+use crate::store::StoreError;
+
+/// The item holding the wrapped data key: a partition no tenant's key can
+/// name (tenant partitions start `T#`).
+const PK: &str = "_scorehook";
+const SK: &str = "DATA_KEY#1";
+const WRAPPED: &str = "wrapped";
+const KEY_ID: &str = "kms_key_id";
+
+/// The KMS key (id, ARN or alias) the table's data key is made under.
+pub const KMS_KEY_VAR: &str = "SCOREHOOK_KMS_KEY_ID";
+/// A local key file instead of KMS (`sam local`, `cargo lambda watch`).
+pub const KEY_FILE_VAR: &str = "SCOREHOOK_SECRETS_KEY_FILE";
+
+/// The sealer the environment names: KMS under `SCOREHOOK_KMS_KEY_ID` (its
+/// endpoint from the AWS configuration, e.g. `AWS_ENDPOINT_URL_KMS`), else
+/// the key file `SCOREHOOK_SECRETS_KEY_FILE`, else `default_file` (made
+/// if missing). With none of them, tenant secrets could not be sealed, and
+/// the process must not start.
+pub async fn sealer_from_env(
+    store: &DynamoStore,
+    aws: &aws_config::SdkConfig,
+    default_file: Option<&Path>,
+) -> Result<Sealer, StoreError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(key_id) = var(KMS_KEY_VAR) {
+        return sealer(store, &aws_sdk_kms::Client::new(aws), key_id.trim()).await;
+    }
+    match var(KEY_FILE_VAR).map(std::path::PathBuf::from).as_deref().or(default_file) {
+        Some(file) => Sealer::from_key_file(file),
+        None => Err(StoreError::Unavailable(format!(
+            "no key to seal tenant secrets with: set {KMS_KEY_VAR} (AWS KMS) or {KEY_FILE_VAR} (a local key file)"
+        ))),
+    }
+}
+
+/// The table's sealer: its data key unwrapped by KMS, or, the first time,
+/// a new one made under `key_id` and stored wrapped. Two processes that
+/// make one at once keep the first stored.
+pub async fn sealer(store: &DynamoStore, kms: &aws_sdk_kms::Client, key_id: &str) -> Result<Sealer, StoreError> {
+    if let Some(wrapped) = stored(store).await? {
+        return unwrap(kms, wrapped).await;
+    }
+    let made = kms.generate_data_key().key_id(key_id).key_spec(DataKeySpec::Aes256).send().await.map_err(|e| {
+        StoreError::Unavailable(format!("KMS cannot make a data key under {key_id}: {}", unavailable(e)))
+    })?;
+    let (Some(plain), Some(wrapped)) = (made.plaintext(), made.ciphertext_blob()) else {
+        return Err(StoreError::Unavailable("KMS answered GenerateDataKey without the key".into()));
+    };
+    let mut item = key(PK.to_owned(), SK);
+    item.insert(WRAPPED.to_owned(), AttributeValue::B(DynamoBlob::new(wrapped.as_ref())));
+    item.insert(KEY_ID.to_owned(), AttributeValue::S(key_id.to_owned()));
+    if store.put_if(item, PutIf::Absent).await? {
+        tracing::info!(kms_key_id = key_id, "made the table's data key for tenant secrets");
+        return Sealer::from_key(plain.as_ref());
+    }
+    // Another process stored one first: use that one.
+    let wrapped = stored(store).await?.ok_or_else(|| StoreError::Unavailable("the data key vanished".into()))?;
+    unwrap(kms, wrapped).await
+}
+
+async fn stored(store: &DynamoStore) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(item) = store.get(key(PK.to_owned(), SK)).await? else { return Ok(None) };
+    match item.get(WRAPPED) {
+        Some(AttributeValue::B(blob)) => Ok(Some(blob.as_ref().to_vec())),
+        _ => Err(StoreError::Corrupt("the data key item has no wrapped key".into())),
+    }
+}
+
+async fn unwrap(kms: &aws_sdk_kms::Client, wrapped: Vec<u8>) -> Result<Sealer, StoreError> {
+    let out =
+        kms.decrypt().ciphertext_blob(Blob::new(wrapped)).send().await.map_err(|e| {
+            StoreError::Unavailable(format!("KMS cannot unwrap the table's data key: {}", unavailable(e)))
+        })?;
+    let plain =
+        out.plaintext().ok_or_else(|| StoreError::Unavailable("KMS answered Decrypt without the key".into()))?;
+    Sealer::from_key(plain.as_ref())
+}
