@@ -8,15 +8,14 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use regex::{Regex, RegexBuilder};
+use regex_automata::meta::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::budget::{RegexBudget, MAX_TESTS_PER_CONDITION};
 use super::error::ConfigError;
 use super::interaction::{Interaction, InteractionType};
 
-/// The compiled size limit of one `matches` regex: keeps evaluation linear and cheap.
-const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 /// How deep `all`/`any`/`not` may nest; bounds recursion on any input.
 const MAX_DEPTH: usize = 16;
 
@@ -125,12 +124,48 @@ pub struct Subject<'a> {
 }
 
 impl MatchSpec {
-    /// Compiles the spec; `path` names it in errors (e.g. `rules[2].when`).
-    pub fn compile(&self, path: &str) -> Result<Condition, ConfigError> {
-        self.compile_at(path, 0)
+    /// Compiles the spec, its regexes charged to `regexes`; `path` names it
+    /// in errors (e.g. `rules[2].when`). A spec over the test budget is
+    /// refused before anything in it is compiled.
+    pub fn compile(&self, path: &str, regexes: &mut RegexBudget) -> Result<Condition, ConfigError> {
+        let tests = self.tests();
+        if tests > MAX_TESTS_PER_CONDITION {
+            return Err(ConfigError::new(
+                path,
+                format!(
+                    "a condition may hold at most {MAX_TESTS_PER_CONDITION} tests (type, equals, matches, …, counting \
+                     those inside all, any and not); this one holds {tests}: split it"
+                ),
+            ));
+        }
+        self.compile_at(path, 0, regexes)
     }
 
-    fn compile_at(&self, path: &str, depth: usize) -> Result<Condition, ConfigError> {
+    /// Its leaf comparisons, nested ones included.
+    pub fn tests(&self) -> usize {
+        let own = usize::from(self.kind.is_some());
+        let fields = self.attributes.values().chain(self.contact.values()).map(TestSpec::tests);
+        let nested = self.all.iter().chain(&self.any).flatten().chain(self.not.as_deref()).map(MatchSpec::tests);
+        fields.chain(nested).fold(own, usize::saturating_add)
+    }
+
+    /// Every `matches` pattern in it, nested ones included.
+    pub fn patterns(&self) -> Vec<&str> {
+        let mut found = Vec::new();
+        self.collect_patterns(&mut found);
+        found
+    }
+
+    fn collect_patterns<'a>(&'a self, found: &mut Vec<&'a str>) {
+        for test in self.attributes.values().chain(self.contact.values()) {
+            test.collect_patterns(found);
+        }
+        for spec in self.all.iter().chain(&self.any).flatten().chain(self.not.as_deref()) {
+            spec.collect_patterns(found);
+        }
+    }
+
+    fn compile_at(&self, path: &str, depth: usize, regexes: &mut RegexBudget) -> Result<Condition, ConfigError> {
         if depth > MAX_DEPTH {
             return Err(ConfigError::new(path, format!("conditions nest at most {MAX_DEPTH} levels deep")));
         }
@@ -141,23 +176,23 @@ impl MatchSpec {
             parts.push(Condition::Type(kind));
         }
         for (field, test) in &self.attributes {
-            let test = test.compile_at(&format!("{path}.attributes.{field}"), depth + 1)?;
+            let test = test.compile_at(&format!("{path}.attributes.{field}"), depth + 1, regexes)?;
             parts.push(Condition::Attribute(field.clone(), test));
         }
         for (field, test) in &self.contact {
-            let test = test.compile_at(&format!("{path}.contact.{field}"), depth + 1)?;
+            let test = test.compile_at(&format!("{path}.contact.{field}"), depth + 1, regexes)?;
             parts.push(Condition::Contact(field.clone(), test));
         }
         if let Some(all) = &self.all {
-            let all = compile_list(all, &format!("{path}.all"), |spec, p| spec.compile_at(p, depth + 1))?;
+            let all = compile_list(all, &format!("{path}.all"), |spec, p| spec.compile_at(p, depth + 1, regexes))?;
             parts.push(Condition::All(all));
         }
         if let Some(any) = &self.any {
-            let any = compile_list(any, &format!("{path}.any"), |spec, p| spec.compile_at(p, depth + 1))?;
+            let any = compile_list(any, &format!("{path}.any"), |spec, p| spec.compile_at(p, depth + 1, regexes))?;
             parts.push(Condition::Any(any));
         }
         if let Some(not) = &self.not {
-            parts.push(Condition::Not(Box::new(not.compile_at(&format!("{path}.not"), depth + 1)?)));
+            parts.push(Condition::Not(Box::new(not.compile_at(&format!("{path}.not"), depth + 1, regexes)?)));
         }
         Ok(if parts.len() == 1 { parts.remove(0) } else { Condition::All(parts) })
     }
@@ -166,7 +201,7 @@ impl MatchSpec {
 fn compile_list<S, T>(
     specs: &[S],
     path: &str,
-    compile: impl Fn(&S, &str) -> Result<T, ConfigError>,
+    mut compile: impl FnMut(&S, &str) -> Result<T, ConfigError>,
 ) -> Result<Vec<T>, ConfigError> {
     if specs.is_empty() {
         return Err(ConfigError::new(path, "must hold at least one condition"));
@@ -175,11 +210,38 @@ fn compile_list<S, T>(
 }
 
 impl TestSpec {
-    pub fn compile(&self, path: &str) -> Result<Test, ConfigError> {
-        self.compile_at(path, 0)
+    pub fn compile(&self, path: &str, regexes: &mut RegexBudget) -> Result<Test, ConfigError> {
+        self.compile_at(path, 0, regexes)
     }
 
-    fn compile_at(&self, path: &str, depth: usize) -> Result<Test, ConfigError> {
+    /// Its leaf comparisons (each operator present is one), nested ones included.
+    fn tests(&self) -> usize {
+        let leaves = [
+            self.equals.is_some(),
+            self.not_equals.is_some(),
+            self.contains.is_some(),
+            self.starts_with.is_some(),
+            self.matches.is_some(),
+            self.one_of.is_some(),
+            self.gt.is_some(),
+            self.gte.is_some(),
+            self.lt.is_some(),
+            self.lte.is_some(),
+            self.exists.is_some(),
+        ];
+        let own = leaves.into_iter().filter(|present| *present).count();
+        let nested = self.all.iter().chain(&self.any).flatten().chain(self.not.as_deref()).map(TestSpec::tests);
+        nested.fold(own, usize::saturating_add)
+    }
+
+    fn collect_patterns<'a>(&'a self, found: &mut Vec<&'a str>) {
+        found.extend(self.matches.as_deref());
+        for test in self.all.iter().chain(&self.any).flatten().chain(self.not.as_deref()) {
+            test.collect_patterns(found);
+        }
+    }
+
+    fn compile_at(&self, path: &str, depth: usize, regexes: &mut RegexBudget) -> Result<Test, ConfigError> {
         if depth > MAX_DEPTH {
             return Err(ConfigError::new(path, format!("conditions nest at most {MAX_DEPTH} levels deep")));
         }
@@ -197,11 +259,7 @@ impl TestSpec {
             parts.push(Test::StartsWith(prefix.clone()));
         }
         if let Some(pattern) = &self.matches {
-            let regex = RegexBuilder::new(pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map_err(|e| ConfigError::new(format!("{path}.matches"), format!("not a valid regex: {e}")))?;
-            parts.push(Test::Matches(regex));
+            parts.push(Test::Matches(regexes.compile(pattern, &format!("{path}.matches"))?));
         }
         if let Some(list) = &self.one_of {
             parts.push(Test::In(list.clone()));
@@ -223,13 +281,17 @@ impl TestSpec {
             parts.push(Test::Exists(exists));
         }
         if let Some(all) = &self.all {
-            parts.push(Test::All(compile_list(all, &format!("{path}.all"), |s, p| s.compile_at(p, depth + 1))?));
+            parts.push(Test::All(compile_list(all, &format!("{path}.all"), |s, p| {
+                s.compile_at(p, depth + 1, regexes)
+            })?));
         }
         if let Some(any) = &self.any {
-            parts.push(Test::Any(compile_list(any, &format!("{path}.any"), |s, p| s.compile_at(p, depth + 1))?));
+            parts.push(Test::Any(compile_list(any, &format!("{path}.any"), |s, p| {
+                s.compile_at(p, depth + 1, regexes)
+            })?));
         }
         if let Some(not) = &self.not {
-            parts.push(Test::Not(Box::new(not.compile_at(&format!("{path}.not"), depth + 1)?)));
+            parts.push(Test::Not(Box::new(not.compile_at(&format!("{path}.not"), depth + 1, regexes)?)));
         }
         match parts.len() {
             0 => Err(ConfigError::new(
@@ -285,7 +347,7 @@ impl Test {
             Test::StartsWith(prefix) => value.and_then(Value::as_str).is_some_and(|s| s.starts_with(prefix.as_str())),
             Test::Matches(regex) => match value {
                 Some(Value::String(s)) => regex.is_match(s),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => regex.is_match(&v.to_string()),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => regex.is_match(v.to_string().as_str()),
                 _ => false,
             },
             Test::In(options) => value.is_some_and(|v| options.iter().any(|o| same(v, o))),
@@ -333,8 +395,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn budget() -> RegexBudget {
+        RegexBudget::spec("a profile")
+    }
+
     fn test(spec: Value) -> Test {
-        serde_json::from_value::<TestSpec>(spec).unwrap().compile("t").unwrap()
+        serde_json::from_value::<TestSpec>(spec).unwrap().compile("t", &mut budget()).unwrap()
     }
 
     fn holds(spec: Value, value: Value) -> bool {
@@ -367,7 +433,7 @@ mod tests {
         assert!(holds(json!({"matches": "(?i)^demo|trial$"}), json!("DEMO booked")));
         assert!(!holds(json!({"matches": "^demo$"}), json!("demo booked")));
         let bad = serde_json::from_value::<TestSpec>(json!({"matches": "("})).unwrap();
-        let err = bad.compile("rules[0].when.attributes.x").unwrap_err();
+        let err = bad.compile("rules[0].when.attributes.x", &mut budget()).unwrap_err();
         assert_eq!(err.path, "rules[0].when.attributes.x.matches");
     }
 
@@ -407,9 +473,9 @@ mod tests {
 
     #[test]
     fn empty_tests_and_lists_are_refused() {
-        assert!(serde_json::from_value::<TestSpec>(json!({})).unwrap().compile("t").is_err());
-        assert!(serde_json::from_value::<TestSpec>(json!({"any": []})).unwrap().compile("t").is_err());
-        assert!(serde_json::from_value::<TestSpec>(json!({"gt": [1]})).unwrap().compile("t").is_err());
+        assert!(serde_json::from_value::<TestSpec>(json!({})).unwrap().compile("t", &mut budget()).is_err());
+        assert!(serde_json::from_value::<TestSpec>(json!({"any": []})).unwrap().compile("t", &mut budget()).is_err());
+        assert!(serde_json::from_value::<TestSpec>(json!({"gt": [1]})).unwrap().compile("t", &mut budget()).is_err());
         assert!(serde_json::from_value::<TestSpec>(json!({"bigger": 1})).is_err());
     }
 
@@ -422,7 +488,8 @@ mod tests {
         .unwrap();
         let fields = json!({"city": "Bogotá"}).as_object().unwrap().clone();
         let subject = Subject { interaction: Some(&interaction), fields: &fields };
-        let cond = |spec: Value| serde_json::from_value::<MatchSpec>(spec).unwrap().compile("when").unwrap();
+        let cond =
+            |spec: Value| serde_json::from_value::<MatchSpec>(spec).unwrap().compile("when", &mut budget()).unwrap();
 
         assert!(cond(json!({"type": "page.visited", "attributes": {"url": {"contains": "/pricing"}}})).holds(subject));
         assert!(!cond(json!({"type": "email.opened"})).holds(subject));
@@ -441,6 +508,45 @@ mod tests {
             spec = json!({"not": spec});
         }
         let spec: MatchSpec = serde_json::from_value(spec).unwrap();
-        assert!(spec.compile("when").is_err());
+        assert!(spec.compile("when", &mut budget()).is_err());
+    }
+
+    #[test]
+    fn tests_count_every_leaf_comparison_nested_or_not() {
+        let spec: MatchSpec = serde_json::from_value(json!({
+            "type": "page.visited",
+            "attributes": {"url": {"contains": "/pricing", "not": {"matches": "blog"}}},
+            "contact": {"country": {"any": [{"equals": "CO"}, {"in": ["MX", "PE"]}]}},
+            "any": [{"type": "email.opened"}, {"not": {"attributes": {"x": {"exists": true, "gt": 1}}}}]}))
+        .unwrap();
+        assert_eq!(spec.tests(), 1 + 2 + 2 + 1 + 2);
+        assert_eq!(spec.patterns(), ["blog"]);
+    }
+
+    #[test]
+    fn a_condition_over_the_test_budget_is_refused_before_any_regex_compiles() {
+        let leaves = |n: usize| -> MatchSpec {
+            let any: Vec<Value> = (0..n).map(|i| json!({"matches": format!("^v{i}$")})).collect();
+            serde_json::from_value(json!({"attributes": {"x": {"any": any}}})).unwrap()
+        };
+        let mut regexes = budget();
+        assert!(leaves(MAX_TESTS_PER_CONDITION).compile("rules[0].when", &mut regexes).is_ok());
+        let mut regexes = budget();
+        let err = leaves(MAX_TESTS_PER_CONDITION + 1).compile("rules[0].when", &mut regexes).unwrap_err();
+        assert_eq!(err.path, "rules[0].when");
+        assert!(err.message.contains("at most 64 tests") && err.message.contains("holds 65"), "{}", err.message);
+        assert_eq!(regexes.spent(), 0, "refused before compiling anything");
+    }
+
+    #[test]
+    fn regexes_are_charged_to_the_budget_given() {
+        let mut regexes = budget();
+        let spec: MatchSpec =
+            serde_json::from_value(json!({"attributes": {"a": {"matches": "x+"}, "b": {"matches": "y+"}}})).unwrap();
+        spec.compile("when", &mut regexes).unwrap();
+        let two = regexes.spent();
+        assert!(two > 0);
+        spec.compile("when", &mut regexes).unwrap();
+        assert_eq!(regexes.spent(), 2 * two, "the same budget keeps counting across conditions");
     }
 }

@@ -6,6 +6,7 @@
 //! commit the outcome atomically.
 
 pub mod action;
+pub mod budget;
 pub mod condition;
 pub mod deadline;
 pub mod decay;

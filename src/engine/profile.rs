@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::budget::RegexBudget;
 use super::condition::{Condition, MatchSpec};
 use super::decay::Decay;
 use super::duration::Span;
@@ -138,6 +139,8 @@ pub struct Profile {
     pub version: u32,
     pub subject: SubjectKind,
     pub rules: Vec<Rule>,
+    /// What its regexes hold in memory, as charged to its budget (`engine::budget`).
+    pub regex_bytes: usize,
     /// Which rules each interaction type can match, built with `rules`.
     index: RuleIndex,
 }
@@ -156,7 +159,14 @@ impl Profile {
 }
 
 impl ProfileSpec {
-    /// Checks everything that can be checked without the store.
+    /// Every `matches` pattern of its rules.
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().flat_map(|rule| rule.when.patterns())
+    }
+
+    /// Checks everything that can be checked without the store, within the
+    /// budgets of `engine::budget`: it stops at the first regex past the
+    /// profile's budget and the first condition past the test budget.
     pub fn compile(&self, id: &ProfileId, version: u32) -> Result<Profile, ConfigError> {
         if self.name.trim().is_empty() || self.name.len() > 200 {
             return Err(ConfigError::new("name", "give the profile a name of 1-200 characters"));
@@ -171,6 +181,7 @@ impl ProfileSpec {
             decay.validate("decay")?;
         }
         let mut seen = BTreeSet::new();
+        let mut regexes = RegexBudget::spec("a profile");
         let rules = self
             .rules
             .iter()
@@ -199,7 +210,7 @@ impl ProfileSpec {
                 }
                 Ok(Rule {
                     id: rule_id,
-                    when: spec.when.compile(&format!("{path}.when"))?,
+                    when: spec.when.compile(&format!("{path}.when"), &mut regexes)?,
                     points: spec.points,
                     once,
                     fit: spec.when.is_fit(),
@@ -210,7 +221,7 @@ impl ProfileSpec {
             })
             .collect::<Result<Vec<Rule>, _>>()?;
         let index = RuleIndex::new(rules.iter().map(|rule| &rule.when));
-        Ok(Profile { id: id.clone(), version, subject: self.subject, rules, index })
+        Ok(Profile { id: id.clone(), version, subject: self.subject, rules, regex_bytes: regexes.spent(), index })
     }
 }
 
@@ -372,6 +383,47 @@ mod tests {
             json!({"name": "x", "rules": [{"id": "a", "points": 1, "expires_in": "soon"}]})
         )
         .is_err());
+    }
+
+    /// A profile whose rule `i` tests `url` against `pattern(i)`.
+    fn regex_rules(rules: usize, pattern: impl Fn(usize) -> String) -> ProfileSpec {
+        let rules: Vec<serde_json::Value> = (0..rules)
+            .map(|i| {
+                json!({"id": format!("r{i}"), "points": 1,
+                "when": {"type": "page.visited", "attributes": {"url": {"matches": pattern(i)}}}})
+            })
+            .collect();
+        serde_json::from_value(json!({"name": "Regexes", "rules": rules})).unwrap()
+    }
+
+    #[test]
+    fn a_profile_over_its_regex_budget_stops_at_the_first_regex_past_it() {
+        let id = ProfileId::parse("p").unwrap();
+        let fits = regex_rules(20, |i| format!("^/pricing/{i}$")).compile(&id, 1).unwrap();
+        assert!(fits.regex_bytes > 20 * 8 * 1024 && fits.regex_bytes < 1024 * 1024, "{}", fits.regex_bytes);
+        // The issue's attack: thousands of regexes of ~180 KiB each.
+        let err = regex_rules(MAX_RULES, |i| format!(r"\w{{3}}x{i}")).compile(&id, 1).unwrap_err();
+        let at: usize = err.path.trim_start_matches("rules[").split(']').next().unwrap().parse().unwrap();
+        assert!(at < 10, "stopped after a handful of regexes, not {MAX_RULES}: {}", err.path);
+        assert_eq!(err.path, format!("rules[{at}].when.attributes.url.matches"));
+        assert!(err.message.contains("a profile's regexes may hold at most 1 MiB"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_rule_over_the_test_budget_is_refused_at_its_condition() {
+        let id = ProfileId::parse("p").unwrap();
+        let within: Vec<serde_json::Value> = (0..63).map(|i| json!({"equals": i})).collect();
+        let over: Vec<serde_json::Value> = (0..64).map(|i| json!({"equals": i})).collect();
+        let spec = |any: &[serde_json::Value]| -> ProfileSpec {
+            serde_json::from_value(json!({"name": "x", "rules": [
+                {"id": "ok", "points": 1, "when": {"type": "email.opened", "attributes": {"n": {"any": within}}}},
+                {"id": "big", "points": 1, "when": {"type": "email.opened", "attributes": {"n": {"any": any}}}}]}))
+            .unwrap()
+        };
+        assert!(spec(&within).compile(&id, 1).is_ok(), "64 tests: the type and 63 comparisons");
+        let err = spec(&over).compile(&id, 1).unwrap_err();
+        assert_eq!(err.path, "rules[1].when");
+        assert!(err.message.contains("at most 64 tests"), "{}", err.message);
     }
 
     #[test]

@@ -86,13 +86,19 @@ fn required_types(condition: &Condition) -> Option<BTreeSet<&str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::budget::RegexBudget;
     use crate::engine::condition::MatchSpec;
     use serde_json::{json, Value};
 
     fn index(conditions: &[Value]) -> RuleIndex {
         let compiled: Vec<Condition> = conditions
             .iter()
-            .map(|c| serde_json::from_value::<MatchSpec>(c.clone()).unwrap().compile("when").unwrap())
+            .map(|c| {
+                serde_json::from_value::<MatchSpec>(c.clone())
+                    .unwrap()
+                    .compile("when", &mut RegexBudget::spec("a profile"))
+                    .unwrap()
+            })
             .collect();
         RuleIndex::new(&compiled)
     }

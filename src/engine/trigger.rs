@@ -10,6 +10,7 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, ActionSpec};
+use super::budget::RegexBudget;
 use super::condition::{Condition, MatchSpec};
 use super::error::ConfigError;
 use super::points::Points;
@@ -124,6 +125,8 @@ pub struct Trigger {
     pub when: When,
     pub runs: Runs,
     pub actions: Vec<Action>,
+    /// What its conditions' regexes hold in memory (`engine::budget`).
+    pub regex_bytes: usize,
 }
 
 impl ScoreFilter {
@@ -146,10 +149,17 @@ impl ScoreFilter {
 }
 
 impl TriggerSpec {
+    /// Every `matches` pattern of its conditions.
+    pub fn patterns(&self) -> Vec<&str> {
+        let deadline = self.when.deadline.iter().flat_map(|d| [&d.start, &d.awaits]);
+        self.when.event.iter().chain(deadline).flat_map(MatchSpec::patterns).collect()
+    }
+
     pub fn compile(&self, id: &TriggerId) -> Result<Trigger, ConfigError> {
         if self.name.trim().is_empty() || self.name.len() > 200 {
             return Err(ConfigError::new("name", "give the trigger a name of 1-200 characters"));
         }
+        let mut regexes = RegexBudget::spec("a trigger");
         let when = match (&self.when.score, &self.when.event, &self.when.deadline) {
             (Some(filter), None, None) => {
                 let needs_value = !matches!(filter.op, ScoreOp::Empty | ScoreOp::NotEmpty);
@@ -163,7 +173,7 @@ impl TriggerSpec {
                     _ => When::Score(filter.clone()),
                 }
             }
-            (None, Some(spec), None) => When::Event(spec.compile("when.event")?),
+            (None, Some(spec), None) => When::Event(spec.compile("when.event", &mut regexes)?),
             (None, None, Some(spec)) => {
                 if !(1..=MAX_DEADLINE_SECONDS).contains(&spec.within_s) {
                     return Err(ConfigError::new(
@@ -172,8 +182,8 @@ impl TriggerSpec {
                     ));
                 }
                 When::Deadline(Deadline {
-                    start: spec.start.compile("when.deadline.start")?,
-                    awaits: spec.awaits.compile("when.deadline.awaits")?,
+                    start: spec.start.compile("when.deadline.start", &mut regexes)?,
+                    awaits: spec.awaits.compile("when.deadline.awaits", &mut regexes)?,
                     within: TimeDelta::seconds(spec.within_s as i64),
                 })
             }
@@ -200,7 +210,7 @@ impl TriggerSpec {
             .enumerate()
             .map(|(i, spec)| spec.compile(&format!("actions[{i}]"), score_profile))
             .collect::<Result<_, _>>()?;
-        Ok(Trigger { id: id.clone(), name: self.name.clone(), when, runs, actions })
+        Ok(Trigger { id: id.clone(), name: self.name.clone(), when, runs, actions, regex_bytes: regexes.spent() })
     }
 
     /// The profile a score trigger watches, for checks against the store.
@@ -286,5 +296,33 @@ mod tests {
             path(json!({"name": "x", "when": {"event": {}}, "actions": [{"type": "add_note", "text": "{{nope}}"}]})),
             "actions[0].text"
         );
+    }
+
+    #[test]
+    fn conditions_are_held_to_the_regex_and_test_budgets() {
+        let id = TriggerId::parse("t").unwrap();
+        let note = json!([{"type": "add_note", "text": "hi"}]);
+        let matching = |pattern: &str| json!({"type": "chat.message", "attributes": {"text": {"matches": pattern}}});
+        let deadline: TriggerSpec = serde_json::from_value(json!({"name": "x", "actions": note, "when": {"deadline": {
+            "start": matching("^hi"), "awaits": matching("^bye"), "within_s": 60}}}))
+        .unwrap();
+        assert_eq!(deadline.patterns(), ["^hi", "^bye"]);
+        assert!(deadline.compile(&id).unwrap().regex_bytes > 0, "both conditions are charged");
+
+        let many: Vec<serde_json::Value> = (0..12).map(|i| json!({"matches": format!(r"\w{{3}}{i}")})).collect();
+        let heavy: TriggerSpec = serde_json::from_value(
+            json!({"name": "x", "actions": note, "when": {"event": {"attributes": {"text": {"any": many}}}}}),
+        )
+        .unwrap();
+        let err = heavy.compile(&id).unwrap_err();
+        assert!(err.path.starts_with("when.event.attributes.text.any["), "{}", err.path);
+        assert!(err.message.contains("a trigger's regexes may hold at most 1 MiB"), "{}", err.message);
+
+        let wide: Vec<serde_json::Value> = (0..65).map(|i| json!({"equals": i})).collect();
+        let wide: TriggerSpec = serde_json::from_value(
+            json!({"name": "x", "actions": note, "when": {"event": {"attributes": {"n": {"any": wide}}}}}),
+        )
+        .unwrap();
+        assert_eq!(wide.compile(&id).unwrap_err().path, "when.event");
     }
 }
