@@ -5,11 +5,15 @@
 //! would cost round trips on DynamoDB, so each process keeps them for a
 //! short refresh interval. Writes through this process invalidate at once;
 //! other processes (other Lambda instances) see a change within the refresh.
+//! Concurrent misses for one tenant share one read and compile
+//! (single-flight), so a burst of webhooks after an expiry costs one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
 
 use crate::engine::profile::SubjectKind;
 use crate::engine::stages::Pipelines;
@@ -94,13 +98,29 @@ pub fn compile(config: TenantConfig) -> TenantView {
 /// A cached view, or `None` for a tenant the store does not have.
 type Entry = (Instant, Option<Arc<TenantView>>);
 
-pub struct CatalogCache {
-    refresh: Duration,
-    // std Mutex: held only to copy an Arc in or out, never across an await.
+/// What one load of a tenant's configuration came to.
+type Loaded = Result<Option<Arc<TenantView>>, StoreError>;
+
+/// One load in progress, shared by every `get` that misses while it runs:
+/// the first to arrive reads and compiles, the others await its result
+/// (and take over the load if that caller goes away mid-way).
+type Flight = Arc<OnceCell<Loaded>>;
+
+#[derive(Default)]
+struct Views {
     // Unknown tenants are remembered too, so a stream of webhooks to made-up
     // tenant ids costs one store read per id per refresh, not one each; a
     // tenant created through this process is known at once (`invalidate`).
-    entries: Mutex<HashMap<TenantId, Entry>>,
+    entries: HashMap<TenantId, Entry>,
+    /// Loads in progress, one per tenant; a tenant's entry is gone once its
+    /// load ends, so a later miss starts a load of its own.
+    loading: HashMap<TenantId, Flight>,
+}
+
+pub struct CatalogCache {
+    refresh: Duration,
+    // std Mutex: held only to look up or swap an entry, never across an await.
+    views: Mutex<Views>,
     /// Bumped by every invalidation, so a load that raced with a write is not cached.
     generation: AtomicU64,
 }
@@ -110,34 +130,54 @@ const MAX_CACHED_TENANTS: usize = 10_000;
 
 impl CatalogCache {
     pub fn new(refresh: Duration) -> Self {
-        Self { refresh, entries: Mutex::new(HashMap::new()), generation: AtomicU64::new(0) }
+        Self { refresh, views: Mutex::new(Views::default()), generation: AtomicU64::new(0) }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Entry>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn views(&self) -> std::sync::MutexGuard<'_, Views> {
+        self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The tenant's view, from the cache while fresh; `None` for an unknown tenant.
-    pub async fn get(&self, store: &dyn Store, tenant: &TenantId) -> Result<Option<Arc<TenantView>>, StoreError> {
-        if let Some((loaded, view)) = self.entries().get(tenant) {
-            if loaded.elapsed() < self.refresh {
-                return Ok(view.clone());
+    /// The tenant's view, from the cache while fresh; `None` for an unknown
+    /// tenant. Concurrent misses for one tenant share one store read and
+    /// compile (issue #19: each compiled its own copy, at once); misses for
+    /// different tenants load in parallel.
+    pub async fn get(&self, store: &dyn Store, tenant: &TenantId) -> Loaded {
+        let flight = {
+            let mut views = self.views();
+            if let Some((loaded, view)) = views.entries.get(tenant) {
+                if loaded.elapsed() < self.refresh {
+                    return Ok(view.clone());
+                }
             }
-        }
+            views.loading.entry(tenant.clone()).or_default().clone()
+        };
+        flight.get_or_init(|| self.load(store, tenant, &flight)).await.clone()
+    }
+
+    async fn load(&self, store: &dyn Store, tenant: &TenantId, flight: &Flight) -> Loaded {
         let generation = self.generation.load(Ordering::Acquire);
-        let view = store.tenant_config(tenant).await?.map(|config| Arc::new(compile(config)));
-        if self.generation.load(Ordering::Acquire) == generation && !self.refresh.is_zero() {
-            let mut entries = self.entries();
+        let loaded = store.tenant_config(tenant).await.map(|config| config.map(|config| Arc::new(compile(config))));
+        let mut views = self.views();
+        // Unless an invalidation already replaced it, this flight ends here.
+        if views.loading.get(tenant).is_some_and(|current| Arc::ptr_eq(current, flight)) {
+            views.loading.remove(tenant);
+        }
+        if let Ok(view) = &loaded {
+            let fresh = self.generation.load(Ordering::Acquire) == generation && !self.refresh.is_zero();
             // Made-up ids must not grow the map without bound: past the cap, misses are not kept.
-            if view.is_some() || entries.len() < MAX_CACHED_TENANTS {
-                entries.insert(tenant.clone(), (Instant::now(), view.clone()));
+            if fresh && (view.is_some() || views.entries.len() < MAX_CACHED_TENANTS) {
+                views.entries.insert(tenant.clone(), (Instant::now(), view.clone()));
             }
         }
-        Ok(view)
+        loaded
     }
 
+    /// Forgets the tenant's view; a load already under way is neither
+    /// cached nor joined by later misses, which read the store afresh.
     pub fn invalidate(&self, tenant: &TenantId) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries().remove(tenant);
+        let mut views = self.views();
+        views.entries.remove(tenant);
+        views.loading.remove(tenant);
     }
 }

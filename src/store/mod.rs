@@ -27,7 +27,8 @@ use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use crate::outbox::{ActionStatus, OutboxItem};
 use crate::tenant::TenantRecord;
 
-#[derive(Debug, thiserror::Error)]
+/// `Clone`, so one failed read can answer every caller that shared it (`service::catalog`).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The interaction id was already committed: the event scored before.
     #[error("the interaction was already recorded")]

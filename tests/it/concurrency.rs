@@ -144,3 +144,77 @@ async fn scores_after(events: &[Interaction]) -> Vec<serde_json::Value> {
     }
     views
 }
+
+/// Polls `future` once with this task's waker: whether it finished at once.
+async fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx))).await
+}
+
+/// Issue #19: after a cache expiry every concurrent webhook read and
+/// compiled the tenant's config itself. Eight misses at once, lined up
+/// while the store read is held, make one read; another tenant's miss is
+/// not held up behind it.
+#[tokio::test]
+async fn concurrent_config_misses_for_one_tenant_share_one_store_read() {
+    use scorehook::ids::TenantId;
+    use scorehook::service::catalog::CatalogCache;
+
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    app.seeds_tenant("beta", None).await;
+    let store = crate::support::failing_store::FailingStore::new(app.local.service.store.clone());
+    let cache = CatalogCache::new(std::time::Duration::from_secs(3600));
+    let (acme, beta) = (TenantId::parse("acme").unwrap(), TenantId::parse("beta").unwrap());
+
+    let held = store.config_gate.write().await;
+    let mut gets: Vec<_> = (0..8).map(|_| Box::pin(cache.get(&store, &acme))).collect();
+    for get in &mut gets {
+        assert!(poll_once(get).await.is_pending(), "every get waits on the held read");
+    }
+    assert_eq!(store.config_reads(), 1, "one read for eight concurrent misses");
+    let mut other = Box::pin(cache.get(&store, &beta));
+    assert!(poll_once(&mut other).await.is_pending());
+    assert_eq!(store.config_reads(), 2, "another tenant's miss reads at once, in parallel");
+    drop(held);
+
+    let mut views = Vec::new();
+    for get in gets {
+        views.push(get.await.unwrap().expect("acme exists"));
+    }
+    assert!(views.iter().all(|view| Arc::ptr_eq(view, &views[0])), "all eight share one compiled view");
+    assert_eq!(other.await.unwrap().expect("beta exists").record.id, beta);
+    assert!(cache.get(&store, &acme).await.unwrap().is_some());
+    assert_eq!(store.config_reads(), 2, "and it was cached");
+}
+
+/// A load that began before a write is neither cached nor joined by a
+/// miss after the write; an unknown tenant is remembered like a known one.
+#[tokio::test]
+async fn a_config_load_that_raced_an_invalidation_is_not_cached_or_shared() {
+    use scorehook::ids::TenantId;
+    use scorehook::service::catalog::CatalogCache;
+
+    let app = TestApp::spawn().await;
+    app.seeds_tenant("acme", None).await;
+    let store = crate::support::failing_store::FailingStore::new(app.local.service.store.clone());
+    let cache = CatalogCache::new(std::time::Duration::from_secs(3600));
+    let acme = TenantId::parse("acme").unwrap();
+
+    let held = store.config_gate.write().await;
+    let mut before = Box::pin(cache.get(&store, &acme));
+    assert!(poll_once(&mut before).await.is_pending());
+    cache.invalidate(&acme);
+    let mut after = Box::pin(cache.get(&store, &acme));
+    assert!(poll_once(&mut after).await.is_pending());
+    assert_eq!(store.config_reads(), 2, "the miss after the write read afresh");
+    drop(held);
+    assert!(before.await.unwrap().is_some() && after.await.unwrap().is_some());
+    assert!(cache.get(&store, &acme).await.unwrap().is_some());
+    assert_eq!(store.config_reads(), 2, "the later load was cached");
+
+    let ghost = TenantId::parse("ghost").unwrap();
+    for _ in 0..3 {
+        assert!(cache.get(&store, &ghost).await.unwrap().is_none());
+    }
+    assert_eq!(store.config_reads(), 3, "an unknown tenant costs one read per refresh");
+}

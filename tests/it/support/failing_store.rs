@@ -1,11 +1,13 @@
 //! A store whose writes of webhook data can be made to fail on demand, as
 //! an unreachable DynamoDB would: it wraps a real embedded store and
 //! answers `Unavailable` from `commit`, `queue_action` and `count_unmapped`
-//! while `failing` is set. Everything else passes through. It stands in for
+//! while `failing` is set. It also counts `tenant_config` reads, and a test
+//! holding `config_gate` keeps them waiting (so it can line up concurrent
+//! ones without sleeping). Everything else passes through. It stands in for
 //! our own storage port, not for the AWS SDK.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,18 +20,31 @@ use scorehook::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use scorehook::outbox::{ActionStatus, OutboxItem};
 use scorehook::store::{
     Commit, LeaderboardPage, LeaderboardQuery, QuarantineKind, Quarantined, RecomputeJob, Store, StoreError,
-    TriggerRecord,
+    TenantConfig, TriggerRecord,
 };
 use scorehook::tenant::TenantRecord;
 
 pub struct FailingStore {
     pub inner: Arc<dyn Store>,
     pub failing: AtomicBool,
+    config_reads: AtomicUsize,
+    /// Write-locked by a test to hold every `tenant_config` read (after it is counted).
+    pub config_gate: tokio::sync::RwLock<()>,
 }
 
 impl FailingStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner, failing: AtomicBool::new(false) }
+        Self {
+            inner,
+            failing: AtomicBool::new(false),
+            config_reads: AtomicUsize::new(0),
+            config_gate: Default::default(),
+        }
+    }
+
+    /// How many times `tenant_config` was called.
+    pub fn config_reads(&self) -> usize {
+        self.config_reads.load(Ordering::SeqCst)
     }
 
     pub fn fail_writes(&self, failing: bool) {
@@ -46,6 +61,11 @@ impl FailingStore {
 
 #[async_trait]
 impl Store for FailingStore {
+    async fn tenant_config(&self, id: &TenantId) -> Result<Option<TenantConfig>, StoreError> {
+        self.config_reads.fetch_add(1, Ordering::SeqCst);
+        let _open = self.config_gate.read().await;
+        self.inner.tenant_config(id).await
+    }
     async fn put_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
         self.inner.put_tenant(tenant).await
     }
