@@ -3,7 +3,7 @@
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-use super::{random_token, Caller, Service, ServiceError};
+use super::{quotas, random_token, Caller, Service, ServiceError};
 use crate::crm::egress::Egress;
 use crate::crm::standard_webhooks;
 use crate::engine::action::ActionSpec;
@@ -199,9 +199,11 @@ impl Service {
         spec: ProfileSpec,
     ) -> Result<(ProfileRecord, Change), ServiceError> {
         self.require_tenant(tenant).await?;
-        spec.compile(id, 0)?;
+        let compiled = spec.compile(id, 0)?;
         let now = self.clock.now();
-        let (record, change) = match self.store.profile(tenant, id).await? {
+        let stored = self.store.profile(tenant, id).await?;
+        let had_draft = stored.as_ref().is_some_and(|record| record.draft.is_some());
+        let (record, change) = match stored {
             Some(record) if record.live.as_ref().is_some_and(|v| v.spec.subject != spec.subject) => {
                 // Its scores, ledger and leaderboard rows belong to the other kind of subject.
                 let scored = if spec.subject == SubjectKind::Deal { SubjectKind::Contact } else { SubjectKind::Deal };
@@ -215,6 +217,8 @@ impl Service {
             None => (ProfileRecord::new_draft(id.clone(), spec, now), Change::Created),
         };
         if change != Change::Unchanged {
+            let (profiles, triggers) = (self.store.profiles(tenant).await?, self.store.triggers(tenant).await?);
+            quotas::check_profile(&record, compiled.regex_bytes, had_draft, &profiles, &triggers)?;
             self.store.put_profile(tenant, &record).await?;
             self.config_changed(tenant);
         }
@@ -272,7 +276,7 @@ impl Service {
         spec: TriggerSpec,
     ) -> Result<(TriggerRecord, bool), ServiceError> {
         self.require_tenant(tenant).await?;
-        spec.compile(id)?;
+        let compiled = spec.compile(id)?;
         for (i, action) in spec.actions.iter().enumerate() {
             if let ActionSpec::Webhook { url, .. } = action {
                 check_target(self.egress, &format!("actions[{i}].url"), url)?;
@@ -308,15 +312,11 @@ impl Service {
                 return Err(ServiceError::invalid(path, message));
             }
         }
+        let triggers = self.store.triggers(tenant).await?;
+        quotas::check_trigger(id, compiled.regex_bytes, &self.store.profiles(tenant).await?, &triggers)?;
         if spec.enabled {
-            let others: usize = self
-                .store
-                .triggers(tenant)
-                .await?
-                .iter()
-                .filter(|t| &t.id != id && t.spec.enabled)
-                .map(|t| t.spec.actions.len())
-                .sum();
+            let others: usize =
+                triggers.iter().filter(|t| &t.id != id && t.spec.enabled).map(|t| t.spec.actions.len()).sum();
             if others + spec.actions.len() > MAX_ENABLED_ACTIONS {
                 return Err(ServiceError::invalid(
                     "actions",

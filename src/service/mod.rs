@@ -13,6 +13,7 @@ pub mod existing;
 pub mod inbound;
 pub mod ingest;
 pub mod quarantine;
+pub mod quotas;
 pub mod recompute;
 pub mod repair;
 pub mod resolved;
