@@ -316,7 +316,7 @@ mod tests {
         .unwrap();
         let err = heavy.compile(&id).unwrap_err();
         assert!(err.path.starts_with("when.event.attributes.text.any["), "{}", err.path);
-        assert!(err.message.contains("a trigger's regexes may hold at most 1 MiB"), "{}", err.message);
+        assert!(err.message.contains("a trigger's regexes may hold at most 2 MiB"), "{}", err.message);
 
         let wide: Vec<serde_json::Value> = (0..65).map(|i| json!({"equals": i})).collect();
         let wide: TriggerSpec = serde_json::from_value(

@@ -56,14 +56,14 @@ fn assert_refused(status: StatusCode, body: &Value, path: &str, limit: &str) {
 async fn a_profile_over_the_regex_budget_is_422_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let before = tenant_with_a_profile(&app).await;
-    // The issue's attack in small: regexes of ~250 KiB each, a thousand of them.
+    // The issue's attack in small: regexes of ~190 KiB each, a thousand of them.
     let heavy = regex_profile(1000, |i| format!(r"\w{{3}}x{i}"));
     for id in ["engagement", "new"] {
         let (status, body) =
             app.admin(Method::PUT, &format!("/v1/tenants/acme/profiles/{id}"), Some(heavy.clone())).await;
         let path = body["error"]["path"].as_str().unwrap_or_default().to_owned();
         assert!(path.starts_with("rules[") && path.ends_with("].when.attributes.url.matches"), "{body}");
-        assert_refused(status, &body, &path, "a profile's regexes may hold at most 1 MiB");
+        assert_refused(status, &body, &path, "a profile's regexes may hold at most 2 MiB");
     }
     assert_eq!(profiles(&app).await, before, "neither the edit nor the new profile was saved");
 }
@@ -72,7 +72,7 @@ async fn a_profile_over_the_regex_budget_is_422_and_changes_nothing() {
 async fn profiles_within_their_budgets_but_past_the_tenants_are_422_and_change_nothing() {
     let app = TestApp::spawn().await;
     app.create_tenant("acme", None).await;
-    // Three ~200 KiB regexes a profile: within its 1 MiB; as many such
+    // Three ~190 KiB regexes a profile: within its 2 MiB; as many such
     // profiles as the tenant's 4 MiB hold, by the engine's own measure.
     let heavy = regex_profile(3, |i| format!(r"\w{{3}}x{i}"));
     let spec: ProfileSpec = serde_json::from_value(heavy.clone()).unwrap();
