@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::egress;
 use super::inbound::Request;
-use super::outbound::Reach;
+use super::outbound::{posts_to_own_url, Reach};
 use super::signature::SignatureError;
 use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{standard_webhooks, DeliveryError};
@@ -38,9 +38,10 @@ pub fn envelope(item: &OutboxItem) -> serde_json::Value {
 
 pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem) -> Result<u16, DeliveryError> {
     let now = reach.now;
-    let url = match item.action.kind.as_str() {
-        "webhook" => item.action.params.get("url").and_then(|u| u.as_str()).map(str::to_owned),
-        _ => tenant.actions_url.clone(),
+    let own_url = item.action.kind == "webhook" || posts_to_own_url(item);
+    let url = match own_url {
+        true => item.action.params.get("url").and_then(|u| u.as_str()).map(str::to_owned),
+        false => tenant.actions_url.clone(),
     };
     let Some(url) = url else {
         return Err(DeliveryError::Permanent {
@@ -52,10 +53,16 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
         http_status: None,
         message: format!("the receiver's URL is refused by the outbound policy: {refused}"),
     })?;
-    // A `webhook` action with a body of its own sends just that (a Slack or
-    // e-mail service payload); everything else sends the action envelope.
-    let own_body = item.action.params.get("body").filter(|_| item.action.kind == "webhook");
-    let payload = own_body.cloned().unwrap_or_else(|| envelope(item));
+    // A `webhook` action with a body of its own sends just that, and a
+    // `notify` with a URL `{"text": message}` (Slack or e-mail service
+    // payloads); everything else sends the action envelope.
+    let params = &item.action.params;
+    let own_body = match item.action.kind.as_str() {
+        "webhook" => params.get("body").cloned(),
+        "notify" if own_url => Some(json!({"text": params.get("message")})),
+        _ => None,
+    };
+    let payload = own_body.unwrap_or_else(|| envelope(item));
     let body = serde_json::to_vec(&payload).map_err(|e| DeliveryError::Permanent {
         http_status: None,
         message: format!("cannot encode the action: {e}"),

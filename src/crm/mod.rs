@@ -167,8 +167,8 @@ impl Deliverer {
             intake.score(&tenant.id, &interactions).await?;
             return Ok(Delivered::Sent(200));
         }
-        // A `webhook` action goes to its own URL, signed, whatever the CRM.
-        if item.action.kind == "webhook" {
+        // A `webhook` action, and a `notify` with a URL, go to their own URL, signed, whatever the CRM.
+        if item.action.kind == "webhook" || outbound::posts_to_own_url(item) {
             return generic::deliver(reach, tenant, item).await.map(Delivered::Sent);
         }
         let sent = match tenant.provider {

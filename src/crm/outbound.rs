@@ -37,10 +37,14 @@ pub enum Act {
     },
     AddTag(String),
     RemoveTag(String),
+    /// Also what `notify` becomes without a URL: a task due at once, which
+    /// the CRM notifies its assignee of.
     CreateTask {
         title: String,
         body: Option<String>,
         due_at: Option<DateTime<Utc>>,
+        /// The CRM user to assign it to; `None`: the connector's default owner.
+        assignee: Option<String>,
     },
     AddNote(String),
     /// Writes the score: `value` is `None` when the contact has no score in the profile.
@@ -67,7 +71,17 @@ impl Act {
                 title: required("title")?,
                 body: text("body"),
                 due_at: text("due_at").and_then(|d| d.parse().ok()),
+                assignee: text("assignee"),
             },
+            "notify" => {
+                let message = required("message")?;
+                Act::CreateTask {
+                    title: headline(&message),
+                    body: Some(message),
+                    due_at: Some(item.action.fired_at),
+                    assignee: text("user"),
+                }
+            }
             "add_note" => Act::AddNote(required("text")?),
             "set_field" => Act::SetField {
                 field: required("field")?,
@@ -76,6 +90,24 @@ impl Act {
             other => return Err(permanent(format!("a CRM connector cannot perform {other:?} actions"))),
         })
     }
+}
+
+/// The most characters of a notice's first line a task title takes.
+const HEADLINE_CHARS: usize = 200;
+
+/// A task title from a notice: its first line, cut to 200 characters.
+fn headline(message: &str) -> String {
+    let line = message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(message);
+    match line.char_indices().nth(HEADLINE_CHARS) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line.to_owned(),
+    }
+}
+
+/// Whether an action is a notice to post to its own URL (Slack- or
+/// e-mail-service-compatible) rather than into the CRM.
+pub fn posts_to_own_url(item: &OutboxItem) -> bool {
+    item.action.kind == "notify" && item.action.params.get("url").and_then(Value::as_str).is_some_and(|u| !u.is_empty())
 }
 
 /// The contact an action is for (never a deal's scoring key).
@@ -386,11 +418,36 @@ mod tests {
     }
 
     #[test]
+    fn a_notice_without_a_url_is_a_task_due_at_once_for_its_user_and_with_one_goes_to_it() {
+        let message = format!("\n  Jhon is hot: 7\nOpened the pricing page {}", "x".repeat(300));
+        let notice = item("notify", json!({"message": message, "user": "u-7", "url": null}));
+        assert!(!posts_to_own_url(&notice));
+        assert_eq!(
+            Act::of(&notice).unwrap(),
+            Act::CreateTask {
+                title: "Jhon is hot: 7".into(),
+                body: Some(message.clone()),
+                due_at: Some(notice.action.fired_at),
+                assignee: Some("u-7".into()),
+            }
+        );
+        let long = item("notify", json!({"message": "y".repeat(300)}));
+        let Act::CreateTask { title, .. } = Act::of(&long).unwrap() else { panic!("a task") };
+        assert_eq!(title.chars().count(), HEADLINE_CHARS + 1, "cut, with an ellipsis: {title}");
+        assert!(posts_to_own_url(&item("notify", json!({"message": "m", "url": "https://hooks.slack.com/x"}))));
+        assert!(Act::of(&item("notify", json!({"user": "u"}))).is_err(), "a notice needs its message");
+    }
+
+    #[test]
     fn decodes_every_crm_action() {
         let due = "2026-11-23T10:00:00Z";
         assert_eq!(
             Act::of(&item("create_task", json!({"title": "Call", "body": null, "due_at": due}))).unwrap(),
-            Act::CreateTask { title: "Call".into(), body: None, due_at: Some(due.parse().unwrap()) }
+            Act::CreateTask { title: "Call".into(), body: None, due_at: Some(due.parse().unwrap()), assignee: None }
+        );
+        assert_eq!(
+            Act::of(&item("create_task", json!({"title": "Call", "assignee": "u-7"}))).unwrap(),
+            Act::CreateTask { title: "Call".into(), body: None, due_at: None, assignee: Some("u-7".into()) }
         );
         assert_eq!(
             Act::of(&item("set_field", json!({"field": "score", "profile": "p", "value": 12}))).unwrap(),

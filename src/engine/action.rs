@@ -43,6 +43,19 @@ pub enum ActionSpec {
         body: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         due_in: Option<Span>,
+        /// The CRM user the task is assigned to (else the connector's default owner).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignee: Option<String>,
+    },
+    /// Tells the team: a Slack- or e-mail-service-compatible POST of
+    /// `{"text": message}` to `url`, or without one a task due at once,
+    /// assigned to `user`, which the CRM notifies its assignee of.
+    Notify {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
     },
     AddNote {
         text: String,
@@ -78,7 +91,8 @@ pub enum Action {
     MoveStage { pipeline: String, stage: String, allow_backwards: bool, as_user: Option<String> },
     AddTag(Template),
     RemoveTag(Template),
-    CreateTask { title: Template, body: Option<Template>, due_in: Option<Span> },
+    CreateTask { title: Template, body: Option<Template>, due_in: Option<Span>, assignee: Option<String> },
+    Notify { message: Template, user: Option<String>, url: Option<String> },
     AddNote(Template),
     SetField { field: Option<String>, profile: ProfileId },
     Webhook { url: String, body: Option<JsonTemplate> },
@@ -112,6 +126,23 @@ fn non_empty(text: &str, path: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn http_url(url: &str, path: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
+        return Err(ConfigError::new(path, "must be an http:// or https:// URL"));
+    }
+    Ok(())
+}
+
+/// A CRM user id as given, if any: 1-200 characters.
+fn user_id(user: Option<&str>, path: &str) -> Result<Option<String>, ConfigError> {
+    match user {
+        Some(user) if user.trim().is_empty() || user.len() > 200 => {
+            Err(ConfigError::new(path, "a CRM user id of 1-200 characters"))
+        }
+        user => Ok(user.map(str::to_owned)),
+    }
+}
+
 impl ActionSpec {
     /// `score_profile` is the profile of a score trigger, the default for `set_field`.
     pub fn compile(&self, path: &str, score_profile: Option<&ProfileId>) -> Result<Action, ConfigError> {
@@ -136,11 +167,22 @@ impl ActionSpec {
             }
             ActionSpec::AddTag { tag } => Action::AddTag(template(tag, "tag")?),
             ActionSpec::RemoveTag { tag } => Action::RemoveTag(template(tag, "tag")?),
-            ActionSpec::CreateTask { title, body, due_in } => Action::CreateTask {
+            ActionSpec::CreateTask { title, body, due_in, assignee } => Action::CreateTask {
                 title: template(title, "title")?,
                 body: body.as_deref().map(|b| template(b, "body")).transpose()?,
                 due_in: *due_in,
+                assignee: user_id(assignee.as_deref(), &format!("{path}.assignee"))?,
             },
+            ActionSpec::Notify { message, user, url } => {
+                if let Some(url) = url {
+                    http_url(url, &format!("{path}.url"))?;
+                }
+                Action::Notify {
+                    message: template(message, "message")?,
+                    user: user_id(user.as_deref(), &format!("{path}.user"))?,
+                    url: url.clone(),
+                }
+            }
             ActionSpec::AddNote { text } => Action::AddNote(template(text, "text")?),
             ActionSpec::SetField { field, profile } => {
                 if let Some(field) = field {
@@ -152,9 +194,7 @@ impl ActionSpec {
                 Action::SetField { field: field.clone(), profile: profile.clone() }
             }
             ActionSpec::Webhook { url, body } => {
-                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 {
-                    return Err(ConfigError::new(format!("{path}.url"), "must be an http:// or https:// URL"));
-                }
+                http_url(url, &format!("{path}.url"))?;
                 let body = body.as_ref().map(|b| JsonTemplate::parse(b, &format!("{path}.body"), score_profile));
                 Action::Webhook { url: url.clone(), body: body.transpose()? }
             }
@@ -188,6 +228,7 @@ impl Action {
             Action::AddTag(_) => "add_tag",
             Action::RemoveTag(_) => "remove_tag",
             Action::CreateTask { .. } => "create_task",
+            Action::Notify { .. } => "notify",
             Action::AddNote(_) => "add_note",
             Action::SetField { .. } => "set_field",
             Action::Webhook { .. } => "webhook",
@@ -202,11 +243,13 @@ impl Action {
                 json!({"pipeline": pipeline, "stage": stage, "allow_backwards": allow_backwards, "as_user": as_user})
             }
             Action::AddTag(tag) | Action::RemoveTag(tag) => json!({"tag": tag.render(cx)}),
-            Action::CreateTask { title, body, due_in } => json!({
+            Action::CreateTask { title, body, due_in, assignee } => json!({
                 "title": title.render(cx),
                 "body": body.as_ref().map(|b| b.render(cx)),
                 "due_at": due_in.map(|d| cx.now + d.as_delta()),
+                "assignee": assignee,
             }),
+            Action::Notify { message, user, url } => json!({"message": message.render(cx), "user": user, "url": url}),
             Action::AddNote(text) => json!({"text": text.render(cx)}),
             Action::SetField { field, profile } => json!({
                 "field": field.as_deref().unwrap_or(score_field),
@@ -243,6 +286,20 @@ mod tests {
         assert_ne!(action_id("evt_1", &hot, 0), action_id("evt_1", &hot, 1));
         assert_ne!(action_id("evt_1", &hot, 0), action_id("evt_2", &hot, 0));
         assert!(action_id("evt_1", &hot, 0).as_str().starts_with("act_"));
+    }
+
+    #[test]
+    fn a_notice_needs_a_message_and_takes_a_user_and_a_url() {
+        let spec = |v: Value| serde_json::from_value::<ActionSpec>(v).unwrap().compile("a", None);
+        let notice = spec(json!({"type": "notify", "message": "{{contact.id}} is hot", "user": "u-7"})).unwrap();
+        assert_eq!(notice.kind(), "notify");
+        let with_url = json!({"type": "notify", "message": "m", "url": "https://hooks.slack.com/services/T/B/x"});
+        assert!(spec(with_url).is_ok());
+        assert_eq!(spec(json!({"type": "notify", "message": " "})).unwrap_err().path, "a.message");
+        assert_eq!(spec(json!({"type": "notify", "message": "m", "user": ""})).unwrap_err().path, "a.user");
+        assert_eq!(spec(json!({"type": "notify", "message": "m", "url": "mailto:x"})).unwrap_err().path, "a.url");
+        let task = json!({"type": "create_task", "title": "t", "assignee": "x".repeat(201)});
+        assert_eq!(spec(task).unwrap_err().path, "a.assignee");
     }
 
     #[test]

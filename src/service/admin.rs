@@ -278,7 +278,7 @@ impl Service {
         self.require_tenant(tenant).await?;
         let compiled = spec.compile(id)?;
         for (i, action) in spec.actions.iter().enumerate() {
-            if let ActionSpec::Webhook { url, .. } = action {
+            if let ActionSpec::Webhook { url, .. } | ActionSpec::Notify { url: Some(url), .. } = action {
                 check_target(self.egress, &format!("actions[{i}].url"), url)?;
             }
         }

@@ -14,6 +14,7 @@ mod egress;
 mod isolation;
 mod lambda_events;
 mod logs;
+mod notify;
 mod openapi;
 mod poisoned;
 mod recompute;

@@ -41,9 +41,9 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
         Act::MoveStage { pipeline, stage, .. } => move_stage(&api, item, &pipeline, &stage).await,
         Act::AddTag(tag) => add_tag(&api, contact_of(item)?, &tag).await,
         Act::RemoveTag(tag) => remove_tag(&api, contact_of(item)?, &tag).await,
-        Act::CreateTask { title, body, due_at } => {
+        Act::CreateTask { title, body, due_at, assignee } => {
             let due = due_at.unwrap_or_else(|| api.now()).to_rfc3339_opts(SecondsFormat::Secs, true);
-            create_task(&api, item, &title, body.as_deref(), &due).await
+            create_task(&api, item, &title, body.as_deref(), &due, assignee.as_deref()).await
         }
         Act::AddNote(note) => add_note(&api, item, &note).await,
         Act::SetField { field, value } => set_field(&api, contact_of(item)?, &field, value).await,
@@ -133,6 +133,7 @@ async fn create_task(
     title: &str,
     note: Option<&str>,
     due: &str,
+    assignee: Option<&str>,
 ) -> Result<u16, DeliveryError> {
     let (owner_type, relid) = match deal(item) {
         Some(deal) => ("deal", id_value(deal.as_str())),
@@ -149,6 +150,9 @@ async fn create_task(
     });
     if let (Some(note), Some(fields)) = (note, task.as_object_mut()) {
         fields.insert("note".into(), Value::String(note.to_owned()));
+    }
+    if let (Some(user), Some(fields)) = (assignee, task.as_object_mut()) {
+        fields.insert("assignee".into(), id_value(user));
     }
     Ok(api.call(Method::POST, "/dealTasks", Some(&json!({"dealTask": task}))).await?.status)
 }

@@ -131,8 +131,11 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
         }
         Act::AddTag(tag) => return retag(&api, contact()?, Retag::Add(tag)).await,
         Act::RemoveTag(tag) => return retag(&api, contact()?, Retag::Remove(tag)).await,
-        Act::CreateTask { title, body, due_at } => {
-            let responsible = responsible(tenant, &user)?;
+        Act::CreateTask { title, body, due_at, assignee } => {
+            let responsible = match assignee {
+                Some(user) => numeric(&user, "the assignee (a Bitrix24 user id)")?,
+                None => responsible(tenant, &user)?,
+            };
             let mut links = vec![format!("C_{}", contact()?)];
             if let Some(deal) = deal_of(item) {
                 links.push(format!("D_{}", numeric(deal.as_str(), "the deal id")?));

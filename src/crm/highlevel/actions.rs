@@ -47,9 +47,12 @@ fn request(
         }
         Act::AddTag(tag) => (Method::POST, format!("{}/tags", contact()?), json!({"tags": [tag]})),
         Act::RemoveTag(tag) => (Method::DELETE, format!("{}/tags", contact()?), json!({"tags": [tag]})),
-        Act::CreateTask { title, body, due_at } => {
+        Act::CreateTask { title, body, due_at, assignee } => {
             let due = due_at.unwrap_or(now).to_rfc3339_opts(SecondsFormat::Secs, true);
             let mut task = json!({"title": title, "dueDate": due, "completed": false});
+            if let Some(user) = assignee {
+                task["assignedTo"] = Value::String(user);
+            }
             if let Some(text) = joined(body, deal_note) {
                 task["body"] = Value::String(text);
             }

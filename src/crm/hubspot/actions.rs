@@ -9,6 +9,8 @@
 //! replaces the value). Tasks and notes are created with their default
 //! associations to the contact and, when the action names one, the deal.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -40,7 +42,9 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
         Act::MoveStage { pipeline, stage, as_user: _ } => move_stage(&api, item, &pipeline, &stage).await?,
         Act::AddTag(tag) => add_tag(&api, item, &tag).await?,
         Act::RemoveTag(tag) => remove_tag(&api, item, &tag).await?,
-        Act::CreateTask { title, body, due_at } => create_task(&api, item, &title, body.as_deref(), due_at).await?,
+        Act::CreateTask { title, body, due_at, assignee } => {
+            create_task(&api, item, &title, body.as_deref(), due_at, assignee.as_deref()).await?
+        }
         Act::AddNote(text) => add_note(&api, item, &text).await?,
         Act::SetField { field, value } => set_field(&api, item, &field, value).await?,
     };
@@ -131,6 +135,7 @@ async fn create_task(
     title: &str,
     body: Option<&str>,
     due_at: Option<DateTime<Utc>>,
+    assignee: Option<&str>,
 ) -> Result<Answer, DeliveryError> {
     let mut properties = Map::new();
     properties.insert("hs_timestamp".into(), json!(timestamp(due_at.unwrap_or(api.now()))));
@@ -140,7 +145,8 @@ async fn create_task(
     }
     properties.insert("hs_task_status".into(), json!("NOT_STARTED"));
     properties.insert("hs_task_type".into(), json!("TODO"));
-    if let Some(owner) = text(&Value::Object(api.tenant().crm.clone()), OWNER_ID) {
+    let settings = Value::Object(api.tenant().crm.clone());
+    if let Some(owner) = assignee.map(Cow::Borrowed).or_else(|| text(&settings, OWNER_ID)) {
         properties.insert("hubspot_owner_id".into(), json!(owner));
     }
     let body = json!({"properties": properties, "associations": associations(item, TASK_TO_CONTACT, TASK_TO_DEAL)?});

@@ -56,7 +56,9 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
         Act::MoveStage { pipeline, stage, .. } => move_stage(&api, item, &pipeline, &stage).await,
         Act::AddTag(tag) => label(&api, item, &tag, true).await,
         Act::RemoveTag(tag) => label(&api, item, &tag, false).await,
-        Act::CreateTask { title, body, due_at } => create_task(&api, item, &title, body.as_deref(), due_at).await,
+        Act::CreateTask { title, body, due_at, assignee } => {
+            create_task(&api, item, &title, body.as_deref(), due_at, assignee.as_deref()).await
+        }
         Act::AddNote(text) => add_note(&api, item, &text).await,
         Act::SetField { field, value } => set_field(&api, item, &field, value).await,
     }
@@ -213,6 +215,7 @@ async fn create_task(
     title: &str,
     body: Option<&str>,
     due_at: Option<DateTime<Utc>>,
+    assignee: Option<&str>,
 ) -> Result<u16, DeliveryError> {
     let person = number(contact_of(item)?.as_str(), "person")?;
     let task_type = api.tenant().crm.get(keys::TASK_TYPE).and_then(Value::as_str).filter(|t| !t.is_empty());
@@ -229,6 +232,9 @@ async fn create_task(
     activity.insert("participants".into(), json!([{"person_id": person, "primary": true}]));
     if let Some(body) = body {
         activity.insert("note".into(), json!(html(body)));
+    }
+    if let Some(user) = assignee {
+        activity.insert("owner_id".into(), json!(number(user, "the assignee (a Pipedrive user id)")?));
     }
     activity.insert("done".into(), json!(false));
     Ok(api.call(Method::POST, "/api/v2/activities", Some(&Value::Object(activity))).await?.status)

@@ -170,13 +170,16 @@ pub enum ActionType {
     AddTag,
     RemoveTag,
     CreateTask,
+    Notify,
     AddNote,
     SetField,
     Webhook,
     AdjustScore,
 }
 
-/// One action, `type` and the keys of that type: `add_note {text}`, `create_task {title, body?, due_in?}`,
+/// One action, `type` and the keys of that type: `add_note {text}`, `create_task {title, body?, due_in?,
+/// assignee?}`, `notify {message, user?, url?}` (with `url`: a signed POST of `{"text": message}`; without: a task
+/// due at once, assigned to `user`, or the envelope to a generic tenant's `actions_url`),
 /// `add_tag {tag}`, `remove_tag {tag}`, `move_stage {pipeline, stage, allow_backwards?, as_user?}`,
 /// `set_field {field?, profile?}`, `webhook {url, body?}` (`body`: JSON whose strings are templates, POSTed
 /// instead of the action envelope), `adjust_score {profile, op, points?, expires_in?}`.

@@ -200,6 +200,15 @@ async fn every_action_makes_the_documented_call() {
             json!({"title": "Follow up", "body": "Call today\n\nDeal (opportunity): opp1", "dueDate": "2026-11-24T10:00:00Z", "completed": false}),
         ),
         (
+            "notify",
+            json!({"message": "Hot lead: c42\nscore 12", "user": "usr_77", "url": null}),
+            "POST",
+            "/contacts/c42/tasks",
+            json!({"title": "Hot lead: c42", "body": "Hot lead: c42\nscore 12\n\nDeal (opportunity): opp1",
+                   "dueDate": now.to_rfc3339_opts(SecondsFormat::Secs, true), "completed": false,
+                   "assignedTo": "usr_77"}),
+        ),
+        (
             "add_note",
             json!({"text": "High engagement"}),
             "POST",
@@ -229,7 +238,7 @@ async fn every_action_makes_the_documented_call() {
         assert_eq!(call.header("content-type"), Some("application/json"), "{kind}");
         assert_eq!(call.header("accept"), Some("application/json"), "{kind}");
     }
-    assert_eq!(crm.calls().len(), 6, "one call per action");
+    assert_eq!(crm.calls().len(), 7, "one call per action");
 }
 
 #[tokio::test]
