@@ -40,10 +40,15 @@ fn request(
     let contact = || contact_of(item).map(|c| format!("/contacts/{}", segment(c.as_str())));
     let deal_note = deal_of(item).map(|d| format!("Deal (opportunity): {d}"));
     Ok(match Act::of(item)? {
-        Act::MoveStage { pipeline, stage, .. } => {
+        Act::MoveStage { pipeline, stage, as_user } => {
             let deal = deal_of(item).ok_or_else(|| permanent("move_stage needs a deal (opportunity) to move"))?;
             let path = format!("/opportunities/{}", segment(deal.as_str()));
-            (Method::PUT, path, json!({"pipelineId": pipeline, "pipelineStageId": stage}))
+            let mut change = json!({"pipelineId": pipeline, "pipelineStageId": stage});
+            // The API records the token as the one who moved it; `as_user` assigns the opportunity to that user.
+            if let Some(user) = as_user {
+                change["assignedTo"] = Value::String(user);
+            }
+            (Method::PUT, path, change)
         }
         Act::AddTag(tag) => (Method::POST, format!("{}/tags", contact()?), json!({"tags": [tag]})),
         Act::RemoveTag(tag) => (Method::DELETE, format!("{}/tags", contact()?), json!({"tags": [tag]})),

@@ -53,7 +53,9 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
     let act = Act::of(item)?;
     let api = api(reach, tenant)?;
     match act {
-        Act::MoveStage { pipeline, stage, .. } => move_stage(&api, item, &pipeline, &stage).await,
+        Act::MoveStage { pipeline, stage, as_user } => {
+            move_stage(&api, item, &pipeline, &stage, as_user.as_deref()).await
+        }
         Act::AddTag(tag) => label(&api, item, &tag, true).await,
         Act::RemoveTag(tag) => label(&api, item, &tag, false).await,
         Act::CreateTask { title, body, due_at, assignee } => {
@@ -66,16 +68,28 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
 
 /// `PATCH /api/v2/deals/{id}` with a numeric `stage_id` (the pipeline follows
 /// the stage). A stage given by name is looked up in the (numeric) pipeline.
-async fn move_stage(api: &CrmApi<'_>, item: &OutboxItem, pipeline: &str, stage: &str) -> Result<u16, DeliveryError> {
+/// `PATCH /api/v2/deals/{deal}` with the stage; `as_user` (a user id) also
+/// makes that user the deal's owner, the one user field a change records:
+/// the API attributes the change itself to the token's user.
+async fn move_stage(
+    api: &CrmApi<'_>,
+    item: &OutboxItem,
+    pipeline: &str,
+    stage: &str,
+    as_user: Option<&str>,
+) -> Result<u16, DeliveryError> {
     let deal = deal_of(item).ok_or_else(|| permanent("move_stage needs a deal, and this action names none"))?;
     let deal = number(deal.as_str(), "deal")?;
+    let owner = as_user.map(|user| number(user, "as_user (a Pipedrive user id)")).transpose()?;
     let stage_id = match stage.trim().parse::<u64>() {
         Ok(id) => id,
         Err(_) => stage_by_name(api, pipeline, stage).await?,
     };
-    let answer =
-        api.call(Method::PATCH, &format!("/api/v2/deals/{deal}"), Some(&json!({"stage_id": stage_id}))).await?;
-    Ok(answer.status)
+    let mut change = json!({"stage_id": stage_id});
+    if let Some(owner) = owner {
+        change["owner_id"] = json!(owner);
+    }
+    Ok(api.call(Method::PATCH, &format!("/api/v2/deals/{deal}"), Some(&change)).await?.status)
 }
 
 async fn stage_by_name(api: &CrmApi<'_>, pipeline: &str, stage: &str) -> Result<u64, DeliveryError> {

@@ -240,7 +240,7 @@ mod tests {
         for runs in enum_values::<Runs>() {
             serde_json::from_value::<crate::engine::trigger::Runs>(json!(runs)).unwrap();
         }
-        assert_eq!(enum_values::<ActionType>().len(), 8);
+        assert_eq!(enum_values::<ActionType>().len(), 9, "one per action type the engine takes");
     }
 
     #[test]

@@ -190,6 +190,13 @@ async fn every_action_makes_the_documented_call() {
             "/opportunities/opp1",
             json!({"pipelineId": "VDm7RPYC2GLUvdpKmBfC", "pipelineStageId": "e93b"}),
         ),
+        (
+            "move_stage",
+            json!({"pipeline": "VDm7RPYC2GLUvdpKmBfC", "stage": "e93b", "as_user": "usr_77"}),
+            "PUT",
+            "/opportunities/opp1",
+            json!({"pipelineId": "VDm7RPYC2GLUvdpKmBfC", "pipelineStageId": "e93b", "assignedTo": "usr_77"}),
+        ),
         ("add_tag", json!({"tag": "Caliente"}), "POST", "/contacts/c42/tags", json!({"tags": ["Caliente"]})),
         ("remove_tag", json!({"tag": "Caliente"}), "DELETE", "/contacts/c42/tags", json!({"tags": ["Caliente"]})),
         (
@@ -238,7 +245,7 @@ async fn every_action_makes_the_documented_call() {
         assert_eq!(call.header("content-type"), Some("application/json"), "{kind}");
         assert_eq!(call.header("accept"), Some("application/json"), "{kind}");
     }
-    assert_eq!(crm.calls().len(), 7, "one call per action");
+    assert_eq!(crm.calls().len(), 8, "one call per action");
 }
 
 #[tokio::test]

@@ -263,6 +263,11 @@ async fn every_action_reaches_pipedrive_as_documented() {
         ),
         (
             "move_stage",
+            json!({"pipeline": "1", "stage": "3", "as_user": "12415231"}),
+            vec![call("PATCH", "/api/v2/deals/8", json!({"stage_id": 3, "owner_id": 12415231}))],
+        ),
+        (
+            "move_stage",
             json!({"pipeline": "1", "stage": "demo"}),
             vec![call("GET", "/api/v2/stages", Value::Null), call("PATCH", "/api/v2/deals/8", json!({"stage_id": 4}))],
         ),
