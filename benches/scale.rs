@@ -107,7 +107,7 @@ fn interaction(i: usize, at: chrono::DateTime<Utc>) -> Interaction {
     };
     let mut attributes = Map::new();
     if kind == "page.visited" {
-        let url = if (r >> 7) % 2 == 0 { "https://x.test/pricing" } else { "https://x.test/blog" };
+        let url = if (r >> 7).is_multiple_of(2) { "https://x.test/pricing" } else { "https://x.test/blog" };
         attributes.insert("url".into(), json!(url));
     }
     let x = (r >> 8) % 128;

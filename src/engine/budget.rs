@@ -202,7 +202,7 @@ fn held_by(regex: &Regex) -> usize {
 /// Bytes for people: whole MiB when exact, else KiB rounded up.
 fn size(bytes: usize) -> String {
     const MIB: usize = 1024 * 1024;
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
     } else {
         format!("{} KiB", bytes.div_ceil(1024))

@@ -77,7 +77,7 @@ impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.seconds;
         for (factor, unit) in [(604_800, 'w'), (86_400, 'd'), (3_600, 'h'), (60, 'm')] {
-            if s % factor == 0 {
+            if s.is_multiple_of(factor) {
                 return write!(f, "{}{unit}", s / factor);
             }
         }

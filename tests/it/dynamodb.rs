@@ -98,6 +98,46 @@ async fn a_common_interaction_costs_two_dynamodb_calls() {
 }
 
 #[tokio::test]
+async fn finished_actions_get_a_ttl_and_dead_ones_wait_for_a_replay() {
+    let Some((app, store)) = app_on_dynamo().await else { return };
+    let crm = RecordingCrm::start().await;
+    crm.respond_with(&[204, 400]);
+    app.seeds_tenant("acme", Some(&crm.url)).await;
+    let mut demo = interaction("stage-demo", "deal.stage_changed", "jhon");
+    demo["deal_id"] = json!("d_7");
+    demo["attributes"] = json!({"pipeline": "sales", "stage": "demo"});
+    for event in [interaction("o1", "email.opened", "jhon"), interaction("o2", "email.opened", "jhon"), demo] {
+        assert_eq!(app.post_webhook("acme", &event).await.0, StatusCode::ACCEPTED);
+    }
+    app.drain_outbox().await;
+    let (done, dead) = (app.actions("acme", "done").await, app.actions("acme", "dead").await);
+    assert!(!done.is_empty() && !dead.is_empty(), "one of each: {done:?} {dead:?}");
+    let ttl_of = |action: &serde_json::Value| {
+        let (store, id) = (store.clone(), action["id"].as_str().unwrap().to_owned());
+        async move {
+            let pk = format!("T#acme#A#{id}");
+            let item = store
+                .client()
+                .get_item()
+                .table_name(store.table())
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S("ACTION".into()))
+                .send()
+                .await
+                .unwrap()
+                .item()
+                .cloned()
+                .unwrap();
+            item.get("ttl").map(|v| v.as_n().unwrap().parse::<i64>().unwrap())
+        }
+    };
+    let finished = chrono::DateTime::parse_from_rfc3339(done[0]["attempts"][0]["at"].as_str().unwrap()).unwrap();
+    let days = scorehook::store::dynamodb::items::FINISHED_ACTION_DAYS;
+    assert_eq!(ttl_of(&done[0]).await, Some(finished.timestamp() + days * 86_400));
+    assert_eq!(ttl_of(&dead[0]).await, None, "a dead action stays until someone replays it");
+}
+
+#[tokio::test]
 async fn ttl_attributes_are_set_for_markers_and_expiring_ledger_items() {
     let Some((app, store)) = app_on_dynamo().await else { return };
     app.create_tenant("acme", None).await;

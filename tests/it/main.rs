@@ -11,6 +11,7 @@ mod deal_scores;
 mod delivery;
 mod dynamodb;
 mod egress;
+mod health;
 mod isolation;
 mod lambda_events;
 mod logs;

@@ -88,6 +88,15 @@ impl IntoResponses for BodyErrors {
     }
 }
 
+/// A readiness probe: ready, or the store cannot be read.
+pub struct ProbeErrors;
+
+impl IntoResponses for ProbeErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[503])
+    }
+}
+
 /// A webhook: the body as the CRM sends it, the tenant's rate limit.
 pub struct WebhookErrors;
 

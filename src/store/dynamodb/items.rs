@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::capacity::Item;
 use crate::engine::ledger::{LedgerEntry, ScoreState};
 use crate::ids::{ActionId, ContactId, EventId, ProfileId, TenantId, TriggerId};
-use crate::outbox::OutboxItem;
+use crate::outbox::{ActionStatus, OutboxItem};
 use crate::store::keys::{sortable_millis, sortable_score};
 use crate::store::sealing::Sealer;
 use crate::store::{JobStatus, RecomputeJob, StoreError};
@@ -203,7 +203,14 @@ pub fn job_item(job: &RecomputeJob) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-/// An action with its log and (while due) due-index attributes.
+/// How long a finished (`done` or `skipped`) action stays listed before
+/// DynamoDB's TTL reclaims it. Dead and failed actions stay until replayed:
+/// they need someone. Its event's dedupe marker outlives it (history
+/// retention, 90 days by default), so an expired action is never fired again.
+pub const FINISHED_ACTION_DAYS: i64 = 30;
+
+/// An action with its log, (while due) due-index attributes, and once
+/// finished a `ttl` [`FINISHED_ACTION_DAYS`] after its last attempt.
 pub fn action_item(item: &OutboxItem) -> Result<Item, StoreError> {
     let tenant = &item.tenant;
     let id = &item.action.id;
@@ -216,6 +223,11 @@ pub fn action_item(item: &OutboxItem) -> Result<Item, StoreError> {
     if let Some(at) = item.next_attempt_at.filter(|_| item.status.is_due_kind()) {
         row.insert(DUE_PK.to_owned(), s(DUE_PARTITION));
         row.insert(DUE_SK.to_owned(), s(format!("{}#{tenant}#{id}", sortable_millis(at))));
+    }
+    if matches!(item.status, ActionStatus::Done | ActionStatus::Skipped) {
+        let finished = item.attempts.last().map_or(item.action.fired_at, |a| a.at);
+        let keep = chrono::TimeDelta::days(FINISHED_ACTION_DAYS);
+        row.insert(TTL.to_owned(), ttl(finished.checked_add_signed(keep).unwrap_or(DateTime::<Utc>::MAX_UTC)));
     }
     Ok(row)
 }
