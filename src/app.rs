@@ -15,6 +15,7 @@ use crate::crm::egress::Egress;
 use crate::crm::Deliverer;
 use crate::http::extract::body_read_timeout_from_env;
 use crate::http::inbound_limit::InboundLimit;
+use crate::outbox::alerts::Alerts;
 use crate::outbox::retry::RetryPolicy;
 use crate::service::Service;
 use crate::store::embedded::{CommitMode, EmbeddedStore};
@@ -41,6 +42,9 @@ pub enum AppError {
     BodyReadTimeout(#[from] crate::http::extract::InvalidBodyReadTimeout),
     #[error("{0}")]
     Egress(String),
+    /// `SCOREHOOK_ALERT_URL`/`SCOREHOOK_ALERT_SECRET` are invalid.
+    #[error("{0}")]
+    Alerts(String),
 }
 
 /// A local scorehook: the service over the embedded store, and its deliverer.
@@ -75,7 +79,9 @@ impl Local {
                 .with_inbound_limit(InboundLimit::from_env()?)
                 .with_body_read_timeout(body_read_timeout_from_env()?)
                 .with_egress(egress),
-            deliverer: Deliverer::new(egress)?.with_retry(RetryPolicy::from_env()?),
+            deliverer: Deliverer::new(egress)?
+                .with_retry(RetryPolicy::from_env()?)
+                .with_alerts(Alerts::from_env(egress).map_err(AppError::Alerts)?),
         })
     }
 
@@ -83,7 +89,9 @@ impl Local {
     /// deliveries alike (tests against loopback fakes allow private targets).
     pub fn with_egress(self, egress: Egress) -> Result<Self, AppError> {
         let retry = self.deliverer.retry;
-        Ok(Self { service: self.service.with_egress(egress), deliverer: Deliverer::new(egress)?.with_retry(retry) })
+        let alerts = Alerts::from_env(egress).map_err(AppError::Alerts)?;
+        let deliverer = Deliverer::new(egress)?.with_retry(retry).with_alerts(alerts);
+        Ok(Self { service: self.service.with_egress(egress), deliverer })
     }
 
     /// Serves the router on `listener` until `shutdown` resolves. With

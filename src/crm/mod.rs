@@ -29,6 +29,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::engine::interaction::Interaction;
 use crate::ids::TenantId;
+use crate::outbox::alerts::Alerts;
 use crate::outbox::retry::RetryPolicy;
 use crate::outbox::OutboxItem;
 use crate::tenant::{Provider, TenantRecord};
@@ -124,6 +125,8 @@ pub struct Deliverer {
     limiter: Arc<Limiter>,
     /// When failed deliveries are tried again, and how often.
     pub retry: RetryPolicy,
+    /// Where dead actions and refused credentials are reported, if anywhere.
+    alerts: Option<Arc<Alerts>>,
 }
 
 /// A receiver that takes longer than this is treated as down, and retried.
@@ -134,11 +137,23 @@ impl Deliverer {
     /// in the entry points; tests against loopback fakes say `ALLOW_PRIVATE`).
     pub fn new(egress: Egress) -> Result<Self, reqwest::Error> {
         let http = egress.client(DELIVERY_TIMEOUT, Duration::from_secs(5))?;
-        Ok(Self { http, egress, limiter: Arc::default(), retry: RetryPolicy::default() })
+        Ok(Self { http, egress, limiter: Arc::default(), retry: RetryPolicy::default(), alerts: None })
     }
 
     pub fn with_retry(self, retry: RetryPolicy) -> Self {
         Self { retry, ..self }
+    }
+
+    /// Reports dead actions and refused credentials to the operator.
+    pub fn with_alerts(self, alerts: Option<Alerts>) -> Self {
+        Self { alerts: alerts.map(Arc::new), ..self }
+    }
+
+    /// The operator alert a recorded attempt calls for, if alerts are on.
+    pub async fn alert(&self, store: &dyn crate::store::Store, item: &OutboxItem, attempt: &crate::outbox::Attempt) {
+        if let Some(alerts) = &self.alerts {
+            alerts.after(store, &self.http, item, attempt).await;
+        }
     }
 
     /// Delivers one action, or resolves and scores one stored id-only event.

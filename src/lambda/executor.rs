@@ -21,7 +21,10 @@ use crate::service::Service;
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
     let clients = clients().await?;
-    let deliverer = Deliverer::new(Egress::from_env()?)?.with_retry(RetryPolicy::from_env()?);
+    let egress = Egress::from_env()?;
+    let deliverer = Deliverer::new(egress)?
+        .with_retry(RetryPolicy::from_env()?)
+        .with_alerts(crate::outbox::alerts::Alerts::from_env(egress)?);
     // Resolved id-only events are scored here, so the executor needs the service too.
     let service = Service::new(clients.store.clone(), Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

@@ -27,7 +27,10 @@ const MARGIN: Duration = Duration::from_secs(15);
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
     let clients = clients().await?;
-    let deliverer = Deliverer::new(Egress::from_env()?)?.with_retry(RetryPolicy::from_env()?);
+    let egress = Egress::from_env()?;
+    let deliverer = Deliverer::new(egress)?
+        .with_retry(RetryPolicy::from_env()?)
+        .with_alerts(crate::outbox::alerts::Alerts::from_env(egress)?);
     // The sweeper needs no operator token: it serves no admin call.
     let service = Service::new(clients.store, Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

@@ -5,6 +5,7 @@
 //! them. `deliver_due` is one bounded step (tests call it until `Drained`). Nothing is ever dropped: an
 //! action ends `done`, `skipped` with a reason, or `dead` and replayable.
 
+pub mod alerts;
 pub mod retry;
 
 use chrono::{DateTime, Utc};
@@ -219,6 +220,10 @@ async fn deliver_one(
     for _ in 0..SAVE_RETRIES {
         match store.save_action(&item).await {
             Err(StoreError::Conflict) => {}
+            Ok(()) => {
+                deliverer.alert(store, &item, &attempt).await;
+                return Ok(());
+            }
             other => return other,
         }
         // Changed meanwhile (replayed, say): record this attempt on the fresh copy.

@@ -367,4 +367,10 @@ pub trait Store: Send + Sync {
     async fn count_unmapped(&self, tenant: &TenantId, kind: &str, count: u64) -> Result<(), StoreError>;
     /// The tenant's tallies of unmapped webhook events, by kind.
     async fn unmapped(&self, tenant: &TenantId) -> Result<BTreeMap<String, u64>, StoreError>;
+
+    /// Takes `key` if no one has: `Ok(true)` for the first caller only,
+    /// across every process on the store. A key names its own period (an
+    /// operator alert's tenant, cause and hour); after `until` the store
+    /// may forget it (DynamoDB's TTL).
+    async fn claim(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
 }

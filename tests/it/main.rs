@@ -2,6 +2,7 @@
 //! by what they prove. Every test gets a fresh data directory.
 
 mod admin_api;
+mod alerts;
 mod budgets;
 mod concurrency;
 mod config_as_code;

@@ -400,6 +400,14 @@ pub async fn tenant_saves_are_conditional_on_the_revision_read(store: &dyn Store
     assert_eq!(config.tenant, read, "the configuration read sees the same record");
 }
 
+pub async fn a_claim_is_taken_once(store: &dyn Store) {
+    let until = chrono::Utc::now() + chrono::TimeDelta::hours(2);
+    assert!(store.claim("alert\u{1f}acme\u{1f}dead_action\u{1f}493000", until).await.unwrap());
+    assert!(!store.claim("alert\u{1f}acme\u{1f}dead_action\u{1f}493000", until).await.unwrap(), "taken");
+    assert!(store.claim("alert\u{1f}acme\u{1f}dead_action\u{1f}493001", until).await.unwrap(), "the next hour");
+    assert!(store.claim("alert\u{1f}other\u{1f}dead_action\u{1f}493000", until).await.unwrap(), "another tenant");
+}
+
 macro_rules! contract_suite {
     ($adapter:ident, $open:expr) => {
         mod $adapter {
@@ -416,7 +424,8 @@ macro_rules! contract_suite {
                 unmapped_tallies_add_up_per_kind,
                 a_quarantined_record_leaves_the_due_index_and_is_listed_until_released,
                 a_contact_reads_as_plain_json_and_its_indexes_can_be_dropped,
-                tenant_saves_are_conditional_on_the_revision_read);
+                tenant_saves_are_conditional_on_the_revision_read,
+                a_claim_is_taken_once);
         }
     };
     (@tests $open:expr; $($name:ident),*) => {

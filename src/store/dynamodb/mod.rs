@@ -837,6 +837,12 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn claim(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut item = items::key(format!("CLAIM#{key}"), "CLAIM");
+        item.insert(TTL.to_owned(), items::ttl(until));
+        self.put_if(item, PutIf::Absent).await
+    }
+
     async fn unmapped(&self, tenant: &TenantId) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut found = BTreeMap::new();
         for item in self.query_prefix(unmapped_pk(tenant), SK_UNMAPPED_PREFIX).await? {

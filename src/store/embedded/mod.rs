@@ -73,10 +73,12 @@ const EXPIRY_DUE: Table = TableDefinition::new("expiry_due");
 const UNMAPPED: Table = TableDefinition::new("unmapped");
 /// tenant·record kind·id → Quarantined: records set aside (`quarantine`).
 const QUARANTINE: Table = TableDefinition::new("quarantine");
+/// key → until: claims taken once (`Store::claim`: operator alerts' hours).
+const CLAIMS: Table = TableDefinition::new("claims");
 
-const ALL_TABLES: [Table; 15] = [
+const ALL_TABLES: [Table; 16] = [
     TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, HISTORY, JOBS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG,
-    EXPIRY_DUE, UNMAPPED, QUARANTINE,
+    EXPIRY_DUE, UNMAPPED, QUARANTINE, CLAIMS,
 ];
 
 const SEP: &str = "\u{1f}";
@@ -715,6 +717,19 @@ impl Store for EmbeddedStore {
             let after = encode(&before.saturating_add(count))?;
             table.insert(row.as_str(), after.as_slice()).map_err(unavailable)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn claim(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (row, until) = (key.to_owned(), encode(&StoredInstant(Some(until)))?);
+        self.write(move |tables| {
+            let table = tables.open(CLAIMS)?;
+            if table.get(row.as_str()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            table.insert(row.as_str(), until.as_slice()).map_err(unavailable)?;
+            Ok(true)
         })
         .await
     }

@@ -159,6 +159,9 @@ impl Store for FailingStore {
     async fn unmapped(&self, tenant: &TenantId) -> Result<BTreeMap<String, u64>, StoreError> {
         self.inner.unmapped(tenant).await
     }
+    async fn claim(&self, key: &str, until: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
+        self.inner.claim(key, until).await
+    }
     async fn quarantine(&self, entry: &Quarantined) -> Result<(), StoreError> {
         self.inner.quarantine(entry).await
     }
