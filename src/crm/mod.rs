@@ -111,8 +111,24 @@ pub enum Delivered {
     /// Sent: the HTTP status of the last call.
     Sent(u16),
     /// Nothing to do, and why: a stored id-only event whose CRM data holds
-    /// nothing to score (a Bitrix24 deal update without a stage move).
+    /// nothing to score (a Bitrix24 deal update without a stage move, an
+    /// open-line chat tied to no contact).
     Skipped(String),
+}
+
+/// What resolving a stored id-only event through the CRM's API found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    /// Interactions to score (none: nothing to score, for no stated reason).
+    Score(Vec<Interaction>),
+    /// Nothing to score, and why (an open-line chat tied to no contact).
+    Skip(String),
+}
+
+impl From<Vec<Interaction>> for Resolved {
+    fn from(interactions: Vec<Interaction>) -> Self {
+        Resolved::Score(interactions)
+    }
 }
 
 /// Sends fired actions to the CRM. Cheap to clone (the HTTP client is shared).
@@ -168,14 +184,18 @@ impl Deliverer {
         if item.action.kind == RESOLVE_KIND {
             let event: Unresolved = serde_json::from_value(item.action.params.clone())
                 .map_err(|e| outbound::permanent(format!("the stored event cannot be read: {e}")))?;
-            let interactions = match tenant.provider {
+            let resolved = match tenant.provider {
                 Provider::Generic => Err(outbound::permanent("generic events need no resolving")),
-                Provider::Hubspot => hubspot::resolve(reach, tenant, &event).await,
-                Provider::Highlevel => highlevel::resolve(reach, tenant, &event).await,
-                Provider::Activecampaign => activecampaign::resolve(reach, tenant, &event).await,
+                Provider::Hubspot => hubspot::resolve(reach, tenant, &event).await.map(Resolved::from),
+                Provider::Highlevel => highlevel::resolve(reach, tenant, &event).await.map(Resolved::from),
+                Provider::Activecampaign => activecampaign::resolve(reach, tenant, &event).await.map(Resolved::from),
                 Provider::Bitrix24 => bitrix24::resolve(reach, tenant, &event).await,
-                Provider::Pipedrive => pipedrive::resolve(reach, tenant, &event).await,
+                Provider::Pipedrive => pipedrive::resolve(reach, tenant, &event).await.map(Resolved::from),
             }?;
+            let interactions = match resolved {
+                Resolved::Score(interactions) => interactions,
+                Resolved::Skip(reason) => return Ok(Delivered::Skipped(reason)),
+            };
             if interactions.is_empty() {
                 return Ok(Delivered::Skipped("resolved through the CRM's API to nothing to score".into()));
             }

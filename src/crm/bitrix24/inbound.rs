@@ -1,5 +1,6 @@
 //! Bitrix24 events in: the application-token check and the mapping of each
-//! event kind to an interaction, an id-only event, or an unmapped kind.
+//! event kind to an interaction, an id-only event (deals, leads, activities,
+//! calls, open-line messages and sessions), or an unmapped kind.
 //!
 //! Pure: no I/O, the clock comes with the request. Every read of the body
 //! is a lookup that may find nothing, so no input can panic.
@@ -44,9 +45,12 @@ pub fn normalize(tenant: &TenantRecord, request: &Request<'_>) -> Result<Vec<Inb
     match event.kind.as_str() {
         "ONCRMCONTACTADD" => Ok(vec![event.contact_added()?]),
         "ONCRMDEALUPDATE" | "ONCRMDEALMOVETOCATEGORY" => Ok(vec![event.deal_changed()?]),
+        "ONCRMLEADUPDATE" => Ok(vec![event.lead_changed()?]),
+        "ONCRMLEADADD" => Ok(vec![event.lead_added()?]),
         "ONCRMACTIVITYADD" => Ok(vec![event.activity_added()?]),
         "ONVOXIMPLANTCALLEND" => Ok(vec![event.call_ended()?]),
         "ONOPENLINEMESSAGEADD" => event.open_line_messages(),
+        "ONSESSIONSTART" => event.sessions_started(),
         _ => Ok(vec![Inbound::Unmapped(event.kind)]),
     }
 }
@@ -123,6 +127,31 @@ impl<'b> Event<'b> {
         }))
     }
 
+    /// A lead update: a status move, once its stage history is read.
+    fn lead_changed(&self) -> Result<Inbound, InboundError> {
+        let id = self.object_id()?;
+        let pending = Pending::LeadMove { member: self.member.clone(), lead_id: id.to_owned(), sent_at: self.sent_at };
+        Ok(Inbound::Resolve(Unresolved {
+            key: self.event_key(id),
+            kind: self.kind.clone(),
+            subject: format!("lead:{id}"),
+            event: pending.to_value(),
+        }))
+    }
+
+    /// A new lead: a form submission if a CRM form made it. A lead is added
+    /// once, so its id alone keys it.
+    fn lead_added(&self) -> Result<Inbound, InboundError> {
+        let id = self.object_id()?;
+        let pending = Pending::LeadAdded { lead_id: id.to_owned(), sent_at: self.sent_at };
+        Ok(Inbound::Resolve(Unresolved {
+            key: self.key(&["leadadd", id]),
+            kind: self.kind.clone(),
+            subject: format!("lead:{id}"),
+            event: pending.to_value(),
+        }))
+    }
+
     fn activity_added(&self) -> Result<Inbound, InboundError> {
         let id = self.object_id()?;
         let pending = Pending::Activity { activity_id: id.to_owned(), sent_at: self.sent_at };
@@ -170,12 +199,48 @@ impl<'b> Event<'b> {
         }))
     }
 
-    fn open_line_messages(&self) -> Result<Vec<Inbound>, InboundError> {
+    /// `data[DATA][n]`, at least one.
+    fn open_line_entries(&self) -> Result<Vec<&'b Value>, InboundError> {
         let entries = form::indexed(self.body.get("data").and_then(|d| d.get("DATA")).unwrap_or(&Value::Null));
         if entries.is_empty() {
-            return Err(InboundError::Malformed("an ONOPENLINEMESSAGEADD event has data[DATA][0]".into()));
+            return Err(InboundError::Malformed(format!("an {} event has data[DATA][0]", self.kind)));
         }
-        entries.into_iter().map(|entry| self.open_line_message(entry)).collect()
+        Ok(entries)
+    }
+
+    fn open_line_messages(&self) -> Result<Vec<Inbound>, InboundError> {
+        self.open_line_entries()?.into_iter().map(|entry| self.open_line_message(entry)).collect()
+    }
+
+    fn sessions_started(&self) -> Result<Vec<Inbound>, InboundError> {
+        self.open_line_entries()?.into_iter().map(|entry| self.session_started(entry)).collect()
+    }
+
+    /// A session opened by the client's first message: keyed by the
+    /// session's id when the event carries one, else by chat and `ts`.
+    fn session_started(&self, entry: &Value) -> Result<Inbound, InboundError> {
+        let chat_id = at(entry, &["chat", "id"]);
+        let external = at(entry, &["connector", "chat_id"]);
+        let Some(subject) = chat_id.or(external) else {
+            return Err(InboundError::Malformed("an ONSESSIONSTART event has data[DATA][n][chat][id]".into()));
+        };
+        let session = at(entry, &["session", "id"]);
+        let mut attributes = chat_attributes(entry);
+        if let Some(session) = session {
+            attributes.insert("session_id".into(), session.into());
+        }
+        let key = match session {
+            Some(session) => self.key(&["olsession", session]),
+            None => self.event_key(subject),
+        };
+        let pending =
+            Pending::SessionStart { chat_id: chat_id.map(str::to_owned), occurred_at: self.sent_at, attributes };
+        Ok(Inbound::Resolve(Unresolved {
+            key,
+            kind: self.kind.clone(),
+            subject: format!("chat:{subject}"),
+            event: pending.to_value(),
+        }))
     }
 
     fn open_line_message(&self, entry: &Value) -> Result<Inbound, InboundError> {
@@ -184,18 +249,14 @@ impl<'b> Event<'b> {
         if at(entry, &["message", "system"]) == Some("Y") {
             return Ok(Inbound::Unmapped(format!("{}:system", self.kind)));
         }
-        let chat_id = at(entry, &["chat", "id"]).or_else(|| at(entry, &["connector", "chat_id"]));
-        let mut attributes = Map::new();
+        // `chat[id]` is the portal's chat, the one `imopenlines.dialog.get`
+        // knows; `connector[chat_id]` is the external system's.
+        let chat_id = at(entry, &["chat", "id"]);
+        let subject = chat_id.or_else(|| at(entry, &["connector", "chat_id"])).unwrap_or(message_id);
+        let mut attributes = chat_attributes(entry);
         attributes.insert("message_id".into(), message_id.into());
-        for (name, path) in [
-            ("channel", ["connector", "connector_id"]),
-            ("line", ["connector", "line_id"]),
-            ("chat_id", ["chat", "id"]),
-            ("text", ["message", "text"]),
-        ] {
-            if let Some(value) = at(entry, &path) {
-                attributes.insert(name.into(), value.into());
-            }
+        if let Some(text) = at(entry, &["message", "text"]) {
+            attributes.insert("text".into(), text.into());
         }
         let occurred_at = at(entry, &["message", "date"])
             .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
@@ -204,10 +265,24 @@ impl<'b> Event<'b> {
         Ok(Inbound::Resolve(Unresolved {
             key: self.key(&["olmsg", message_id]),
             kind: self.kind.clone(),
-            subject: format!("chat:{}", chat_id.unwrap_or(message_id)),
+            subject: format!("chat:{subject}"),
             event: pending.to_value(),
         }))
     }
+}
+
+/// What every open-line event says of its chat: `channel` (the connector),
+/// `line` and `chat_id`.
+fn chat_attributes(entry: &Value) -> Map<String, Value> {
+    let mut attributes = Map::new();
+    for (name, path) in
+        [("channel", ["connector", "connector_id"]), ("line", ["connector", "line_id"]), ("chat_id", ["chat", "id"])]
+    {
+        if let Some(value) = at(entry, &path) {
+            attributes.insert(name.into(), value.into());
+        }
+    }
+    attributes
 }
 
 /// The canonical call type of `CALL_TYPE` (1 outgoing, 2 incoming, 3
@@ -320,6 +395,51 @@ mod tests {
     }
 
     #[test]
+    fn lead_events_wait_for_the_lead_and_a_new_lead_is_keyed_by_its_id_alone() {
+        let headers = HeaderMap::new();
+        let tenant = tenant(json!({"application_token": "tok"}));
+        let items = |body: &[u8]| normalize(&tenant, &request(&headers, body)).unwrap();
+        let update = only_unresolved(items(b"event=ONCRMLEADUPDATE&data[FIELDS][ID]=5&ts=100&auth[member_id]=m"));
+        assert_eq!(update.key.as_str(), "b24:m:ONCRMLEADUPDATE:5:100");
+        assert_eq!(update.subject, "lead:5");
+        assert_eq!(
+            serde_json::from_value::<Pending>(update.event).unwrap(),
+            Pending::LeadMove {
+                member: "m".into(),
+                lead_id: "5".into(),
+                sent_at: DateTime::from_timestamp(100, 0).unwrap()
+            }
+        );
+        let added = only_unresolved(items(b"event=ONCRMLEADADD&data[FIELDS][ID]=5&ts=100&auth[member_id]=m"));
+        let again = only_unresolved(items(b"event=ONCRMLEADADD&data[FIELDS][ID]=5&ts=160&auth[member_id]=m"));
+        assert_eq!(added.key.as_str(), "b24:m:leadadd:5");
+        assert_eq!(added.key, again.key, "a lead is added once, whenever the event is sent");
+        assert!(matches!(serde_json::from_value(added.event).unwrap(), Pending::LeadAdded { .. }));
+    }
+
+    #[test]
+    fn a_session_start_waits_for_its_chat_s_contact_keyed_by_its_session_when_it_has_one() {
+        let headers = HeaderMap::new();
+        let tenant = tenant(json!({"application_token": "tok"}));
+        let items = |body: &[u8]| normalize(&tenant, &request(&headers, body)).unwrap();
+        let start = b"event=ONSESSIONSTART&data[DATA][0][connector][connector_id]=livechat\
+            &data[DATA][0][connector][line_id]=128&data[DATA][0][chat][id]=10585&ts=100&auth[member_id]=m";
+        let event = only_unresolved(items(start));
+        assert_eq!(event.key.as_str(), "b24:m:ONSESSIONSTART:10585:100");
+        assert_eq!(event.subject, "chat:10585");
+        let Pending::SessionStart { chat_id, attributes, .. } = serde_json::from_value(event.event).unwrap() else {
+            panic!("not a session start")
+        };
+        assert_eq!(chat_id.as_deref(), Some("10585"));
+        assert_eq!(Value::Object(attributes), json!({"channel": "livechat", "line": "128", "chat_id": "10585"}));
+
+        let with_session = b"event=ONSESSIONSTART&data[DATA][0][chat][id]=10585&data[DATA][0][session][id]=4411&ts=1";
+        assert_eq!(only_unresolved(items(with_session)).key.as_str(), "b24:t:olsession:4411");
+        let no_chat = b"event=ONSESSIONSTART&data[DATA][0][session][id]=4411";
+        assert!(matches!(normalize(&tenant, &request(&headers, no_chat)), Err(InboundError::Malformed(_))));
+    }
+
+    #[test]
     fn calls_are_typed_by_direction_and_outcome() {
         let cases = [
             ("1", "200", Some("call.outgoing"), "we called"),
@@ -341,8 +461,8 @@ mod tests {
     fn unknown_events_are_unmapped_and_bodies_without_an_event_are_malformed() {
         let headers = HeaderMap::new();
         let tenant = tenant(json!({"application_token": "tok"}));
-        let body = b"event=ONCRMLEADADD&data[FIELDS][ID]=5&ts=1&auth[application_token]=tok";
-        assert_eq!(normalize(&tenant, &request(&headers, body)), Ok(vec![Inbound::Unmapped("ONCRMLEADADD".into())]));
+        let body = b"event=ONCRMCOMPANYADD&data[FIELDS][ID]=5&ts=1&auth[application_token]=tok";
+        assert_eq!(normalize(&tenant, &request(&headers, body)), Ok(vec![Inbound::Unmapped("ONCRMCOMPANYADD".into())]));
         let echo = b"event=ONCRMCONTACTUPDATE&data[FIELDS][ID]=5&ts=1";
         assert_eq!(
             normalize(&tenant, &request(&headers, echo)),
@@ -418,6 +538,8 @@ mod tests {
             "data[DATA][0][message][id]",
             "data[DATA][0][message][system]",
             "data[DATA][1][chat][id]",
+            "data[DATA][0][session][id]",
+            "data[DATA][0][connector][chat_id]",
             "data[DATA][]",
             "auth[member_id]",
             "auth[application_token]",
@@ -428,6 +550,9 @@ mod tests {
             "ONCRMACTIVITYADD",
             "ONVOXIMPLANTCALLEND",
             "ONOPENLINEMESSAGEADD",
+            "ONSESSIONSTART",
+            "ONCRMLEADUPDATE",
+            "ONCRMLEADADD",
             "tok",
             "1",
             "2",

@@ -4,16 +4,20 @@
 //! the `auth[application_token]` shown when the outgoing webhook was made,
 //! and most CRM events carry only an object id. So:
 //! - `inbound` checks the token and turns each event into an interaction
-//!   (`ONCRMCONTACTADD`), an id-only event to resolve later (deal moves,
-//!   activities, calls, open-line messages) or an unmapped kind;
+//!   (`ONCRMCONTACTADD`), an id-only event to resolve later (deal and lead
+//!   moves, new leads, activities, calls, open-line messages and sessions)
+//!   or an unmapped kind;
 //! - `resolve` reads the objects back through the portal's REST API
-//!   (`crm.stagehistory.list`, `crm.deal.get`, `crm.activity.get`);
+//!   (`crm.stagehistory.list`, `crm.deal.get`, `crm.lead.get`,
+//!   `crm.activity.get`), and `openlines` ties a chat to its CRM contact
+//!   (`imopenlines.dialog.get`);
 //! - `outbound` performs fired actions through the tenant's incoming-webhook
 //!   URL, and recognises Bitrix24's own "slow down" answers.
 //!
 //! Facts and sources: `shared/crm/bitrix24.md`; set-up: `docs/connectors/bitrix24.md`.
 
 mod inbound;
+mod openlines;
 mod outbound;
 mod resolve;
 
@@ -53,6 +57,11 @@ pub const RESPONSIBLE_ID: &str = "responsible_id";
 /// The prefix of every Bitrix24 idempotency key.
 const KEY_PREFIX: &str = "b24";
 
+/// The pipeline name of leads: a lead moves through statuses, not a deal category.
+const LEAD_PIPELINE: &str = "lead";
+/// A lead's deal id is `L_<lead id>` (Bitrix24's own prefix for leads, as in `UF_CRM_TASK`).
+const LEAD_PREFIX: &str = "L_";
+
 /// What an id-only event needs to be resolved, stored as the `event` of
 /// an `Unresolved` (so it survives in the outbox until the worker gets to it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +75,12 @@ enum Pending {
     Call { kind: String, activity_id: Option<String>, occurred_at: DateTime<Utc>, attributes: Map<String, Value> },
     /// `ONOPENLINEMESSAGEADD`: a chat message whose chat is not yet tied to a contact.
     OpenLineMessage { chat_id: Option<String>, occurred_at: DateTime<Utc>, attributes: Map<String, Value> },
+    /// `ONSESSIONSTART`: the first message of a session, for the chat's contact.
+    SessionStart { chat_id: Option<String>, occurred_at: DateTime<Utc>, attributes: Map<String, Value> },
+    /// `ONCRMLEADUPDATE`: did the lead move status?
+    LeadMove { member: String, lead_id: String, sent_at: DateTime<Utc> },
+    /// `ONCRMLEADADD`: a lead a CRM form made is its contact's form submission.
+    LeadAdded { lead_id: String, sent_at: DateTime<Utc> },
 }
 
 impl Pending {

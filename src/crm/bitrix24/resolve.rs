@@ -1,20 +1,24 @@
 //! Id-only Bitrix24 events made into interactions by reading the CRM back.
 //!
-//! Runs in the background worker: a deal update becomes a stage move only
-//! if the deal's stage history has a recent move (keyed by the history
-//! row, so several updates after one move score it once); an activity
-//! becomes a call or an e-mail for the contact that owns it; a call's end
-//! takes its contact from the call's CRM activity. Errors are the
-//! outbox's: retried, then `dead` and replayable, never dropped.
+//! Runs in the background worker: a deal or lead update becomes a stage
+//! move only if its stage history has a recent move (keyed by the history
+//! row, so several updates after one move score it once); a new lead made
+//! by a CRM form becomes its contact's form submission; an activity becomes
+//! a call or an e-mail for the contact that owns it; a call's end takes its
+//! contact from the call's CRM activity; an open-line message or session
+//! takes its contact from the chat's CRM binding (`openlines`). Errors are
+//! the outbox's: retried, then `dead` and replayable, never dropped; what
+//! the CRM's data shows holds nothing to score ends `skipped`, with why.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
 
+use super::openlines::resolve_chat;
 use super::outbound::{numeric, portal, rest};
-use super::{Pending, KEY_PREFIX};
+use super::{Pending, KEY_PREFIX, LEAD_PIPELINE};
 use crate::crm::inbound::{derived_key, text, Unresolved};
 use crate::crm::outbound::{permanent, CrmApi, Reach};
-use crate::crm::DeliveryError;
+use crate::crm::{DeliveryError, Resolved};
 use crate::engine::interaction::{Interaction, InteractionType};
 use crate::ids::{ContactId, DealId, EventId};
 use crate::tenant::TenantRecord;
@@ -23,27 +27,45 @@ use crate::tenant::TenantRecord;
 /// earlier move (the update changed something else): nothing to score.
 const MOVE_WINDOW: TimeDelta = TimeDelta::hours(1);
 
-/// CRM entity type ids (`OWNER_TYPE_ID`).
+/// CRM entity type ids (`OWNER_TYPE_ID`, `entityTypeId`).
+const LEAD_TYPE: u8 = 1;
+const DEAL_TYPE: u8 = 2;
 const DEAL: &str = "2";
 const CONTACT: &str = "3";
 
+/// The lead source Bitrix24's CRM forms give the leads they make.
+const WEBFORM_SOURCE: &str = "WEBFORM";
+
 /// Resolves one stored event through the tenant's portal.
-pub async fn resolve(
-    reach: Reach<'_>,
-    tenant: &TenantRecord,
-    event: &Unresolved,
-) -> Result<Vec<Interaction>, DeliveryError> {
+pub async fn resolve(reach: Reach<'_>, tenant: &TenantRecord, event: &Unresolved) -> Result<Resolved, DeliveryError> {
     let pending: Pending = serde_json::from_value(event.event.clone())
         .map_err(|e| permanent(format!("the stored Bitrix24 event cannot be read: {e}")))?;
     match pending {
-        Pending::OpenLineMessage { chat_id, .. } => Err(unlinked_chat(chat_id.as_deref())),
+        Pending::OpenLineMessage { chat_id, occurred_at, attributes } => {
+            let (api, _) = portal(reach, tenant)?;
+            resolve_chat(&api, &event.key, "chat.message", chat_id.as_deref(), occurred_at, attributes).await
+        }
+        Pending::SessionStart { chat_id, occurred_at, attributes } => {
+            let (api, _) = portal(reach, tenant)?;
+            resolve_chat(&api, &event.key, "chat.first_message", chat_id.as_deref(), occurred_at, attributes).await
+        }
         Pending::DealMove { member, deal_id, sent_at } => {
             let (api, _) = portal(reach, tenant)?;
-            deal_move(&api, &member, &deal_id, sent_at).await
+            deal_move(&api, &member, &deal_id, sent_at).await.map(Resolved::from)
+        }
+        Pending::LeadMove { member, lead_id, sent_at } => {
+            let (api, _) = portal(reach, tenant)?;
+            lead_move(&api, &member, &lead_id, sent_at).await
+        }
+        Pending::LeadAdded { lead_id, sent_at } => {
+            let (api, _) = portal(reach, tenant)?;
+            let lead = numeric(&lead_id, "the lead id")?;
+            let read = rest(&api, "crm.lead.get", &json!({"id": lead})).await?;
+            form_submitted(&event.key, lead, &read.result, sent_at)
         }
         Pending::Activity { activity_id, sent_at } => {
             let (api, _) = portal(reach, tenant)?;
-            activity(&api, &event.key, &activity_id, sent_at).await
+            activity(&api, &event.key, &activity_id, sent_at).await.map(Resolved::from)
         }
         Pending::Call { kind, activity_id, occurred_at, attributes } => {
             let activity_id = activity_id.ok_or_else(|| {
@@ -51,20 +73,17 @@ pub async fn resolve(
             })?;
             let (api, _) = portal(reach, tenant)?;
             let owner = Owner::of(&read_activity(&api, &activity_id).await?);
-            Ok(owner.interaction(event.key.clone(), &kind, occurred_at, attributes).into_iter().collect())
+            Ok(Resolved::from(
+                owner.interaction(event.key.clone(), &kind, occurred_at, attributes).into_iter().collect::<Vec<_>>(),
+            ))
         }
     }
 }
 
-/// Open-line events name a chat and its external user, not a CRM contact,
-/// and the chat-to-CRM lookup is not verified: the event ends `dead`,
-/// visible and replayable, instead of being dropped or guessed.
-fn unlinked_chat(chat_id: Option<&str>) -> DeliveryError {
-    permanent(format!(
-        "open-line chat {} is not tied to a CRM contact in the event, and scorehook has no verified \
-         chat-to-contact lookup for Bitrix24 yet: the message is kept here, unscored",
-        chat_id.unwrap_or("(none)")
-    ))
+/// `crm.stagehistory.list` of one deal (`entityTypeId` 2) or lead (1), newest first.
+async fn stage_history(api: &CrmApi<'_>, entity_type: u8, owner: u64) -> Result<Value, DeliveryError> {
+    let params = json!({"entityTypeId": entity_type, "filter": {"OWNER_ID": owner}, "order": {"ID": "DESC"}});
+    Ok(rest(api, "crm.stagehistory.list", &params).await?.result)
 }
 
 /// The newest stage-history row of the deal, if it is a move made around
@@ -76,13 +95,8 @@ async fn deal_move(
     sent_at: DateTime<Utc>,
 ) -> Result<Vec<Interaction>, DeliveryError> {
     let deal = numeric(deal_id, "the deal id")?;
-    let history = rest(
-        api,
-        "crm.stagehistory.list",
-        &json!({"entityTypeId": 2, "filter": {"OWNER_ID": deal}, "order": {"ID": "DESC"}}),
-    )
-    .await?;
-    let Some(moved) = latest_move(&history.result, sent_at)? else { return Ok(Vec::new()) };
+    let history = stage_history(api, DEAL_TYPE, deal).await?;
+    let Some(moved) = latest_move(&history, "STAGE_ID", sent_at)? else { return Ok(Vec::new()) };
     let read = rest(api, "crm.deal.get", &json!({"id": deal})).await?;
     Ok(stage_changed(member, deal, moved, &read.result, sent_at)?.into_iter().collect())
 }
@@ -99,13 +113,14 @@ struct Move {
 }
 
 /// The newest row of `crm.stagehistory.list`'s `result` (ordered newest
-/// first), if it is a move: not the deal's creation (`TYPE_ID` 1), and not
-/// older than `MOVE_WINDOW` before the event was sent.
-fn latest_move(result: &Value, sent_at: DateTime<Utc>) -> Result<Option<Move>, DeliveryError> {
+/// first), if it is a move: not the object's creation (`TYPE_ID` 1), and
+/// not older than `MOVE_WINDOW` before the event was sent. A deal's row
+/// names its stage in `STAGE_ID`, a lead's in `STATUS_ID` (`stage_field`).
+fn latest_move(result: &Value, stage_field: &str, sent_at: DateTime<Utc>) -> Result<Option<Move>, DeliveryError> {
     let rows = result.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let Some(latest) = rows.first() else { return Ok(None) };
-    let (Some(row_id), Some(stage)) = (text(latest, "ID"), text(latest, "STAGE_ID")) else {
-        return Err(permanent("crm.stagehistory.list answered a row without ID or STAGE_ID"));
+    let (Some(row_id), Some(stage)) = (text(latest, "ID"), text(latest, stage_field)) else {
+        return Err(permanent(format!("crm.stagehistory.list answered a row without ID or {stage_field}")));
     };
     if text(latest, "TYPE_ID").as_deref() == Some("1") {
         return Ok(None);
@@ -118,7 +133,7 @@ fn latest_move(result: &Value, sent_at: DateTime<Utc>) -> Result<Option<Move>, D
     Ok(Some(Move {
         row_id: row_id.into_owned(),
         stage: stage.into_owned(),
-        old_stage: rows.get(1).and_then(|row| text(row, "STAGE_ID")).map(|s| s.into_owned()),
+        old_stage: rows.get(1).and_then(|row| text(row, stage_field)).map(|s| s.into_owned()),
         pipeline: text(latest, "CATEGORY_ID").map(|c| c.into_owned()),
         at,
     }))
@@ -154,6 +169,99 @@ fn stage_changed(
         attributes,
         contact: Map::new(),
     }))
+}
+
+/// The newest status move of a lead, as `deal.stage_changed` in pipeline
+/// `lead` with the lead as its deal (`L_<id>`), for the lead's contact.
+async fn lead_move(
+    api: &CrmApi<'_>,
+    member: &str,
+    lead_id: &str,
+    sent_at: DateTime<Utc>,
+) -> Result<Resolved, DeliveryError> {
+    let lead = numeric(lead_id, "the lead id")?;
+    let history = stage_history(api, LEAD_TYPE, lead).await?;
+    let Some(moved) = latest_move(&history, "STATUS_ID", sent_at)? else { return Ok(Resolved::Score(Vec::new())) };
+    let read = rest(api, "crm.lead.get", &json!({"id": lead})).await?;
+    lead_status_changed(member, lead, moved, &read.result, sent_at)
+}
+
+/// The lead's deal id in scorehook: Bitrix24's own `L_` prefix for leads
+/// (as in `UF_CRM_TASK`), so a lead never shares a deal's id.
+pub(super) fn lead_deal(lead: u64) -> Result<DealId, DeliveryError> {
+    DealId::parse(format!("{}{lead}", super::LEAD_PREFIX)).map_err(|e| permanent(e.to_string()))
+}
+
+/// The lead's contact (`CONTACT_ID`) in `crm.lead.get`'s `result`, or why there is none.
+fn lead_contact(lead: u64, read: &Value, what: &str) -> Result<ContactId, String> {
+    match text(read, "CONTACT_ID").filter(|c| c != "0") {
+        Some(contact) => contact_id(&contact).map_err(|e| e.to_string()),
+        None => Err(format!(
+            "lead {lead} {what}, but it has no contact (CONTACT_ID): a lead scores through its contact, and scorehook scores contacts"
+        )),
+    }
+}
+
+fn lead_status_changed(
+    member: &str,
+    lead: u64,
+    moved: Move,
+    read: &Value,
+    sent_at: DateTime<Utc>,
+) -> Result<Resolved, DeliveryError> {
+    let contact_id = match lead_contact(lead, read, &format!("moved to status {:?}", moved.stage)) {
+        Ok(contact) => contact,
+        Err(reason) => return Ok(Resolved::Skip(reason)),
+    };
+    let mut attributes = Map::new();
+    attributes.insert("stage".into(), moved.stage.into());
+    attributes.insert("pipeline".into(), LEAD_PIPELINE.into());
+    if let Some(old) = moved.old_stage {
+        attributes.insert("old_stage".into(), old.into());
+    }
+    attributes.insert("history_id".into(), moved.row_id.clone().into());
+    attributes.insert("lead_id".into(), lead.to_string().into());
+    Ok(Resolved::Score(vec![Interaction {
+        id: derived_key(KEY_PREFIX, &[member, "leadhist", &moved.row_id]),
+        kind: InteractionType::parse("deal.stage_changed").map_err(|e| permanent(e.to_string()))?,
+        contact_id,
+        deal_id: Some(lead_deal(lead)?),
+        occurred_at: moved.at.unwrap_or(sent_at),
+        attributes,
+        contact: Map::new(),
+    }]))
+}
+
+/// A new lead whose source is Bitrix24's CRM form (`SOURCE_ID` `WEBFORM`)
+/// as `form.submitted` of the lead's contact; any other lead scores nothing.
+fn form_submitted(key: &EventId, lead: u64, read: &Value, sent_at: DateTime<Utc>) -> Result<Resolved, DeliveryError> {
+    let source = text(read, "SOURCE_ID");
+    if source.as_deref() != Some(WEBFORM_SOURCE) {
+        // A source is a short code of the portal's list (CALL, WEB, UC_…); anything else is not echoed.
+        let shown = source
+            .filter(|s| s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .map_or_else(|| "none".to_owned(), |s| s.into_owned());
+        return Ok(Resolved::Skip(format!(
+            "lead {lead} was not made by a CRM form (its SOURCE_ID is {shown}, not WEBFORM): a new lead scores only as a form submission"
+        )));
+    }
+    let contact_id = match lead_contact(lead, read, "came from a CRM form") {
+        Ok(contact) => contact,
+        Err(reason) => return Ok(Resolved::Skip(reason)),
+    };
+    let mut attributes = Map::new();
+    attributes.insert("source".into(), WEBFORM_SOURCE.into());
+    attributes.insert("lead_id".into(), lead.to_string().into());
+    let occurred_at = text(read, "DATE_CREATE").and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
+    Ok(Resolved::Score(vec![Interaction {
+        id: key.clone(),
+        kind: InteractionType::parse("form.submitted").map_err(|e| permanent(e.to_string()))?,
+        contact_id,
+        deal_id: Some(lead_deal(lead)?),
+        occurred_at: occurred_at.map_or(sent_at, |t| t.with_timezone(&Utc)),
+        attributes,
+        contact: Map::new(),
+    }]))
 }
 
 /// An activity, read with `crm.activity.get`, as a call or an e-mail.
@@ -279,7 +387,7 @@ mod tests {
         let (_, pending) =
             stored("jvh9y1ulvt2m6k5or90v9mg8nn32ozas", "oncrmdealupdate_outgoing_webhook_constructed.txt");
         let Pending::DealMove { member, deal_id, sent_at } = pending else { panic!("{pending:?}") };
-        let moved = latest_move(&history("2025-01-09T09:56:40+03:00"), sent_at).unwrap().unwrap();
+        let moved = latest_move(&history("2025-01-09T09:56:40+03:00"), "STAGE_ID", sent_at).unwrap().unwrap();
         let deal = json!({"ID": "759", "CONTACT_ID": "42", "CATEGORY_ID": "0", "STAGE_ID": "PREPARATION"});
         let deal_id = numeric(&deal_id, "deal").unwrap();
         let interaction = stage_changed(&member, deal_id, moved.clone(), &deal, sent_at).unwrap().unwrap();
@@ -299,13 +407,20 @@ mod tests {
     #[test]
     fn only_a_recent_move_counts() {
         let sent_at: DateTime<Utc> = "2025-01-09T06:56:47Z".parse().unwrap();
-        assert!(latest_move(&history("2025-01-09T08:58:00+03:00"), sent_at).unwrap().is_some(), "59 min before");
-        assert_eq!(latest_move(&history("2025-01-09T08:50:00+03:00"), sent_at).unwrap(), None, "an earlier move");
-        assert_eq!(latest_move(&json!({"items": []}), sent_at).unwrap(), None, "no history");
-        assert_eq!(latest_move(&Value::Null, sent_at).unwrap(), None, "no items at all");
+        assert!(
+            latest_move(&history("2025-01-09T08:58:00+03:00"), "STAGE_ID", sent_at).unwrap().is_some(),
+            "59 min before"
+        );
+        assert_eq!(
+            latest_move(&history("2025-01-09T08:50:00+03:00"), "STAGE_ID", sent_at).unwrap(),
+            None,
+            "an earlier move"
+        );
+        assert_eq!(latest_move(&json!({"items": []}), "STAGE_ID", sent_at).unwrap(), None, "no history");
+        assert_eq!(latest_move(&Value::Null, "STAGE_ID", sent_at).unwrap(), None, "no items at all");
         let created_only = json!({"items": [{"ID": "1", "TYPE_ID": "1", "STAGE_ID": "NEW"}]});
-        assert_eq!(latest_move(&created_only, sent_at).unwrap(), None, "creation is not a move");
-        assert!(latest_move(&json!({"items": [{"TYPE_ID": "2"}]}), sent_at).is_err(), "a row without ID");
+        assert_eq!(latest_move(&created_only, "STAGE_ID", sent_at).unwrap(), None, "creation is not a move");
+        assert!(latest_move(&json!({"items": [{"TYPE_ID": "2"}]}), "STAGE_ID", sent_at).is_err(), "a row without ID");
     }
 
     #[test]
@@ -362,17 +477,62 @@ mod tests {
         assert_eq!(interaction.attributes.get("phone"), Some(&json!("+573001112233")));
     }
 
+    /// crm.stagehistory.list's result for lead 5 after a move NEW -> IN_PROCESS (numbers, as the docs show them).
+    fn lead_history() -> Value {
+        json!({"items": [
+            {"ID": 812, "TYPE_ID": 2, "OWNER_ID": 5, "CREATED_TIME": "2025-01-09T06:56:40+00:00",
+             "STATUS_SEMANTIC_ID": "P", "STATUS_ID": "IN_PROCESS"},
+            {"ID": 811, "TYPE_ID": 1, "OWNER_ID": 5, "CREATED_TIME": "2025-01-09T06:50:02+00:00",
+             "STATUS_SEMANTIC_ID": "P", "STATUS_ID": "NEW"}]})
+    }
+
     #[test]
-    fn the_open_line_sample_cannot_be_resolved_and_says_why() {
-        let (event, pending) = stored("51856fefc120afa4b628cc82d3935cce", "onopenlinemessageadd_docs.txt");
-        assert_eq!(event.key.as_str(), "b24:a223c6b3710f85df22e9377d6c4f7553:olmsg:80964");
-        let Pending::OpenLineMessage { chat_id, attributes, .. } = pending else { panic!("{pending:?}") };
-        assert_eq!(attributes.get("channel"), Some(&json!("livechat")));
-        let error = unlinked_chat(chat_id.as_deref());
-        assert!(
-            matches!(&error, DeliveryError::Permanent { message, .. } if message.contains("chat 10585")),
-            "{error:?}"
+    fn a_lead_status_move_is_a_stage_change_in_pipeline_lead_of_the_lead_s_contact() {
+        let sent_at: DateTime<Utc> = "2025-01-09T06:56:47Z".parse().unwrap();
+        let moved = latest_move(&lead_history(), "STATUS_ID", sent_at).unwrap().unwrap();
+        assert!(latest_move(&lead_history(), "STAGE_ID", sent_at).is_err(), "a lead's rows have no STAGE_ID");
+        let read = json!({"ID": "5", "STATUS_ID": "IN_PROCESS", "CONTACT_ID": "42"});
+        let Resolved::Score(scored) = lead_status_changed("m", 5, moved.clone(), &read, sent_at).unwrap() else {
+            panic!("not scored")
+        };
+        let [interaction] = scored.as_slice() else { panic!("{scored:?}") };
+        assert_eq!(interaction.id.as_str(), "b24:m:leadhist:812");
+        assert_eq!(interaction.kind.as_str(), "deal.stage_changed");
+        assert_eq!(interaction.contact_id.as_str(), "42");
+        assert_eq!(interaction.deal_id.as_ref().map(DealId::as_str), Some("L_5"));
+        assert_eq!(
+            Value::Object(interaction.attributes.clone()),
+            json!({"stage": "IN_PROCESS", "pipeline": "lead", "old_stage": "NEW", "history_id": "812", "lead_id": "5"})
         );
+        let no_contact = json!({"ID": "5", "CONTACT_ID": null});
+        match lead_status_changed("m", 5, moved, &no_contact, sent_at).unwrap() {
+            Resolved::Skip(reason) => assert!(reason.contains("lead 5") && reason.contains("no contact"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_a_lead_from_a_crm_form_is_a_form_submission() {
+        let key = EventId::parse("b24:m:leadadd:5").unwrap();
+        let sent_at: DateTime<Utc> = "2025-01-09T06:56:47Z".parse().unwrap();
+        let from_form = json!({"ID": "5", "SOURCE_ID": "WEBFORM", "CONTACT_ID": "42",
+            "DATE_CREATE": "2025-01-09T09:56:40+03:00"});
+        let Resolved::Score(scored) = form_submitted(&key, 5, &from_form, sent_at).unwrap() else {
+            panic!("not scored")
+        };
+        assert_eq!(scored[0].kind.as_str(), "form.submitted");
+        assert_eq!(scored[0].contact_id.as_str(), "42");
+        assert_eq!(scored[0].deal_id.as_ref().map(DealId::as_str), Some("L_5"));
+        assert_eq!(scored[0].occurred_at, "2025-01-09T06:56:40Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(Value::Object(scored[0].attributes.clone()), json!({"source": "WEBFORM", "lead_id": "5"}));
+
+        let skipped = |read: Value| match form_submitted(&key, 5, &read, sent_at).unwrap() {
+            Resolved::Skip(reason) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(skipped(json!({"SOURCE_ID": "CALL", "CONTACT_ID": "42"})).contains("SOURCE_ID is CALL"));
+        assert!(skipped(json!({"SOURCE_ID": "<b>x</b>"})).contains("SOURCE_ID is none"), "odd text is not echoed");
+        assert!(skipped(json!({"SOURCE_ID": "WEBFORM", "CONTACT_ID": "0"})).contains("no contact"));
     }
 
     #[test]

@@ -133,14 +133,14 @@ async fn an_unmapped_event_is_acknowledged_and_counted() {
     let app = TestApp::spawn().await;
     let crm = FakeCrm::start().await;
     portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
-    let lead = edited("oncrmdealupdate_outgoing_webhook_constructed.txt", "ONCRMDEALUPDATE", "ONCRMLEADADD");
+    let company = edited("oncrmdealupdate_outgoing_webhook_constructed.txt", "ONCRMDEALUPDATE", "ONCRMCOMPANYADD");
     let echo = edited("oncrmdealupdate_outgoing_webhook_constructed.txt", "ONCRMDEALUPDATE", "ONCRMCONTACTUPDATE");
-    for body in [&lead, &lead, &echo] {
+    for body in [&company, &company, &echo] {
         let (status, report) = post(&app, "acme", body).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{report}");
         assert_eq!(report["unmapped"], 1, "{report}");
     }
-    assert_eq!(app.unmapped("acme").await, json!({"bitrix24:ONCRMLEADADD": 2, "bitrix24:ONCRMCONTACTUPDATE": 1}));
+    assert_eq!(app.unmapped("acme").await, json!({"bitrix24:ONCRMCOMPANYADD": 2, "bitrix24:ONCRMCONTACTUPDATE": 1}));
     assert!(app.actions("acme", "pending").await.is_empty());
 }
 
@@ -273,6 +273,12 @@ async fn events_that_cannot_be_resolved_end_dead_and_visible() {
         json!({"error": "", "error_description": "Not found"}),
     );
 
+    crm.on(
+        "POST",
+        &format!("{REST}/imopenlines.dialog.get.json"),
+        200,
+        json!({"error": "ACCESS_ERROR", "error_description": "Current user does not have access to the dialog"}),
+    );
     let call = sample("onvoximplantcallend_missed_incoming_constructed.txt");
     let chat = sample("onopenlinemessageadd_docs.txt");
     for body in [&call, &chat] {
@@ -286,7 +292,11 @@ async fn events_that_cannot_be_resolved_end_dead_and_visible() {
     let errors: Vec<&str> = dead.iter().map(|d| d["attempts"][0]["error"].as_str().unwrap()).collect();
     assert!(errors.iter().any(|e| e.contains("crm.activity.get.json answered 400")), "{errors:?}");
     assert!(errors.iter().all(|e| !e.contains("Not found")), "the answer's body stays out: {errors:?}");
-    assert!(errors.iter().any(|e| e.contains("open-line chat 10585")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("imopenlines.dialog.get answered 200 with error ACCESS_ERROR")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().all(|e| !e.contains("does not have access")), "{errors:?}");
     assert!(errors.iter().all(|e| !e.contains(HOOK_CODE)), "the webhook code never shows: {errors:?}");
     assert_eq!(app.score("acme", "42").await, None);
 }
@@ -462,4 +472,147 @@ async fn an_unreachable_portal_is_retryable_and_its_webhook_code_stays_secret() 
         Err(DeliveryError::Retryable { message, .. }) => assert!(!message.contains(HOOK_CODE), "{message}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// `imopenlines.dialog.get`'s answer for chat 10585, bound as `entity_data_2` says.
+fn dialog(entity_data_2: &str) -> Value {
+    json!({"result": {"id": 10585, "type": "lines", "entity_type": "LINES", "entity_id": "livechat|128|10587|1985",
+        "entity_data_1": "Y|CONTACT|42|N|N|4411|1714649632|128|0|", "entity_data_2": entity_data_2}})
+}
+
+#[tokio::test]
+async fn an_open_line_message_is_scored_for_the_contact_its_chat_is_bound_to() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, APP_TOKEN).await;
+    let profile = json!({"name": "Chats", "rules": [{"id": "chat", "when": {"type": "chat.message"}, "points": 4}]});
+    let (status, body) = app.admin(Method::PUT, "/v1/tenants/acme/profiles/chats", Some(profile)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.admin(Method::POST, "/v1/tenants/acme/profiles/chats/publish", None).await;
+    crm.on("POST", &format!("{REST}/imopenlines.dialog.get.json"), 200, dialog("LEAD|0|COMPANY|0|CONTACT|42|DEAL|759"));
+
+    let (status, report) = post(&app, "acme", &sample("onopenlinemessageadd_docs.txt")).await;
+    assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)), "{report}");
+    app.drain_outbox().await;
+
+    assert_eq!(only_call(&crm, "imopenlines.dialog.get"), json!({"CHAT_ID": 10585}));
+    let message = json!({"id": "b24:a223c6b3710f85df22e9377d6c4f7553:olmsg:80964", "type": "chat.message",
+        "contact_id": "42", "deal_id": "759", "occurred_at": "2024-05-02T11:33:52Z",
+        "attributes": {"channel": "livechat", "line": "128", "chat_id": "10585", "message_id": "80964", "text": "hello"}});
+    assert_eq!(recorded(&app, "42").await, vec![message]);
+    let (_, scores) = app.admin(Method::GET, "/v1/tenants/acme/contacts/42/scores", None).await;
+    assert_eq!(scores["scores"]["chats"]["score"], json!(4), "{scores}");
+    assert_eq!(app.actions("acme", "done").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_open_line_chat_bound_to_no_contact_ends_skipped_with_its_reason() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, APP_TOKEN).await;
+    let mut lead_only = dialog("LEAD|5|COMPANY|0|CONTACT|0|DEAL|0");
+    lead_only["result"]["entity_data_1"] = json!("Y|LEAD|5|N|N|4411|1714649632|128|0|");
+    crm.on("POST", &format!("{REST}/imopenlines.dialog.get.json"), 200, lead_only);
+
+    post(&app, "acme", &sample("onopenlinemessageadd_docs.txt")).await;
+    app.drain_outbox().await;
+
+    let skipped = app.actions("acme", "skipped").await;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(
+        skipped[0]["reason"],
+        "open-line chat 10585 is bound only to lead 5 (imopenlines.dialog.get): no contact to score"
+    );
+    assert!(app.actions("acme", "dead").await.is_empty(), "not dead: nothing is wrong");
+    assert_eq!(app.score("acme", "42").await, None);
+}
+
+#[tokio::test]
+async fn a_session_start_is_the_first_message_of_the_chat_s_contact() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, APP_TOKEN).await;
+    crm.on("POST", &format!("{REST}/imopenlines.dialog.get.json"), 200, dialog("LEAD|0|COMPANY|0|CONTACT|42|DEAL|0"));
+    // The docs' ONSESSIONSTART example (api-reference/imopenlines/openlines/events/on-session-start.md), form-encoded.
+    let body = "event=ONSESSIONSTART&eventId=1&data%5BDATA%5D%5B0%5D%5Bconnector%5D%5Bconnector_id%5D=livechat\
+        &data%5BDATA%5D%5B0%5D%5Bconnector%5D%5Bline_id%5D=128&data%5BDATA%5D%5B0%5D%5Bconnector%5D%5Bchat_id%5D=10585\
+        &data%5BDATA%5D%5B0%5D%5Bconnector%5D%5Buser_id%5D=1984&data%5BDATA%5D%5B0%5D%5Bchat%5D%5Bid%5D=10585\
+        &data%5BDATA%5D%5B0%5D%5Buser%5D%5Bid%5D=128&data%5BDATA%5D%5B0%5D%5Buser%5D%5Bname%5D=linename&ts=1714649632\
+        &auth%5Bmember_id%5D=a223c6b3710f85df22e9377d6c4f7553&auth%5Bapplication_token%5D=51856fefc120afa4b628cc82d3935cce";
+
+    let (status, report) = post(&app, "acme", body.as_bytes()).await;
+    assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)), "{report}");
+    app.drain_outbox().await;
+
+    let first = json!({"id": "b24:a223c6b3710f85df22e9377d6c4f7553:ONSESSIONSTART:10585:1714649632",
+        "type": "chat.first_message", "contact_id": "42", "occurred_at": "2024-05-02T11:33:52Z",
+        "attributes": {"channel": "livechat", "line": "128", "chat_id": "10585"}});
+    assert_eq!(recorded(&app, "42").await, vec![first]);
+    assert_eq!(only_call(&crm, "imopenlines.dialog.get"), json!({"CHAT_ID": 10585}));
+}
+
+#[tokio::test]
+async fn a_lead_status_move_is_scored_as_a_stage_change_in_pipeline_lead() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let profile = json!({"name": "Leads", "rules": [{"id": "working", "when": {"type": "deal.stage_changed",
+        "attributes": {"pipeline": {"equals": "lead"}, "stage": {"equals": "IN_PROCESS"}}}, "points": 2}]});
+    app.admin(Method::PUT, "/v1/tenants/acme/profiles/leads", Some(profile)).await;
+    app.admin(Method::POST, "/v1/tenants/acme/profiles/leads/publish", None).await;
+    let history = json!({"result": {"items": [
+        {"ID": 812, "TYPE_ID": 2, "OWNER_ID": 759, "CREATED_TIME": "2025-01-09T09:56:40+03:00",
+         "STATUS_SEMANTIC_ID": "P", "STATUS_ID": "IN_PROCESS"},
+        {"ID": 811, "TYPE_ID": 1, "OWNER_ID": 759, "CREATED_TIME": "2025-01-09T09:50:02+03:00",
+         "STATUS_SEMANTIC_ID": "P", "STATUS_ID": "NEW"}]}, "total": 2});
+    crm.on("POST", &format!("{REST}/crm.stagehistory.list.json"), 200, history);
+    crm.on("POST", &format!("{REST}/crm.lead.get.json"), 200, json!({"result": {"ID": "759", "CONTACT_ID": "42"}}));
+
+    let body = edited("oncrmdealupdate_outgoing_webhook_constructed.txt", "ONCRMDEALUPDATE", "ONCRMLEADUPDATE");
+    let (status, report) = post(&app, "acme", &body).await;
+    assert_eq!((status, report["queued"].clone()), (StatusCode::ACCEPTED, json!(1)), "{report}");
+    app.drain_outbox().await;
+
+    assert_eq!(
+        only_call(&crm, "crm.stagehistory.list"),
+        json!({"entityTypeId": 1, "filter": {"OWNER_ID": 759}, "order": {"ID": "DESC"}})
+    );
+    assert_eq!(only_call(&crm, "crm.lead.get"), json!({"id": 759}));
+    let moved = json!({"id": "b24:d897063e1ce7c5eb9f04b9751eef5915:leadhist:812", "type": "deal.stage_changed",
+        "contact_id": "42", "deal_id": "L_759", "occurred_at": "2025-01-09T06:56:40Z",
+        "attributes": {"stage": "IN_PROCESS", "pipeline": "lead", "old_stage": "NEW", "history_id": "812",
+            "lead_id": "759"}});
+    assert_eq!(recorded(&app, "42").await, vec![moved]);
+    let (_, scores) = app.admin(Method::GET, "/v1/tenants/acme/contacts/42/scores", None).await;
+    assert_eq!(scores["scores"]["leads"]["score"], json!(2), "{scores}");
+}
+
+#[tokio::test]
+async fn a_new_lead_from_a_crm_form_is_a_form_submission_and_any_other_is_skipped() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let get = format!("{REST}/crm.lead.get.json");
+    crm.once("POST", &get, 200, &[], json!({"result": {"ID": "759", "SOURCE_ID": "WEBFORM", "CONTACT_ID": "42"}}));
+    crm.once("POST", &get, 200, &[], json!({"result": {"ID": "760", "SOURCE_ID": "CALL", "CONTACT_ID": "42"}}));
+
+    let form = edited("oncrmdealupdate_outgoing_webhook_constructed.txt", "ONCRMDEALUPDATE", "ONCRMLEADADD");
+    post(&app, "acme", &form).await;
+    app.drain_outbox().await;
+    let submitted = recorded(&app, "42").await;
+    assert_eq!(submitted.len(), 1, "{submitted:?}");
+    assert_eq!(submitted[0]["type"], "form.submitted");
+    assert_eq!(submitted[0]["id"], "b24:d897063e1ce7c5eb9f04b9751eef5915:leadadd:759");
+    assert_eq!(submitted[0]["deal_id"], "L_759");
+    assert_eq!(submitted[0]["attributes"], json!({"source": "WEBFORM", "lead_id": "759"}));
+
+    let call = String::from_utf8(form).unwrap().replace("%5BID%5D=759", "%5BID%5D=760");
+    assert!(call.contains("%5BID%5D=760"));
+    post(&app, "acme", call.as_bytes()).await;
+    app.drain_outbox().await;
+    let skipped = app.actions("acme", "skipped").await;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    let reason = skipped[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("lead 760 was not made by a CRM form (its SOURCE_ID is CALL"), "{reason}");
+    assert_eq!(recorded(&app, "42").await.len(), 1);
 }
