@@ -12,7 +12,8 @@
 //!   `crm.activity.get`), and `openlines` ties a chat to its CRM contact
 //!   (`imopenlines.dialog.get`);
 //! - `outbound` performs fired actions through the tenant's incoming-webhook
-//!   URL, and recognises Bitrix24's own "slow down" answers.
+//!   URL, and recognises Bitrix24's own "slow down" answers; `stages` is its
+//!   `move_stage`: deal pipelines, lead statuses and `as_user`.
 //!
 //! Facts and sources: `shared/crm/bitrix24.md`; set-up: `docs/connectors/bitrix24.md`.
 
@@ -20,6 +21,7 @@ mod inbound;
 mod openlines;
 mod outbound;
 mod resolve;
+mod stages;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,9 @@ pub const MEMBER_ID: &str = "member_id";
 pub const WEBHOOK_URL: &str = "webhook_url";
 /// Tenant `crm` setting: the Bitrix24 user id tasks are assigned to (default: the webhook's user).
 pub const RESPONSIBLE_ID: &str = "responsible_id";
+/// Tenant `crm` setting: other users' incoming-webhook URLs by user id
+/// (secret), so a `move_stage` with `as_user` is made as that user.
+pub const USER_WEBHOOKS: &str = "user_webhooks";
 
 /// The prefix of every Bitrix24 idempotency key.
 const KEY_PREFIX: &str = "b24";

@@ -50,19 +50,24 @@ fn operating_reset(body: &Value, now: DateTime<Utc>) -> Option<TimeDelta> {
     Some((reset - now).clamp(TimeDelta::seconds(1), LONGEST_PAUSE))
 }
 
-/// The parts of the tenant's incoming-webhook URL that matter.
-struct Webhook {
+/// The parts of an incoming-webhook URL that matter.
+pub(super) struct Webhook {
     /// `<origin>/rest/<user>/<code>`: calls append `/<method>.json`.
-    base: String,
+    pub base: String,
     /// The user the webhook acts as (`/rest/<user>/…`).
-    user: String,
+    pub user: String,
 }
 
 /// Reads `crm.webhook_url`; `crm.base_url`, when set, replaces its scheme and host.
-fn webhook(tenant: &TenantRecord) -> Result<Webhook, DeliveryError> {
-    let hook = setting(tenant, WEBHOOK_URL)?;
-    let shape = "crm.webhook_url must look like https://<portal>/rest/<user>/<code>/";
-    let url = reqwest::Url::parse(hook).map_err(|_| permanent(shape))?;
+pub(super) fn webhook(tenant: &TenantRecord) -> Result<Webhook, DeliveryError> {
+    webhook_at(tenant, setting(tenant, WEBHOOK_URL)?, "crm.webhook_url")
+}
+
+/// Reads the webhook URL `hook`, the setting `key` (named in errors, the
+/// URL never); `crm.base_url`, when set, replaces its scheme and host.
+pub(super) fn webhook_at(tenant: &TenantRecord, hook: &str, key: &str) -> Result<Webhook, DeliveryError> {
+    let shape = format!("{key} must look like https://<portal>/rest/<user>/<code>/");
+    let url = reqwest::Url::parse(hook).map_err(|_| permanent(shape.clone()))?;
     let segments: Vec<&str> = url.path().split('/').filter(|s| !s.is_empty()).collect();
     let user = match segments.as_slice() {
         ["rest", user, _code, ..] if user.bytes().all(|b| b.is_ascii_digit()) => (*user).to_owned(),
@@ -124,10 +129,8 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
     let (api, user) = portal(reach, tenant)?;
     let contact = || numeric(contact_of(item)?.as_str(), "the contact id");
     let reply = match act {
-        Act::MoveStage { stage, .. } => {
-            let deal = deal_of(item).ok_or_else(|| permanent("move_stage needs a deal, and this action has none"))?;
-            let deal = numeric(deal.as_str(), "the deal id")?;
-            rest(&api, "crm.deal.update", &json!({"id": deal, "fields": {"STAGE_ID": stage}})).await?
+        Act::MoveStage { pipeline, stage, as_user } => {
+            return super::stages::move_stage(reach, tenant, item, &pipeline, &stage, as_user.as_deref()).await
         }
         Act::AddTag(tag) => return retag(&api, contact()?, Retag::Add(tag)).await,
         Act::RemoveTag(tag) => return retag(&api, contact()?, Retag::Remove(tag)).await,

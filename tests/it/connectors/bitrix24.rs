@@ -333,14 +333,17 @@ async fn every_action_makes_the_documented_rest_call() {
     let app = TestApp::spawn().await;
     let crm = FakeCrm::start().await;
     portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
-    crm.on("POST", &format!("{REST}/crm.deal.update.json"), 200, json!({"result": true}));
+    crm.on("POST", &format!("{REST}/crm.item.update.json"), 200, json!({"result": {"item": {"id": 759}}}));
     crm.on("POST", &format!("{REST}/crm.contact.update.json"), 200, json!({"result": true}));
     crm.on("POST", &format!("{REST}/tasks.task.add.json"), 200, json!({"result": {"task": {"id": "3711"}}}));
     crm.on("POST", &format!("{REST}/crm.timeline.comment.add.json"), 200, json!({"result": 999}));
 
     let stage = fired("move_stage", json!({"pipeline": "1", "stage": "C1:PREPARATION"}), Some("759"));
     assert_eq!(deliver(&app, &stage).await, Ok(200));
-    assert_eq!(only_call(&crm, "crm.deal.update"), json!({"id": 759, "fields": {"STAGE_ID": "C1:PREPARATION"}}));
+    assert_eq!(
+        only_call(&crm, "crm.item.update"),
+        json!({"entityTypeId": 2, "id": 759, "fields": {"categoryId": 1, "stageId": "C1:PREPARATION"}})
+    );
 
     let due: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
     let task = fired("create_task", json!({"title": "Follow up", "body": "Call them", "due_at": due}), Some("759"));
@@ -410,7 +413,7 @@ async fn a_success_status_carrying_an_error_is_not_a_success() {
     let crm = FakeCrm::start().await;
     portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
     let denied = json!({"error": "ACCESS_DENIED", "error_description": "Access denied."});
-    crm.once("POST", &format!("{REST}/crm.deal.update.json"), 200, &[], denied);
+    crm.once("POST", &format!("{REST}/crm.item.update.json"), 200, &[], denied);
     let stage = fired("move_stage", json!({"pipeline": "0", "stage": "WON"}), Some("759"));
     match deliver(&app, &stage).await {
         Err(DeliveryError::Permanent { message, .. }) => {
@@ -615,4 +618,129 @@ async fn a_new_lead_from_a_crm_form_is_a_form_submission_and_any_other_is_skippe
     let reason = skipped[0]["reason"].as_str().unwrap();
     assert!(reason.contains("lead 760 was not made by a CRM form (its SOURCE_ID is CALL"), "{reason}");
     assert_eq!(recorded(&app, "42").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_move_goes_to_the_named_pipeline_with_the_category_prefixed_stage() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let update = format!("{REST}/crm.item.update.json");
+    crm.on("POST", &update, 200, json!({"result": {"item": {"id": 759}}}));
+
+    // By category id, the stage without its prefix.
+    let by_id = fired("move_stage", json!({"pipeline": "2", "stage": "WON"}), Some("759"));
+    assert_eq!(deliver(&app, &by_id).await, Ok(200));
+    assert_eq!(
+        only_call(&crm, "crm.item.update"),
+        json!({"entityTypeId": 2, "id": 759, "fields": {"categoryId": 2, "stageId": "C2:WON"}})
+    );
+
+    // By name, as crm.category.list gives it; the general pipeline's stages are bare.
+    let categories = json!({"result": {"categories": [
+        {"id": 9, "name": "Wholesale", "sort": 200, "entityTypeId": 2, "isDefault": "N"},
+        {"id": 0, "name": "General", "sort": 300, "entityTypeId": 2, "isDefault": "Y"}]}, "total": 2});
+    crm.on("POST", &format!("{REST}/crm.category.list.json"), 200, categories);
+    let by_name = fired("move_stage", json!({"pipeline": "wholesale", "stage": "C9:PREPARATION"}), Some("759"));
+    assert_eq!(deliver(&app, &by_name).await, Ok(200));
+    let general = fired("move_stage", json!({"pipeline": "General", "stage": "NEW"}), Some("759"));
+    assert_eq!(deliver(&app, &general).await, Ok(200));
+    let listed = crm.calls_to("POST", &format!("{REST}/crm.category.list.json"));
+    assert_eq!(listed.iter().map(|c| c.body.clone()).collect::<Vec<_>>(), vec![json!({"entityTypeId": 2}); 2]);
+    let moves: Vec<Value> = crm.calls_to("POST", &update).into_iter().map(|c| c.body["fields"].clone()).collect();
+    assert_eq!(
+        moves,
+        vec![
+            json!({"categoryId": 2, "stageId": "C2:WON"}),
+            json!({"categoryId": 9, "stageId": "C9:PREPARATION"}),
+            json!({"categoryId": 0, "stageId": "NEW"}),
+        ]
+    );
+
+    // A name the portal does not have: a dead action that says so, and no move.
+    let unknown = fired("move_stage", json!({"pipeline": "Retail", "stage": "NEW"}), Some("759"));
+    match deliver(&app, &unknown).await {
+        Err(DeliveryError::Permanent { message, .. }) => assert!(message.contains("\"Retail\""), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(crm.calls_to("POST", &update).len(), 3);
+}
+
+#[tokio::test]
+async fn a_stage_of_another_pipeline_is_refused_and_nothing_is_sent() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    let cases = [
+        (json!({"pipeline": "1", "stage": "C2:WON"}), "759", "a stage of pipeline 2 for pipeline 1"),
+        (json!({"pipeline": "0", "stage": "C2:WON"}), "759", "a stage of pipeline 2 for the general pipeline"),
+        (json!({"pipeline": "lead", "stage": "IN_PROCESS"}), "759", "pipeline lead for a deal"),
+        (json!({"pipeline": "0", "stage": "NEW"}), "L_5", "a lead in a deal pipeline"),
+        (json!({"pipeline": "lead", "stage": "C2:WON"}), "L_5", "a deal stage for a lead"),
+    ];
+    for (params, deal, why) in cases {
+        match deliver(&app, &fired("move_stage", params, Some(deal))).await {
+            Err(DeliveryError::Permanent { message, .. }) => assert!(!message.is_empty(), "{why}"),
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+    let refused = deliver(&app, &fired("move_stage", json!({"pipeline": "1", "stage": "C2:WON"}), Some("759"))).await;
+    let Err(DeliveryError::Permanent { message, .. }) = refused else { panic!("{refused:?}") };
+    assert!(message.contains("stage \"C2:WON\" is a stage of pipeline 2, not of pipeline 1"), "{message}");
+    assert!(crm.calls().is_empty(), "nothing reached the portal: {:?}", crm.calls());
+}
+
+#[tokio::test]
+async fn a_lead_moves_to_its_status_through_crm_lead_update() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    portal_tenant(&app, "acme", &crm, WEBHOOK_TOKEN).await;
+    crm.on("POST", &format!("{REST}/crm.lead.update.json"), 200, json!({"result": true}));
+
+    let lead = fired("move_stage", json!({"pipeline": "lead", "stage": "IN_PROCESS"}), Some("L_5"));
+    assert_eq!(deliver(&app, &lead).await, Ok(200));
+    assert_eq!(only_call(&crm, "crm.lead.update"), json!({"id": 5, "fields": {"STATUS_ID": "IN_PROCESS"}}));
+    assert!(crm.calls_to("POST", &format!("{REST}/crm.item.update.json")).is_empty());
+}
+
+#[tokio::test]
+async fn a_move_as_a_user_is_made_through_that_user_s_webhook_or_refused() {
+    let app = TestApp::spawn().await;
+    let crm = FakeCrm::start().await;
+    let settings = json!({
+        "application_token": WEBHOOK_TOKEN,
+        "webhook_url": format!("https://example.bitrix24.com/rest/1/{HOOK_CODE}/"),
+        "user_webhooks": {"7": "https://example.bitrix24.com/rest/7/sevenscode/", "8": "https://example.bitrix24.com/rest/9/ninescode/"},
+        "base_url": crm.url,
+    });
+    app.create_crm_tenant("acme", "bitrix24", settings).await;
+    let as_seven = "/rest/7/sevenscode/crm.item.update.json";
+    crm.on("POST", as_seven, 200, json!({"result": {"item": {"id": 759}}}));
+    crm.on("POST", &format!("{REST}/crm.item.update.json"), 200, json!({"result": {"item": {"id": 759}}}));
+
+    let seven = fired("move_stage", json!({"pipeline": "2", "stage": "C2:WON", "as_user": "7"}), Some("759"));
+    assert_eq!(deliver(&app, &seven).await, Ok(200));
+    let made = crm.calls_to("POST", as_seven);
+    assert_eq!(made.len(), 1, "made as user 7: {:?}", crm.calls());
+    assert_eq!(made[0].body, json!({"entityTypeId": 2, "id": 759, "fields": {"categoryId": 2, "stageId": "C2:WON"}}));
+    assert!(crm.calls_to("POST", &format!("{REST}/crm.item.update.json")).is_empty(), "not as the webhook's user");
+
+    // The webhook's own user needs no other webhook.
+    let own = fired("move_stage", json!({"pipeline": "2", "stage": "C2:WON", "as_user": "1"}), Some("759"));
+    assert_eq!(deliver(&app, &own).await, Ok(200));
+    assert_eq!(crm.calls_to("POST", &format!("{REST}/crm.item.update.json")).len(), 1);
+
+    // A user without a webhook, or with another user's: refused, nothing sent.
+    let before = crm.calls().len();
+    for (user, expected) in [("12", "no webhook of user 12"), ("8", "is user 9's webhook, not user 8's")] {
+        let action = fired("move_stage", json!({"pipeline": "2", "stage": "WON", "as_user": user}), Some("759"));
+        match deliver(&app, &action).await {
+            Err(DeliveryError::Permanent { message, .. }) => {
+                assert!(message.contains(expected), "{message}");
+                assert!(!message.contains("ninescode") && !message.contains(HOOK_CODE), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(crm.calls().len(), before);
 }
