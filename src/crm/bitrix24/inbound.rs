@@ -139,7 +139,7 @@ impl<'b> Event<'b> {
         }))
     }
 
-    /// A new lead: a form submission if a CRM form made it. A lead is added
+    /// A new lead: a form submission if a form (CRM or callback) made it. A lead is added
     /// once, so its id alone keys it.
     fn lead_added(&self) -> Result<Inbound, InboundError> {
         let id = self.object_id()?;

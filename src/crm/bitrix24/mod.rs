@@ -84,7 +84,7 @@ enum Pending {
     SessionStart { chat_id: Option<String>, occurred_at: DateTime<Utc>, attributes: Map<String, Value> },
     /// `ONCRMLEADUPDATE`: did the lead move status?
     LeadMove { member: String, lead_id: String, sent_at: DateTime<Utc> },
-    /// `ONCRMLEADADD`: a lead a CRM form made is its contact's form submission.
+    /// `ONCRMLEADADD`: a lead a form made is its contact's form submission.
     LeadAdded { lead_id: String, sent_at: DateTime<Utc> },
 }
 

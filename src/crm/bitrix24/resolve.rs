@@ -3,7 +3,7 @@
 //! Runs in the background worker: a deal or lead update becomes a stage
 //! move only if its stage history has a recent move (keyed by the history
 //! row, so several updates after one move score it once); a new lead made
-//! by a CRM form becomes its contact's form submission; an activity becomes
+//! by a form becomes its contact's form submission; an activity becomes
 //! a call or an e-mail for the contact that owns it; a call's end takes its
 //! contact from the call's CRM activity; an open-line message or session
 //! takes its contact from the chat's CRM binding (`openlines`). Errors are
@@ -33,8 +33,9 @@ const DEAL_TYPE: u8 = 2;
 const DEAL: &str = "2";
 const CONTACT: &str = "3";
 
-/// The lead source Bitrix24's CRM forms give the leads they make.
-const WEBFORM_SOURCE: &str = "WEBFORM";
+/// The lead sources of Bitrix24's forms (`SOURCE_ID`): `WEBFORM` "CRM
+/// form" and `CALLBACK` "Callback", two of the default sources.
+const FORM_SOURCES: [&str; 2] = ["WEBFORM", "CALLBACK"];
 
 /// Resolves one stored event through the tenant's portal.
 pub async fn resolve(reach: Reach<'_>, tenant: &TenantRecord, event: &Unresolved) -> Result<Resolved, DeliveryError> {
@@ -232,25 +233,25 @@ fn lead_status_changed(
     }]))
 }
 
-/// A new lead whose source is Bitrix24's CRM form (`SOURCE_ID` `WEBFORM`)
+/// A new lead whose source is a form (`SOURCE_ID` `WEBFORM` or `CALLBACK`)
 /// as `form.submitted` of the lead's contact; any other lead scores nothing.
 fn form_submitted(key: &EventId, lead: u64, read: &Value, sent_at: DateTime<Utc>) -> Result<Resolved, DeliveryError> {
     let source = text(read, "SOURCE_ID");
-    if source.as_deref() != Some(WEBFORM_SOURCE) {
+    let Some(form) = FORM_SOURCES.into_iter().find(|form| source.as_deref() == Some(*form)) else {
         // A source is a short code of the portal's list (CALL, WEB, UC_…); anything else is not echoed.
         let shown = source
             .filter(|s| s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
             .map_or_else(|| "none".to_owned(), |s| s.into_owned());
         return Ok(Resolved::Skip(format!(
-            "lead {lead} was not made by a CRM form (its SOURCE_ID is {shown}, not WEBFORM): a new lead scores only as a form submission"
+            "lead {lead} was not made by a form (its SOURCE_ID is {shown}, not WEBFORM or CALLBACK): a new lead scores only as a form submission"
         )));
-    }
-    let contact_id = match lead_contact(lead, read, "came from a CRM form") {
+    };
+    let contact_id = match lead_contact(lead, read, "came from a form") {
         Ok(contact) => contact,
         Err(reason) => return Ok(Resolved::Skip(reason)),
     };
     let mut attributes = Map::new();
-    attributes.insert("source".into(), WEBFORM_SOURCE.into());
+    attributes.insert("source".into(), form.into());
     attributes.insert("lead_id".into(), lead.to_string().into());
     let occurred_at = text(read, "DATE_CREATE").and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
     Ok(Resolved::Score(vec![Interaction {
@@ -533,6 +534,11 @@ mod tests {
         assert!(skipped(json!({"SOURCE_ID": "CALL", "CONTACT_ID": "42"})).contains("SOURCE_ID is CALL"));
         assert!(skipped(json!({"SOURCE_ID": "<b>x</b>"})).contains("SOURCE_ID is none"), "odd text is not echoed");
         assert!(skipped(json!({"SOURCE_ID": "WEBFORM", "CONTACT_ID": "0"})).contains("no contact"));
+        let callback = json!({"SOURCE_ID": "CALLBACK", "CONTACT_ID": "42"});
+        let Resolved::Score(scored) = form_submitted(&key, 5, &callback, sent_at).unwrap() else {
+            panic!("not scored")
+        };
+        assert_eq!(scored[0].attributes.get("source"), Some(&json!("CALLBACK")), "a callback form is a form too");
     }
 
     #[test]
