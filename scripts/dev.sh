@@ -40,7 +40,8 @@ bin="${CARGO_TARGET_DIR:-target}/debug/scorehook"
 
 work=$(mktemp -d)
 receiver=
-trap '[ -n "$receiver" ] && kill "$receiver" 2>/dev/null; rm -rf "$work"' EXIT
+# `|| true`: a child that already exited must not stop the clean-up under `set -e`.
+trap '[ -n "$receiver" ] && kill "$receiver" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # The receiver first, and only once it listens does the server start.
 "$bin" receiver --port "$receiver_port" --secret whsec_c2NvcmVob29rLWRlbW8tc2lnbmluZy1rZXktMDAwMDA= >"$work/receiver.out" 2>"$work/receiver.err" &
@@ -55,10 +56,13 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 cat "$work/receiver.out"
-# From here on the receiver prints each action as it arrives.
+# From here on the receiver prints each action as it arrives, and each one
+# it refuses (a bad signature) with the reason.
 tail -n +2 -f "$work/receiver.out" &
 tail_pid=$!
-trap '[ -n "$receiver" ] && kill "$receiver" "$tail_pid" 2>/dev/null; rm -rf "$work"' EXIT
+tail -n 0 -f "$work/receiver.err" >&2 &
+tail_err_pid=$!
+trap '[ -n "$receiver" ] && kill "$receiver" "$tail_pid" "$tail_err_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # The example tenant, its actions sent to this receiver's port.
 mkdir "$work/config"
@@ -70,6 +74,6 @@ echo "operator token: $SCOREHOOK_ADMIN_TOKEN (sign in to http://127.0.0.1:$port/
 status=0
 "$bin" serve --port "$port" --config "$work/config" "${serve_args[@]}" || status=$?
 if [ "$status" -ne 0 ]; then
-  echo "dev.sh: the server stopped (exit $status). If port $port is taken, choose another with --port N." >&2
+  echo "dev.sh: the server stopped (exit $status): its message is above (a taken port: choose another with --port N)." >&2
 fi
 exit "$status"

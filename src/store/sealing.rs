@@ -85,6 +85,11 @@ impl Sealer {
         }
     }
 
+    /// Whether a stored tenant document has sealed secrets.
+    pub fn is_sealed(doc: &Value) -> bool {
+        doc.get(SEALED).is_some()
+    }
+
     /// The document a tenant record is stored as: its secrets sealed.
     pub fn seal(&self, record: &TenantRecord) -> Result<Value, StoreError> {
         let mut doc = serde_json::to_value(record).map_err(|e| corrupt(&record.id, e))?;

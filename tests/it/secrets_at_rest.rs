@@ -82,6 +82,13 @@ async fn the_embedded_store_is_private_to_its_owner_and_holds_no_secret_in_the_c
     assert_eq!(record.signing_secret.as_ref().map(Secret::expose), Some(SIGNING_SECRET));
     assert_eq!(record.crm["api_token"], API_TOKEN);
     assert_eq!(record.crm["webhook_user"], "crm-user-");
+    drop(store);
+
+    // Without its key the directory's sealed secrets cannot be read: it does not open, and no key is made.
+    std::fs::remove_file(data.join("secrets.key")).unwrap();
+    let refused = scorehook::store::embedded::EmbeddedStore::open(&data).unwrap_err().to_string();
+    assert!(refused.contains("secrets.key is missing"), "{refused}");
+    assert!(!data.join("secrets.key").exists());
 }
 
 #[tokio::test]

@@ -129,6 +129,20 @@ struct StoredRevision {
     revision: u64,
 }
 
+/// Whether any stored tenant record has sealed secrets.
+fn holds_sealed_tenants(db: &Database) -> Result<bool, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let table = txn.open_table(TENANTS).map_err(unavailable)?;
+    for row in table.iter().map_err(unavailable)? {
+        let (_, value) = row.map_err(unavailable)?;
+        let doc: serde_json::Value = decode(value.value())?;
+        if Sealer::is_sealed(&doc) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The store's file readable and writable by its owner only.
 fn owner_only(file: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -167,7 +181,6 @@ impl EmbeddedStore {
     /// Opens (or creates) `scorehook.redb` under `dir`, committing as `mode` says.
     pub fn open_with(dir: &Path, mode: CommitMode) -> Result<Self, StoreError> {
         private_dir(dir).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-        let sealer = Arc::new(Sealer::from_key_file(&dir.join("secrets.key"))?);
         let file = dir.join("scorehook.redb");
         let db = Database::create(&file).map_err(unavailable)?;
         owner_only(&file).map_err(|e| StoreError::Unavailable(format!("cannot restrict {}: {e}", file.display())))?;
@@ -176,6 +189,17 @@ impl EmbeddedStore {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
+        let key_file = dir.join("secrets.key");
+        // A new key would open none of the secrets already sealed: refuse
+        // rather than start with every such tenant unreadable.
+        if !key_file.exists() && holds_sealed_tenants(&db)? {
+            return Err(StoreError::Unavailable(format!(
+                "{} holds sealed tenant secrets but {} is missing: restore it from the backup of this data directory",
+                file.display(),
+                key_file.display()
+            )));
+        }
+        let sealer = Arc::new(Sealer::from_key_file(&key_file)?);
         let db = Arc::new(db);
         Ok(Self { writer: Arc::new(Writer::start(Arc::clone(&db), mode)?), db, sealer })
     }
