@@ -11,6 +11,7 @@
 //! - `sweeper`: due work (expiries, deliveries, recomputes) as one step plus a local loop.
 //! - `http`: the one axum router, served locally and by `lambda_http`.
 //! - `lambda`: the Lambda entry points (HTTP, stream executor, scheduled sweeper).
+//! - `metrics`: every metric's name and meaning, and its exporters (Prometheus locally, EMF on Lambda).
 //! - `config_client`: `scorehook apply|export` against a running instance's admin API.
 //! - `offline`: `scorehook simulate`, a profile over interactions from files.
 //! - `keyed_hash`: HMAC-SHA256 for signatures and cursor tags.
@@ -26,6 +27,7 @@ pub mod http;
 pub mod ids;
 pub mod keyed_hash;
 pub mod lambda;
+pub mod metrics;
 pub mod offline;
 pub mod outbox;
 pub mod receiver;
