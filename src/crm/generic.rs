@@ -7,6 +7,8 @@
 //! one, made with the webhook secret, until they set one (and for a grace
 //! after, beside the new one).
 
+use std::time::Instant;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
@@ -18,8 +20,9 @@ use super::outbound::{posts_to_own_url, Reach};
 use super::signature::SignatureError;
 use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{standard_webhooks, DeliveryError};
+use crate::metrics;
 use crate::outbox::OutboxItem;
-use crate::tenant::TenantRecord;
+use crate::tenant::{Provider, TenantRecord};
 
 /// The body the receiver gets; see "Contract details" in the design.
 pub fn envelope(item: &OutboxItem) -> serde_json::Value {
@@ -75,18 +78,23 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
     for (name, value) in signature_headers(tenant, item.action.id.as_str(), now, &body) {
         request = request.header(name, value);
     }
+    let sent = Instant::now();
     let response = request.body(body).send().await.map_err(|e| match egress::refusal(&e) {
         Some(refused) => DeliveryError::Permanent {
             http_status: None,
             message: format!("the receiver's host is refused by the outbound policy: {refused}"),
         },
         // Without the URL: its query may hold a secret.
-        None => DeliveryError::Retryable {
-            http_status: None,
-            message: format!("cannot reach the receiver: {}", e.without_url()),
-            retry_after: None,
-        },
+        None => {
+            metrics::crm_answer(Provider::Generic.as_str(), None, sent.elapsed());
+            DeliveryError::Retryable {
+                http_status: None,
+                message: format!("cannot reach the receiver: {}", e.without_url()),
+                retry_after: None,
+            }
+        }
     })?;
+    metrics::crm_answer(Provider::Generic.as_str(), Some(response.status().as_u16()), sent.elapsed());
     classify(response.status(), response.headers(), now)
 }
 

@@ -17,6 +17,7 @@ use super::egress::{self, Egress};
 use super::limiter::{Limiter, Rate};
 use super::DeliveryError;
 use crate::ids::{ContactId, DealId};
+use crate::metrics;
 use crate::outbox::OutboxItem;
 use crate::tenant::{Provider, TenantRecord};
 
@@ -265,17 +266,22 @@ impl<'a> CrmApi<'a> {
             let bytes = serde_json::to_vec(body).map_err(|e| permanent(format!("cannot encode the request: {e}")))?;
             request = request.header(CONTENT_TYPE, "application/json").body(bytes);
         }
+        let sent = Instant::now();
         let response = request.send().await.map_err(|e| match egress::refusal(&e) {
             Some(refused) => {
                 permanent(format!("the {provider} API's host is refused by the outbound policy: {refused}"))
             }
-            None => DeliveryError::Retryable {
-                http_status: None,
-                message: format!("cannot reach the {provider} API: {}", e.without_url()),
-                retry_after: None,
-            },
+            None => {
+                metrics::crm_answer(provider, None, sent.elapsed());
+                DeliveryError::Retryable {
+                    http_status: None,
+                    message: format!("cannot reach the {provider} API: {}", e.without_url()),
+                    retry_after: None,
+                }
+            }
         })?;
         let answer = read(response).await;
+        metrics::crm_answer(provider, Some(answer.status), sent.elapsed());
         if (200..300).contains(&answer.status) {
             return Ok(answer);
         }

@@ -22,6 +22,7 @@ use crate::crm;
 use crate::crm::inbound::{InboundError, Request};
 use crate::engine::interaction::parse_body;
 use crate::ids::TenantId;
+use crate::metrics::{self, Refusal};
 use crate::service::ingest::IngestReport;
 use crate::service::Service;
 use crate::tenant::Provider;
@@ -73,15 +74,69 @@ async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IngestReport>), ApiError> {
-    let body = body_bytes(body)?;
-    let provider: Provider = serde_json::from_value(serde_json::Value::String(provider.clone()))
-        .map_err(|_| ApiError::not_found(format!("unknown provider {provider:?}")))?;
-    let tenant_id = TenantId::parse(tenant).map_err(|_| ApiError::unauthorized(REFUSED))?;
-    let view = service
-        .tenant_view(&tenant_id)
-        .await?
-        .filter(|v| v.record.provider == provider)
-        .ok_or_else(|| ApiError::unauthorized(REFUSED))?;
+    let known: Option<Provider> = serde_json::from_value(serde_json::Value::String(provider.clone())).ok();
+    let request = Incoming { provider, known, tenant, method, uri, headers };
+    match take(&service, request, body).await {
+        Ok(report) => Ok((StatusCode::ACCEPTED, Json(report))),
+        Err(Refused { reason, error }) => {
+            metrics::webhook_refused(known, reason);
+            Err(error)
+        }
+    }
+}
+
+/// A webhook request's head, as routed.
+struct Incoming {
+    /// The provider as the path names it, and as parsed (`None`: no such provider).
+    provider: String,
+    known: Option<Provider>,
+    tenant: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+/// An error answer, and why for the metrics.
+struct Refused {
+    reason: Refusal,
+    error: ApiError,
+}
+
+impl Refused {
+    fn because(reason: Refusal) -> impl FnOnce(ApiError) -> Self {
+        move |error| Self { reason, error }
+    }
+
+    /// An error whose status says why (all but 401 and 404, which `because` names).
+    fn by_status(provider: Option<Provider>, error: ApiError) -> Self {
+        let reason = match error.status {
+            StatusCode::BAD_REQUEST => Refusal::Malformed,
+            StatusCode::UNAUTHORIZED => Refusal::Signature,
+            StatusCode::PAYLOAD_TOO_LARGE => Refusal::TooLarge,
+            StatusCode::UNPROCESSABLE_ENTITY => Refusal::Invalid,
+            StatusCode::SERVICE_UNAVAILABLE => Refusal::Unavailable,
+            // HighLevel's way of asking for a redelivery (`ask_to_retry`).
+            StatusCode::TOO_MANY_REQUESTS if provider == Some(Provider::Highlevel) => Refusal::Unavailable,
+            _ => Refusal::Internal,
+        };
+        Self { reason, error }
+    }
+}
+
+async fn take(
+    service: &Service,
+    incoming: Incoming,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<IngestReport, Refused> {
+    let Incoming { provider, known, tenant, method, uri, headers } = incoming;
+    let failed = |error| Refused::by_status(known, error);
+    let body = body_bytes(body).map_err(failed)?;
+    let not_found = || ApiError::not_found(format!("unknown provider {provider:?}"));
+    let provider = known.ok_or_else(not_found).map_err(Refused::because(Refusal::UnknownProvider))?;
+    let unknown = || Refused::because(Refusal::UnknownTenant)(ApiError::unauthorized(REFUSED));
+    let tenant_id = TenantId::parse(tenant).map_err(|_| unknown())?;
+    let view = service.tenant_view(&tenant_id).await.map_err(|e| failed(e.into()))?;
+    let view = view.filter(|v| v.record.provider == provider).ok_or_else(unknown)?;
     let url = public_url(&headers, &uri);
     let request =
         Request { method: method.as_str(), url: &url, headers: &headers, body: &body, now: service.clock.now() };
@@ -89,26 +144,29 @@ async fn receive(
     // that the tenant exists.
     crm::verify(&view.record, &request).map_err(|e| {
         tracing::warn!(tenant = %tenant_id, error = %e, "webhook refused");
-        ApiError::unauthorized(REFUSED)
+        Refused::because(Refusal::Signature)(ApiError::unauthorized(REFUSED))
     })?;
     // Counted only once authentic: forged requests cannot use up the CRM's
     // budget, and a 429 tells no stranger that the tenant exists.
     if let Err(seconds) = service.inbound.admit(provider, &tenant_id) {
         tracing::warn!(tenant = %tenant_id, "webhook rate limit reached");
-        return Err(ApiError::rate_limited(seconds));
+        return Err(Refused { reason: Refusal::RateLimited, error: ApiError::rate_limited(seconds) });
     }
     let report = if provider == Provider::Generic {
-        let value: serde_json::Value = parse_json(&body)?;
+        let value: serde_json::Value = parse_json(&body).map_err(failed)?;
         let interactions =
-            parse_body(value).map_err(|e| ApiError::invalid(Some(format!("[{}]", e.at)), e.to_string()))?;
+            parse_body(value).map_err(|e| failed(ApiError::invalid(Some(format!("[{}]", e.at)), e.to_string())))?;
         service.ingest(&view, &interactions).await
     } else {
-        let items = crm::normalize(&view.record, &request).map_err(inbound_error)?;
+        let items = crm::normalize(&view.record, &request).map_err(|e| failed(inbound_error(e)))?;
         service.receive(&view, items).await
     };
     match report {
-        Ok(report) => Ok((StatusCode::ACCEPTED, Json(report))),
-        Err(e) => Err(ask_to_retry(provider, ApiError::from(e))),
+        Ok(report) => {
+            metrics::webhook_answered(provider, &report);
+            Ok(report)
+        }
+        Err(e) => Err(failed(ask_to_retry(provider, ApiError::from(e)))),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::crm::{Delivered, Deliverer, DeliveryError, Intake};
 use crate::engine::action::FiredAction;
 use crate::ids::TenantId;
+use crate::metrics::{self, ActionOutcome};
 use crate::store::{QuarantineKind, Quarantined, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -118,7 +119,11 @@ pub async fn deliver_due(
     intake: &dyn Intake,
     limit: usize,
 ) -> Result<Step, StoreError> {
-    let due = store.due_actions(clock.now(), limit).await?;
+    let now = clock.now();
+    let due = store.due_actions(now, limit).await?;
+    // Soonest first: the first is the one that has waited longest.
+    let oldest = due.first().and_then(|item| item.next_attempt_at);
+    metrics::outbox_lag(oldest.and_then(|at| (now - at).to_std().ok()).unwrap_or_default());
     let step = if due.len() == limit { Step::More } else { Step::Drained };
     for item in due {
         let span = tracing::info_span!("deliver", tenant = %item.tenant, action_id = %item.action.id,
@@ -183,6 +188,10 @@ async fn deliver_one(
         Err(message) => Err(DeliveryError::Permanent { http_status: None, message: message.clone() }),
     };
     let now = clock.now();
+    let provider = match &tenant {
+        Ok(Some(tenant)) => Some(tenant.provider),
+        _ => None,
+    };
     let number = item.attempts.len() as u32 + 1;
     let in_schedule = number.saturating_sub(item.attempts_before_replay);
     let mut skipped = None;
@@ -205,6 +214,9 @@ async fn deliver_one(
     };
     if status != ActionStatus::Failed {
         item.next_attempt_at = None;
+    }
+    if let Some(outcome) = ActionOutcome::of_attempt(status) {
+        metrics::actions(provider, outcome, 1);
     }
     match (&error, &skipped) {
         (Some(e), _) => tracing::warn!(attempt = number, ?status, http_status, error = %e, "action delivery failed"),

@@ -10,6 +10,7 @@ use super::{Service, ServiceError};
 use crate::engine;
 use crate::engine::profile::SubjectKind;
 use crate::ids::{ProfileId, TenantId, TriggerId};
+use crate::metrics::{self, JobContact};
 use crate::store::{trigger_job_key, JobStatus, RecomputeJob};
 
 impl Service {
@@ -56,21 +57,26 @@ impl Service {
         for subject in subjects.iter().filter(|s| SubjectKind::of(s) == kind) {
             let started = job.started_at;
             let committed = self
-                .commit_when(&job.tenant, subject, |state, now| {
+                .commit_when(view.record.provider, &job.tenant, subject, |state, now| {
                     engine::fire_existing(catalog, state, &trigger_id, started, now)
                 })
                 .await;
-            match committed {
+            let outcome = match committed {
                 Ok(Some(Committed::Done(outcome))) => {
                     job.contacts_changed += 1;
                     tracing::info!(tenant = %job.tenant, trigger = %trigger_id, subject = %subject,
                         actions = outcome.actions.len(), "trigger applied to an existing subject");
+                    JobContact::Changed
                 }
-                Ok(_) => {}
+                Ok(_) => JobContact::Unchanged,
                 // Set aside where it was read or committed; the job goes past it.
-                Err(e) if e.is_record_fault() => job.contacts_skipped += 1,
+                Err(e) if e.is_record_fault() => {
+                    job.contacts_skipped += 1;
+                    JobContact::Skipped
+                }
                 Err(e) => return Err(e),
-            }
+            };
+            metrics::job_contact(&job, outcome);
             job.contacts_done += 1;
         }
         job.after = subjects.last().cloned().or(job.after);

@@ -12,6 +12,7 @@ use crate::crm::inbound::{Inbound, Unresolved};
 use crate::crm::RESOLVE_KIND;
 use crate::engine::action::FiredAction;
 use crate::ids::{ActionId, ContactId, TriggerId};
+use crate::metrics::{self, ActionOutcome};
 use crate::outbox::OutboxItem;
 
 /// The trigger name id-only events carry in the actions log.
@@ -35,6 +36,7 @@ impl Service {
                     let queued = self.store.queue_action(&resolve_item(view, event, self.clock.now())?).await?;
                     if queued {
                         report.queued += 1;
+                        metrics::actions(Some(tenant.provider), ActionOutcome::Fired, 1);
                         self.outbox_bell.notify_one();
                     } else {
                         report.duplicates += 1;

@@ -6,7 +6,7 @@
 //! between) re-reads and re-evaluates; the engine being a pure function makes
 //! that retry safe.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -16,8 +16,10 @@ use crate::engine::interaction::Interaction;
 use crate::engine::ledger::ContactState;
 use crate::engine::{self, Outcome};
 use crate::ids::{ContactId, TenantId};
-use crate::outbox::OutboxItem;
+use crate::metrics::{self, ActionOutcome};
+use crate::outbox::{ActionStatus, OutboxItem};
 use crate::store::{Commit, QuarantineKind, StoreError};
+use crate::tenant::Provider;
 
 /// How many times one interaction is re-evaluated after losing a race.
 pub(crate) const MAX_CONFLICT_RETRIES: u32 = 10;
@@ -58,12 +60,18 @@ impl Service {
         for interaction in interactions {
             let span = tracing::info_span!("interaction", tenant = %tenant.id, event_id = %interaction.id,
                 contact_id = %interaction.contact_id, kind = %interaction.kind);
+            let started = Instant::now();
             let committed = self
-                .commit_contact(&tenant.id, &interaction.contact_id, Some(interaction), |state, now| {
-                    engine::evaluate(catalog, state, interaction, now)
-                })
+                .commit_contact(
+                    tenant.provider,
+                    &tenant.id,
+                    &interaction.contact_id,
+                    Some(interaction),
+                    |state, now| engine::evaluate(catalog, state, interaction, now),
+                )
                 .instrument(span.clone())
                 .await?;
+            metrics::scored(started.elapsed());
             // The deal's own commit, deduplicated by its own marker: a
             // redelivery after a failure here completes it, and a store
             // failure answers 503 so the CRM redelivers.
@@ -103,7 +111,7 @@ impl Service {
         };
         let subject = ContactId::for_deal(deal);
         let committed = self
-            .commit_contact(&view.record.id, &subject, Some(interaction), |state, now| {
+            .commit_contact(view.record.provider, &view.record.id, &subject, Some(interaction), |state, now| {
                 engine::evaluate(&view.deals, state, interaction, now)
             })
             .await?;
@@ -117,12 +125,14 @@ impl Service {
     /// retrying with jittered backoff when another writer got there first.
     pub(crate) async fn commit_contact(
         &self,
+        provider: Provider,
         tenant: &TenantId,
         contact: &ContactId,
         interaction: Option<&Interaction>,
         change: impl Fn(&ContactState, chrono::DateTime<chrono::Utc>) -> Outcome,
     ) -> Result<Committed, ServiceError> {
-        let committed = self.commit_if(tenant, contact, interaction, |state, now| Some(change(state, now))).await?;
+        let committed =
+            self.commit_if(provider, tenant, contact, interaction, |state, now| Some(change(state, now))).await?;
         // The change always has an outcome, so there is always a commit.
         committed.ok_or(ServiceError::Busy)
     }
@@ -131,15 +141,17 @@ impl Service {
     /// then nothing is written.
     pub(crate) async fn commit_when(
         &self,
+        provider: Provider,
         tenant: &TenantId,
         contact: &ContactId,
         change: impl Fn(&ContactState, chrono::DateTime<chrono::Utc>) -> Option<Outcome>,
     ) -> Result<Option<Committed>, ServiceError> {
-        self.commit_if(tenant, contact, None, change).await
+        self.commit_if(provider, tenant, contact, None, change).await
     }
 
     async fn commit_if(
         &self,
+        provider: Provider,
         tenant: &TenantId,
         contact: &ContactId,
         interaction: Option<&Interaction>,
@@ -150,7 +162,7 @@ impl Service {
             let state = self.load_contact(tenant, contact).await?;
             let now = self.clock.now();
             let Some(outcome) = change(&state, now) else { return Ok(None) };
-            match self.try_commit(tenant, &state, interaction, now, outcome).await? {
+            match self.try_commit(provider, tenant, &state, interaction, now, outcome).await? {
                 Some(committed) => return Ok(Some(committed)),
                 None => {
                     tracing::debug!(attempt, "version conflict; re-reading the contact");
@@ -171,9 +183,11 @@ impl Service {
     }
 
     /// Commits an outcome computed from `state`; `None` when another writer
-    /// moved the contact first (re-read and try again).
+    /// moved the contact first (re-read and try again). `provider` is the
+    /// tenant's, for the fired actions' metrics.
     pub(crate) async fn try_commit(
         &self,
+        provider: Provider,
         tenant: &TenantId,
         state: &ContactState,
         interaction: Option<&Interaction>,
@@ -194,13 +208,20 @@ impl Service {
         };
         match self.store.commit(commit).await {
             Ok(()) => {
+                metrics::committed();
                 if !actions.is_empty() {
+                    let skipped = actions.iter().filter(|a| a.status == ActionStatus::Skipped).count();
+                    metrics::actions(Some(provider), ActionOutcome::Fired, actions.len());
+                    metrics::actions(Some(provider), ActionOutcome::Skipped, skipped);
                     self.outbox_bell.notify_one();
                 }
                 Ok(Some(Committed::Done(Box::new(outcome))))
             }
             Err(StoreError::Duplicate) => Ok(Some(Committed::Duplicate)),
-            Err(StoreError::Conflict) => Ok(None),
+            Err(StoreError::Conflict) => {
+                metrics::commit_conflict();
+                Ok(None)
+            }
             Err(other) => {
                 let error = ServiceError::from(other);
                 if error.is_record_fault() {

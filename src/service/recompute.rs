@@ -21,8 +21,10 @@ use crate::engine::profile::Profile;
 use crate::engine::replay::recompute;
 use crate::engine::Catalog;
 use crate::ids::{ContactId, ProfileId, TenantId, TriggerId};
+use crate::metrics::{self, JobContact};
 use crate::outbox::Step;
 use crate::store::{JobStatus, RecomputeJob, StoreError};
+use crate::tenant::Provider;
 
 /// Contacts one job advances by per sweep step.
 pub const RECOMPUTE_BATCH: usize = 50;
@@ -65,10 +67,15 @@ impl Service {
         };
         let key = fresh.key();
         for _ in 0..3 {
-            let revision = self.store.job(tenant, &key).await?.map_or(0, |job| job.revision);
+            let before = self.store.job(tenant, &key).await?;
+            let revision = before.as_ref().map_or(0, |job| job.revision);
             let job = RecomputeJob { revision, ..fresh.clone() };
             match self.store.save_job(&job).await {
                 Ok(()) => {
+                    metrics::job_started(&job);
+                    if let Some(replaced) = before.filter(|b| b.status == JobStatus::Running) {
+                        metrics::job_ended(&replaced, JobStatus::Running);
+                    }
                     self.outbox_bell.notify_one();
                     tracing::info!(tenant = %tenant, job = %key, version, "job started");
                     return Ok(RecomputeJob { revision: revision + 1, ..job });
@@ -142,20 +149,29 @@ impl Service {
         // group commit: one `fsync` for many) instead of waiting one by one.
         let (catalog, profile) = (Arc::new(catalog), Arc::new(profile));
         let mut batch = JoinSet::new();
+        let provider = view.record.provider;
         for contact in contacts.iter().filter(|c| profile.scores(c)) {
             let (service, catalog, profile) = (self.clone(), Arc::clone(&catalog), Arc::clone(&profile));
             let (tenant, contact) = (job.tenant.clone(), contact.clone());
-            batch.spawn(async move { service.recompute_contact(&catalog, &profile, &tenant, &contact).await });
+            batch
+                .spawn(async move { service.recompute_contact(&catalog, &profile, provider, &tenant, &contact).await });
         }
         while let Some(done) = batch.join_next().await {
             let failed = |e: tokio::task::JoinError| StoreError::Unavailable(format!("a recompute task failed: {e}"));
-            match done.map_err(failed)? {
-                Ok(true) => job.contacts_changed += 1,
-                Ok(false) => {}
+            let outcome = match done.map_err(failed)? {
+                Ok(true) => {
+                    job.contacts_changed += 1;
+                    JobContact::Changed
+                }
+                Ok(false) => JobContact::Unchanged,
                 // Set aside where it was read or committed; the job goes past it.
-                Err(e) if e.is_record_fault() => job.contacts_skipped += 1,
+                Err(e) if e.is_record_fault() => {
+                    job.contacts_skipped += 1;
+                    JobContact::Skipped
+                }
                 Err(e) => return Err(e),
-            }
+            };
+            metrics::job_contact(&job, outcome);
             job.contacts_done += 1;
         }
         job.after = contacts.last().cloned().or(job.after);
@@ -171,10 +187,16 @@ impl Service {
         self.save_progress(RecomputeJob { status, finished_at: Some(self.clock.now()), ..job }).await
     }
 
-    /// Saves a job's progress; a job replaced meanwhile (a newer publish) is left alone.
+    /// Saves a job's progress; a job replaced meanwhile (a newer publish) is
+    /// left alone (and was counted as cancelled when it was replaced).
     pub(crate) async fn save_progress(&self, job: RecomputeJob) -> Result<JobStatus, ServiceError> {
         match self.store.save_job(&job).await {
-            Ok(()) => Ok(job.status),
+            Ok(()) => {
+                if job.status != JobStatus::Running {
+                    metrics::job_ended(&job, job.status);
+                }
+                Ok(job.status)
+            }
             Err(StoreError::Conflict) => Ok(JobStatus::Cancelled),
             Err(e) => Err(e.into()),
         }
@@ -185,6 +207,7 @@ impl Service {
         &self,
         catalog: &Catalog,
         profile: &Profile,
+        provider: Provider,
         tenant: &TenantId,
         contact: &ContactId,
     ) -> Result<bool, ServiceError> {
@@ -200,7 +223,7 @@ impl Service {
             else {
                 return Ok(false);
             };
-            match self.try_commit(tenant, &state, None, now, outcome).await? {
+            match self.try_commit(provider, tenant, &state, None, now, outcome).await? {
                 Some(_) => return Ok(true),
                 None => tokio::time::sleep(conflict_backoff(attempt)).await,
             }

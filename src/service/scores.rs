@@ -101,7 +101,7 @@ impl Service {
         // Set when the change would take the score past the bound: nothing is committed.
         let out_of_bound = AtomicBool::new(false);
         let committed = self
-            .commit_when(tenant, contact, |state, now| {
+            .commit_when(view.record.provider, tenant, contact, |state, now| {
                 let change =
                     Adjustment { op: input.op, points, expires_at: input.expires_in.map(|s| now + s.as_delta()) };
                 let fits = engine::fits(state, profile, &change, now);

@@ -45,7 +45,7 @@ impl Service {
             }
         };
         let committed = self
-            .commit_contact(tenant, contact, None, |state, now| {
+            .commit_contact(view.record.provider, tenant, contact, None, |state, now| {
                 // Seeded by the instant settled, so a retried sweep fires the same action ids.
                 let instant = state.next_change().map_or(0, |at| at.timestamp_millis());
                 engine::settle(view.catalog_for(contact), state, &format!("expiry:{contact}:{instant}"), now)
