@@ -180,6 +180,8 @@ fn admin_token() -> Result<Option<Secret>, String> {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Serve { host, port, data_dir, config, store, config_refresh_secs, commit } => {
+            // What `GET /metrics` renders (README "Metrics").
+            scorehook::metrics::install_prometheus();
             let token = admin_token()?;
             if token.is_none() {
                 tracing::warn!("SCOREHOOK_ADMIN_TOKEN is not set: only tenant tokens can use the admin API");

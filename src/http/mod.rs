@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod inbound_limit;
+pub mod metrics;
 pub mod openapi;
 pub mod profiles;
 pub mod repair;

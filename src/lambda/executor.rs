@@ -20,6 +20,7 @@ use crate::service::Service;
 
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
+    super::init_metrics();
     let clients = clients().await?;
     let egress = Egress::from_env()?;
     let deliverer = Deliverer::new(egress)?
@@ -29,7 +30,10 @@ pub async fn run() -> Result<(), Error> {
     let service = Service::new(clients.store.clone(), Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {
         let (service, deliverer) = (service.clone(), deliverer.clone());
-        async move { Ok::<_, Error>(handle(&service, &deliverer, &event.payload).await) }
+        async move {
+            let work = handle(&service, &deliverer, &event.payload);
+            Ok::<_, Error>(super::measured(&mut std::io::stdout(), work).await)
+        }
     });
     lambda_http::lambda_runtime::run(handler).await
 }

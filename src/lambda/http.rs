@@ -23,6 +23,7 @@ use crate::tenant::Secret;
 
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
+    super::init_metrics();
     // An invalid limit stops the function at start, with a message naming it.
     InboundLimit::from_env()?;
     let clients = clients().await?;
@@ -31,7 +32,7 @@ pub async fn run() -> Result<(), Error> {
     let router: Arc<OnceCell<Router>> = Arc::default();
     lambda_http::run(service_fn(move |request: Request| {
         let (router, ssm, store) = (Arc::clone(&router), ssm.clone(), Arc::clone(&store));
-        async move {
+        let work = async move {
             let router = router
                 .get_or_try_init(|| async move {
                     let token = admin_token(&ssm).await?;
@@ -39,7 +40,8 @@ pub async fn run() -> Result<(), Error> {
                 })
                 .await?;
             Ok::<_, Error>(handle(router, request).await)
-        }
+        };
+        async move { super::measured(&mut std::io::stdout(), work).await }
     }))
     .await
 }

@@ -9,16 +9,38 @@
 //! Init does only what every invocation needs: the AWS configuration and
 //! SDK clients. Anything that costs a call (the operator token) is fetched
 //! on first use.
+//!
+//! Each invocation ends by writing what it measured to stdout as CloudWatch
+//! EMF lines (`measured`), which CloudWatch Logs turns into metrics.
 
 pub mod executor;
 pub mod http;
 pub mod sweeper;
 
+use std::future::Future;
+use std::io::Write;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::store::dynamodb::{data_key, DynamoStore};
 
 pub type Error = lambda_http::Error;
+
+/// Makes every function's metrics CloudWatch EMF lines (`crate::metrics::emf`).
+pub fn init_metrics() {
+    if !crate::metrics::install_emf() {
+        tracing::warn!("another metrics exporter is installed: this function writes no EMF lines");
+    }
+}
+
+/// Runs one invocation's work, then writes what it measured to `out` (the
+/// function's stdout, so its log) as EMF lines: each invocation reports its
+/// own, and a frozen or ended instance has nothing unreported.
+pub async fn measured<T>(out: &mut (impl Write + Send), work: impl Future<Output = T>) -> T {
+    let value = work.await;
+    crate::metrics::emf::flush(out, SystemTime::now());
+    value
+}
 
 /// The clients every function builds at init.
 pub struct Clients {

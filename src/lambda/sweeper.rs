@@ -26,6 +26,7 @@ const MARGIN: Duration = Duration::from_secs(15);
 
 pub async fn run() -> Result<(), Error> {
     crate::telemetry::init();
+    super::init_metrics();
     let clients = clients().await?;
     let egress = Egress::from_env()?;
     let deliverer = Deliverer::new(egress)?
@@ -37,7 +38,8 @@ pub async fn run() -> Result<(), Error> {
         let (service, deliverer) = (service.clone(), deliverer.clone());
         async move {
             let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-            Ok::<_, Error>(handle(&service, &deliverer, deadline).await?)
+            let work = handle(&service, &deliverer, deadline);
+            Ok::<_, Error>(super::measured(&mut std::io::stdout(), work).await?)
         }
     });
     lambda_http::lambda_runtime::run(handler).await

@@ -97,8 +97,8 @@ async fn every_operation_states_its_auth_and_its_error_answers() {
     assert_eq!(doc["components"]["securitySchemes"]["admin_token"]["scheme"], "bearer");
     for (path, method, operation) in operations(&doc) {
         let responses = operation["responses"].as_object().unwrap();
-        // The tenants' routes and the operator's own (`/v1/quarantine`) need the admin token.
-        if path.starts_with("/v1/tenants/") || path == "/v1/quarantine" {
+        // The tenants' routes and the operator's own (`/v1/quarantine`, `/metrics`) need the admin token.
+        if path.starts_with("/v1/tenants/") || path == "/v1/quarantine" || path == "/metrics" {
             assert!(operation.get("security").is_none(), "{method} {path} must need the admin token");
             for status in ["401", "404", "500", "503"] {
                 assert!(responses.contains_key(status), "{method} {path}: no {status}");

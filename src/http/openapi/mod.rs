@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::{actions, health, profiles, repair, scores, tenants, triggers, ui, webhooks};
+use super::{actions, health, metrics, profiles, repair, scores, tenants, triggers, ui, webhooks};
 use crate::service::Service;
 
 /// The security scheme of the admin API (the operator's or a tenant's token).
@@ -49,7 +49,7 @@ pub const ADMIN_TOKEN: &str = "admin_token";
         (name = "triggers", description = "Score, interaction and deadline triggers"),
         (name = "scores", description = "Leaderboards, scores with their ledger, manual adjustments"),
         (name = "actions", description = "The delivery log of fired actions, and replay"),
-        (name = "operations", description = "The operator's: records set aside, and their repair"),
+        (name = "operations", description = "The operator's: records set aside, their repair, and metrics"),
         (name = "meta", description = "Health, this document, and the /ui page")
     )
 )]
@@ -124,6 +124,7 @@ fn documented() -> OpenApiRouter<Service> {
         .merge(scores::router())
         .merge(actions::router())
         .merge(repair::router())
+        .merge(metrics::router())
         .merge(ui::router())
 }
 
