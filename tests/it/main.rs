@@ -16,6 +16,7 @@ mod health;
 mod isolation;
 mod lambda_events;
 mod logs;
+mod metrics;
 mod notify;
 mod openapi;
 mod poisoned;

@@ -60,10 +60,11 @@ impl Server {
         (response.status(), response.json().await.unwrap())
     }
 
-    /// Tenant `acme` (generic) with the seeds' profile (published) and trigger.
-    pub async fn seeds_tenant(&self, actions_url: Option<&str>) {
+    /// Tenant `acme` (generic) with the seeds' profile (published) and trigger; answers the tenant's own token.
+    pub async fn seeds_tenant(&self, actions_url: Option<&str>) -> String {
         let tenant = json!({"provider": "generic", "webhook_secret": SECRET, "actions_url": actions_url});
-        assert_eq!(self.admin(Method::PUT, "/v1/tenants/acme", Some(tenant)).await.0, StatusCode::CREATED);
+        let (status, created) = self.admin(Method::PUT, "/v1/tenants/acme", Some(tenant)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
         for (method, path, body) in [
             (Method::PUT, "/v1/tenants/acme/profiles/engagement", Some(super::seeds_profile())),
             (Method::POST, "/v1/tenants/acme/profiles/engagement/publish", None),
@@ -72,6 +73,7 @@ impl Server {
             let (status, answer) = self.admin(method, path, body).await;
             assert!(status.is_success(), "{path}: {answer}");
         }
+        created["token"].as_str().unwrap_or_default().to_owned()
     }
 
     /// Posts `body` to tenant `acme`'s generic webhook, signed now; it must be accepted.
