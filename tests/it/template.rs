@@ -97,3 +97,35 @@ fn the_function_url_exists_only_without_the_http_api_and_the_http_function_can_r
     let reserved = serde_yaml::to_string(&http["ReservedConcurrentExecutions"]).unwrap();
     assert!(reserved.contains("HttpReservedConcurrency"), "{reserved}");
 }
+
+#[test]
+fn the_custom_metric_alarms_watch_metrics_the_code_emits_for_every_provider() {
+    let template = template();
+    let resources = &template["Resources"];
+    let stat_of = |alarm: &str| -> Vec<Value> {
+        resources[alarm]["Properties"]["Metrics"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|m| !m["MetricStat"].is_null())
+            .map(|m| m["MetricStat"]["Metric"].clone())
+            .collect()
+    };
+    let dead = stat_of("DeadActionAlarm");
+    let providers = ["generic", "hubspot", "highlevel", "activecampaign", "bitrix24", "pipedrive"];
+    assert_eq!(dead.len(), providers.len(), "one series per provider");
+    for provider in providers {
+        let series = dead.iter().find(|m| m["Dimensions"][0]["Value"] == provider).expect(provider);
+        assert_eq!(series["Namespace"], "scorehook");
+        assert_eq!(series["MetricName"], scorehook::metrics::ACTIONS.name);
+        assert_eq!(series["Dimensions"][1]["Name"], "outcome");
+        assert_eq!(series["Dimensions"][1]["Value"], "dead");
+    }
+    let lag = stat_of("OutboxLagAlarm");
+    assert_eq!(lag[0]["MetricName"], scorehook::metrics::OUTBOX_LAG.name);
+    for alarm in
+        ["DeadLetterQueueAlarm", "TableThrottleAlarm", "HttpFunctionErrorsAlarm", "SweeperFunctionThrottlesAlarm"]
+    {
+        assert_eq!(resources[alarm]["Type"], "AWS::CloudWatch::Alarm", "{alarm}");
+    }
+}
