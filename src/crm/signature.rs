@@ -53,21 +53,32 @@ pub fn verify(
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
         return Err(SignatureError::Missing);
     };
-    let seconds: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let timestamp = fresh(timestamp, now)?;
+    // Several comma-separated signatures may be sent during a secret rotation.
+    let candidates =
+        signature.split(',').filter_map(|part| part.trim().strip_prefix("v1=")).filter_map(|h| hex::decode(h).ok());
+    any_matches(&mac(secret, timestamp, body), candidates)
+}
+
+/// A signed timestamp (whole unix seconds), trimmed, if it is within the
+/// tolerance of `now`.
+pub(crate) fn fresh(timestamp: &str, now: DateTime<Utc>) -> Result<&str, SignatureError> {
+    let timestamp = timestamp.trim();
+    let seconds: i64 = timestamp.parse().map_err(|_| SignatureError::BadTimestamp)?;
     if now.timestamp().abs_diff(seconds) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
-    // Several comma-separated signatures may be sent during a secret rotation.
-    let expected = mac(secret, timestamp.trim(), body);
-    let matches = signature
-        .split(',')
-        .filter_map(|part| part.trim().strip_prefix("v1="))
-        .filter_map(|hex_sig| hex::decode(hex_sig).ok())
-        .any(|bytes| expected.clone().verify_slice(&bytes).is_ok());
-    if matches {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
+    Ok(timestamp)
+}
+
+/// Whether any of the signatures sent is `expected`, each compared in constant time.
+pub(crate) fn any_matches(
+    expected: &HmacSha256,
+    mut candidates: impl Iterator<Item = Vec<u8>>,
+) -> Result<(), SignatureError> {
+    match candidates.any(|bytes| expected.clone().verify_slice(&bytes).is_ok()) {
+        true => Ok(()),
+        false => Err(SignatureError::Mismatch),
     }
 }
 

@@ -17,7 +17,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::Mac;
 
-use super::signature::{SignatureError, TOLERANCE_SECONDS};
+use super::signature::{any_matches, fresh, SignatureError};
 use crate::keyed_hash::{keyed, HmacSha256};
 
 pub const ID_HEADER: &str = "webhook-id";
@@ -78,21 +78,10 @@ pub fn verify(
     let (Some(id), Some(timestamp), Some(signature)) = (id, timestamp, signature) else {
         return Err(SignatureError::Missing);
     };
-    let seconds: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if now.timestamp().abs_diff(seconds) > TOLERANCE_SECONDS.unsigned_abs() {
-        return Err(SignatureError::Stale);
-    }
-    let expected = mac(key, id, timestamp.trim(), body);
-    let matches = signature
-        .split(' ')
-        .filter_map(|part| part.strip_prefix("v1,"))
-        .filter_map(|encoded| STANDARD.decode(encoded).ok())
-        .any(|bytes| expected.clone().verify_slice(&bytes).is_ok());
-    if matches {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    let timestamp = fresh(timestamp, now)?;
+    let candidates =
+        signature.split(' ').filter_map(|part| part.strip_prefix("v1,")).filter_map(|s| STANDARD.decode(s).ok());
+    any_matches(&mac(key, id, timestamp, body), candidates)
 }
 
 #[cfg(test)]
