@@ -6,11 +6,8 @@
 # on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=.venv-lambda
-if [ ! -x "$venv/bin/cargo-lambda" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check cargo-lambda
-fi
-PATH="$PWD/$venv/bin:$PATH" cargo lambda build --release --arm64 \
+. scripts/cargo-lambda-env.sh
+use_cargo_lambda
+cargo lambda build --release --arm64 \
   --bin lambda_http --bin lambda_executor --bin lambda_sweeper
 ls -l target/lambda/*/bootstrap

