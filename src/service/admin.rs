@@ -75,6 +75,20 @@ impl TenantInput {
                 Some(_) => return Err(ServiceError::invalid(format!("crm.{key}"), "must be a URL string")),
             }
         }
+        // Bitrix24's per-user incoming webhooks (`as_user`): each a URL of the portal's own, like `webhook_url`.
+        match self.crm.get(crate::crm::bitrix24::USER_WEBHOOKS) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(webhooks)) => {
+                for (user, url) in webhooks {
+                    let path = format!("crm.user_webhooks.{user}");
+                    let url = url.as_str().ok_or_else(|| ServiceError::invalid(&path, "must be a URL string"))?;
+                    check_crm_target(egress, self.provider, &path, url)?;
+                }
+            }
+            Some(_) => {
+                return Err(ServiceError::invalid("crm.user_webhooks", "an object of user id to incoming-webhook URL"))
+            }
+        }
         if let Some(field) = self.crm.get("score_field") {
             if field.as_str().is_none_or(|f| f.trim().is_empty()) {
                 return Err(ServiceError::invalid("crm.score_field", "must be a non-empty string"));

@@ -150,6 +150,14 @@ async fn a_crm_api_base_url_must_name_one_of_the_providers_hosts_when_saved_and_
     let hook = json!({"provider": "bitrix24", "webhook_secret": SECRET,
                       "crm": {"webhook_url": "https://b24.example.com/rest/1/code/"}});
     assert_eq!(put(hook).await.1["error"]["path"], "crm.webhook_url");
+    for (url, path) in [
+        (json!("https://b24.example.com/rest/7/code/"), "crm.user_webhooks.7"),
+        (json!("http://127.0.0.1:9/rest/7/code/"), "crm.user_webhooks.7"),
+        (json!(7), "crm.user_webhooks.7"),
+    ] {
+        let hook = json!({"provider": "bitrix24", "webhook_secret": SECRET, "crm": {"user_webhooks": {"7": url}}});
+        assert_eq!(put(hook).await.1["error"]["path"], path, "{url}");
+    }
     assert_eq!(app.admin(Method::GET, "/v1/tenants/acme", None).await.0, StatusCode::NOT_FOUND, "nothing was created");
     for (provider, base) in [
         ("hubspot", "https://api-eu1.hubapi.com"),
