@@ -13,11 +13,8 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::crm::egress::Egress;
 use crate::crm::Deliverer;
-use crate::http::extract::body_read_timeout_from_env;
-use crate::http::inbound_limit::InboundLimit;
-use crate::outbox::alerts::Alerts;
-use crate::outbox::retry::RetryPolicy;
 use crate::service::Service;
+use crate::settings::Settings;
 use crate::store::embedded::{CommitMode, EmbeddedStore};
 use crate::store::{Store, StoreError};
 use crate::sweeper;
@@ -52,36 +49,51 @@ pub enum AppError {
 pub struct Local {
     pub service: Service,
     pub deliverer: Deliverer,
+    /// What the process was configured with (defaults for embedders and tests).
+    settings: Settings,
 }
 
 impl Local {
     /// A local scorehook over the embedded store under `data_dir`.
     pub fn open(data_dir: &Path, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
-        Self::open_with(data_dir, CommitMode::default(), clock, admin_token)
+        Self::open_with(data_dir, CommitMode::default(), clock, admin_token, &Settings::default())
     }
 
-    /// The same, with the embedded store committing as `commit` says.
+    /// The same, with the embedded store committing as `commit` says, as `settings` say.
     pub fn open_with(
         data_dir: &Path,
         commit: CommitMode,
         clock: Arc<dyn Clock>,
         admin_token: Option<Secret>,
+        settings: &Settings,
     ) -> Result<Self, AppError> {
-        Self::new(Arc::new(EmbeddedStore::open_with(data_dir, commit)?), clock, admin_token)
+        Self::configured(Arc::new(EmbeddedStore::open_with(data_dir, commit)?), clock, admin_token, settings)
+    }
+
+    /// A local scorehook over any store with the default settings.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
+        Self::configured(store, clock, admin_token, &Settings::default())
     }
 
     /// A local scorehook over any store (DynamoDB with `--store dynamodb`),
-    /// its outbound policy from `SCOREHOOK_ALLOW_PRIVATE_TARGETS`.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, admin_token: Option<Secret>) -> Result<Self, AppError> {
-        let egress = Egress::from_env().map_err(AppError::Egress)?;
+    /// as `settings` say (the process's, read once at start).
+    pub fn configured(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        admin_token: Option<Secret>,
+        settings: &Settings,
+    ) -> Result<Self, AppError> {
+        let egress = settings.egress().map_err(AppError::Egress)?;
         Ok(Self {
             service: Service::new(store, clock, admin_token)
-                .with_inbound_limit(InboundLimit::from_env()?)
-                .with_body_read_timeout(body_read_timeout_from_env()?)
+                .with_inbound_limit(settings.inbound_limit()?)
+                .with_body_read_timeout(settings.body_read_timeout()?)
+                .with_public_url(settings.public_url())
                 .with_egress(egress),
             deliverer: Deliverer::new(egress)?
-                .with_retry(RetryPolicy::from_env()?)
-                .with_alerts(Alerts::from_env(egress).map_err(AppError::Alerts)?),
+                .with_retry(settings.retry()?)
+                .with_alerts(settings.alerts(egress).map_err(AppError::Alerts)?),
+            settings: settings.clone(),
         })
     }
 
@@ -89,9 +101,9 @@ impl Local {
     /// deliveries alike (tests against loopback fakes allow private targets).
     pub fn with_egress(self, egress: Egress) -> Result<Self, AppError> {
         let retry = self.deliverer.retry;
-        let alerts = Alerts::from_env(egress).map_err(AppError::Alerts)?;
+        let alerts = self.settings.alerts(egress).map_err(AppError::Alerts)?;
         let deliverer = Deliverer::new(egress)?.with_retry(retry).with_alerts(alerts);
-        Ok(Self { service: self.service.with_egress(egress), deliverer })
+        Ok(Self { service: self.service.with_egress(egress), deliverer, settings: self.settings })
     }
 
     /// Serves the router on `listener` until `shutdown` resolves. With

@@ -32,6 +32,7 @@ pub mod offline;
 pub mod outbox;
 pub mod receiver;
 pub mod service;
+pub mod settings;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;

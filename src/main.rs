@@ -19,9 +19,9 @@ use scorehook::ids::{ActionId, TenantId};
 use scorehook::offline::{self, OfflineRun};
 use scorehook::outbox::ActionStatus;
 use scorehook::service::apply::read_tenant_files;
+use scorehook::settings::Settings;
 use scorehook::store::dynamodb::{data_key, DynamoStore};
 use scorehook::store::embedded::CommitMode;
-use scorehook::tenant::Secret;
 use scorehook::{receiver, telemetry};
 
 /// See Cargo.toml: cheaper than glibc's malloc for a webhook's many small allocations.
@@ -33,6 +33,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Every environment setting (docs/settings.md), shown under each command's `--help`.
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[derive(Subcommand)]
@@ -161,8 +164,14 @@ impl From<Commit> for CommitMode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
-    match run(Cli::parse().command).await {
+    let cli = Cli::parse();
+    telemetry::init(&cli.settings);
+    // Every setting parsed once, before anything starts: an invalid one stops here, named.
+    if let Err(message) = cli.settings.check() {
+        eprintln!("scorehook: {message}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli.command, &cli.settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("scorehook: {message}");
@@ -171,13 +180,8 @@ async fn main() -> ExitCode {
     }
 }
 
-/// `SCOREHOOK_ADMIN_TOKEN`, if set: at least 32 characters, or the command stops.
-fn admin_token() -> Result<Option<Secret>, String> {
-    let token = std::env::var("SCOREHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
-    token.map(|t| scorehook::service::operator_token(&t, "SCOREHOOK_ADMIN_TOKEN")).transpose()
-}
-
-async fn run(command: Command) -> Result<(), String> {
+async fn run(command: Command, settings: &Settings) -> Result<(), String> {
+    let admin_token = || settings.admin_token();
     match command {
         Command::Serve { host, port, data_dir, config, store, config_refresh_secs, commit } => {
             // What `GET /metrics` renders (README "Metrics").
@@ -193,8 +197,12 @@ async fn run(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e} (is the port taken? choose another with --port)"))?;
             let mut local = match store {
-                StoreKind::Embedded => Local::open_with(&data_dir, commit.into(), Arc::new(SystemClock), token),
-                StoreKind::Dynamodb => Local::new(dynamodb(&data_dir).await?, Arc::new(SystemClock), token),
+                StoreKind::Embedded => {
+                    Local::open_with(&data_dir, commit.into(), Arc::new(SystemClock), token, settings)
+                }
+                StoreKind::Dynamodb => {
+                    Local::configured(dynamodb(&data_dir, settings).await?, Arc::new(SystemClock), token, settings)
+                }
             }
             .map_err(|e| e.to_string())?;
             local.service = local.service.with_config_refresh(std::time::Duration::from_secs(config_refresh_secs));
@@ -302,17 +310,19 @@ async fn run(command: Command) -> Result<(), String> {
 /// The DynamoDB store from `SCOREHOOK_TABLE` and `DYNAMODB_ENDPOINT`.
 /// Tenant secrets are sealed with KMS (`SCOREHOOK_KMS_KEY_ID`), a key file
 /// (`SCOREHOOK_SECRETS_KEY_FILE`), or `secrets.key` in `data_dir`.
-async fn dynamodb(data_dir: &std::path::Path) -> Result<Arc<dyn scorehook::store::Store>, String> {
-    let table =
-        std::env::var("SCOREHOOK_TABLE").map_err(|_| "--store dynamodb needs SCOREHOOK_TABLE (the table name)")?;
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty());
-    let store = DynamoStore::connect(table.clone(), endpoint.as_deref()).await.with_history_retention_from_env()?;
+async fn dynamodb(data_dir: &std::path::Path, settings: &Settings) -> Result<Arc<dyn scorehook::store::Store>, String> {
+    let table = settings.table().ok_or("--store dynamodb needs SCOREHOOK_TABLE (the table name)")?;
+    let endpoint = settings.dynamodb_endpoint();
+    let store = DynamoStore::connect(table.clone(), endpoint.as_deref())
+        .await
+        .with_history_retention_if(settings.history_retention()?);
     if endpoint.is_some() && store.ensure_table().await.map_err(|e| e.to_string())? {
         tracing::info!(%table, "created the DynamoDB table");
     }
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let key_file = data_dir.join("secrets.key");
-    let sealer = data_key::sealer_from_env(&store, &aws, Some(&key_file)).await.map_err(|e| e.to_string())?;
+    let sealer =
+        data_key::configured_sealer(&store, &aws, settings, Some(&key_file)).await.map_err(|e| e.to_string())?;
     Ok(Arc::new(store.with_sealer(sealer)))
 }
 

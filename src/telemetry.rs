@@ -5,9 +5,9 @@
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("SCOREHOOK_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+pub fn init(settings: &crate::settings::Settings) {
+    let filter = EnvFilter::try_new(settings.log_filter()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = settings.log_json();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

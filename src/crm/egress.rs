@@ -58,9 +58,9 @@ impl Egress {
     /// Also private targets and plain `http`: local development and tests.
     pub const ALLOW_PRIVATE: Egress = Egress { allow_private: true };
 
-    /// From `SCOREHOOK_ALLOW_PRIVATE_TARGETS` (`1`/`true` or `0`/`false`; unset is `false`).
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var(ALLOW_PRIVATE_VAR).ok().as_deref().map(str::trim) {
+    /// From `SCOREHOOK_ALLOW_PRIVATE_TARGETS`'s value (`1`/`true` or `0`/`false`; unset is `false`).
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
             None | Some("" | "0" | "false") => Ok(Self::PUBLIC_ONLY),
             Some("1" | "true") => Ok(Self::ALLOW_PRIVATE),
             Some(other) => Err(format!("{ALLOW_PRIVATE_VAR} must be 1, true, 0 or false, not {other:?}")),

@@ -32,12 +32,8 @@ pub const BODY_READ_TIMEOUT_VAR: &str = "SCOREHOOK_BODY_READ_TIMEOUT_SECS";
 #[error("{BODY_READ_TIMEOUT_VAR} must be a whole number of seconds from 1 to 300, not {0:?}")]
 pub struct InvalidBodyReadTimeout(pub String);
 
-/// The default, or `SCOREHOOK_BODY_READ_TIMEOUT_SECS`.
-pub fn body_read_timeout_from_env() -> Result<Duration, InvalidBodyReadTimeout> {
-    body_read_timeout(std::env::var(BODY_READ_TIMEOUT_VAR).ok().filter(|v| !v.is_empty()))
-}
-
-fn body_read_timeout(value: Option<String>) -> Result<Duration, InvalidBodyReadTimeout> {
+/// The default, or `SCOREHOOK_BODY_READ_TIMEOUT_SECS`'s value.
+pub fn body_read_timeout(value: Option<String>) -> Result<Duration, InvalidBodyReadTimeout> {
     match value {
         None => Ok(BODY_READ_TIMEOUT),
         Some(value) => match value.parse().ok().filter(|s| (1..=300).contains(s)) {

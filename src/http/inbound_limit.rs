@@ -37,9 +37,9 @@ impl InboundLimit {
         Self { limiter: Limiter::default(), rate }
     }
 
-    /// The default, or `SCOREHOOK_INBOUND_PER_SECOND` (burst: ten seconds' worth).
-    pub fn from_env() -> Result<Self, InvalidInboundRate> {
-        match std::env::var(PER_SECOND_VAR).ok().filter(|v| !v.is_empty()) {
+    /// The default, or `SCOREHOOK_INBOUND_PER_SECOND`'s value (burst: ten seconds' worth).
+    pub fn parse(value: Option<String>) -> Result<Self, InvalidInboundRate> {
+        match value {
             None => Ok(Self::default()),
             Some(value) => {
                 let per_second: u32 =

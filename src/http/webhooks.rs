@@ -8,7 +8,6 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::Json;
@@ -137,7 +136,7 @@ async fn take(
     let tenant_id = TenantId::parse(tenant).map_err(|_| unknown())?;
     let view = service.tenant_view(&tenant_id).await.map_err(|e| failed(e.into()))?;
     let view = view.filter(|v| v.record.provider == provider).ok_or_else(unknown)?;
-    let url = public_url(&headers, &uri);
+    let url = public_url(service.public_url.as_deref(), &headers, &uri);
     let request =
         Request { method: method.as_str(), url: &url, headers: &headers, body: &body, now: service.clock.now() };
     // The detail goes to the log only: the answer must not tell a stranger
@@ -189,12 +188,8 @@ fn ask_to_retry(provider: Provider, error: ApiError) -> ApiError {
 /// The URL the CRM called, as it signed it (HubSpot): the deployment's
 /// public base (`SCOREHOOK_PUBLIC_URL`, e.g. the Function URL) when set,
 /// else the forwarded scheme and the Host header, then path and query.
-fn public_url(headers: &HeaderMap, uri: &Uri) -> String {
-    static BASE: OnceLock<Option<String>> = OnceLock::new();
+fn public_url(configured: Option<&str>, headers: &HeaderMap, uri: &Uri) -> String {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let configured = BASE.get_or_init(|| {
-        std::env::var(PUBLIC_URL_VAR).ok().filter(|b| !b.is_empty()).map(|b| b.trim_end_matches('/').to_owned())
-    });
     if let Some(base) = configured {
         return format!("{base}{path}");
     }
@@ -204,5 +199,4 @@ fn public_url(headers: &HeaderMap, uri: &Uri) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-/// The public base URL of the deployment, for signatures over the full URL.
 pub const PUBLIC_URL_VAR: &str = "SCOREHOOK_PUBLIC_URL";

@@ -11,21 +11,20 @@ use std::sync::Arc;
 
 use super::{clients, Error};
 use crate::clock::SystemClock;
-use crate::crm::egress::Egress;
 use crate::crm::Deliverer;
 use crate::ids::{ActionId, TenantId};
 use crate::outbox::deliver_action;
-use crate::outbox::retry::RetryPolicy;
 use crate::service::Service;
+use crate::settings::Settings;
 
 pub async fn run() -> Result<(), Error> {
-    crate::telemetry::init();
+    // Read once and checked: an invalid setting stops the function at its cold start.
+    let settings = Settings::from_env()?;
+    crate::telemetry::init(&settings);
     super::init_metrics();
-    let clients = clients().await?;
-    let egress = Egress::from_env()?;
-    let deliverer = Deliverer::new(egress)?
-        .with_retry(RetryPolicy::from_env()?)
-        .with_alerts(crate::outbox::alerts::Alerts::from_env(egress)?);
+    let clients = clients(&settings).await?;
+    let egress = settings.egress()?;
+    let deliverer = Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(settings.alerts(egress)?);
     // Resolved id-only events are scored here, so the executor needs the service too.
     let service = Service::new(clients.store.clone(), Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

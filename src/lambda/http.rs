@@ -15,28 +15,29 @@ use tokio::sync::OnceCell;
 
 use super::{clients, Error};
 use crate::clock::SystemClock;
-use crate::crm::egress::Egress;
-use crate::http::inbound_limit::InboundLimit;
 use crate::service::{operator_token, Service};
+use crate::settings::Settings;
 use crate::store::Store;
 use crate::tenant::Secret;
 
 pub async fn run() -> Result<(), Error> {
-    crate::telemetry::init();
+    // Read once and checked: an invalid setting stops the function at its cold start.
+    let settings = Settings::from_env()?;
+    crate::telemetry::init(&settings);
     super::init_metrics();
-    // An invalid limit stops the function at start, with a message naming it.
-    InboundLimit::from_env()?;
-    let clients = clients().await?;
+    let clients = clients(&settings).await?;
     let ssm = aws_sdk_ssm::Client::new(&clients.aws);
     let store: Arc<dyn Store> = clients.store;
     let router: Arc<OnceCell<Router>> = Arc::default();
+    let settings = Arc::new(settings);
     lambda_http::run(service_fn(move |request: Request| {
         let (router, ssm, store) = (Arc::clone(&router), ssm.clone(), Arc::clone(&store));
+        let settings = Arc::clone(&settings);
         let work = async move {
             let router = router
                 .get_or_try_init(|| async move {
-                    let token = admin_token(&ssm).await?;
-                    Ok::<_, Error>(build_router(store, token))
+                    let token = admin_token(&settings, &ssm).await?;
+                    Ok::<_, Error>(build_router(store, token, &settings))
                 })
                 .await?;
             Ok::<_, Error>(handle(router, request).await)
@@ -47,11 +48,11 @@ pub async fn run() -> Result<(), Error> {
 }
 
 /// The operator token: `SCOREHOOK_ADMIN_TOKEN` if set, else the SSM parameter.
-async fn admin_token(ssm: &aws_sdk_ssm::Client) -> Result<Option<Secret>, Error> {
-    if let Some(token) = std::env::var("SCOREHOOK_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) {
-        return Ok(Some(operator_token(&token, "SCOREHOOK_ADMIN_TOKEN")?));
+async fn admin_token(settings: &Settings, ssm: &aws_sdk_ssm::Client) -> Result<Option<Secret>, Error> {
+    if let Some(token) = settings.admin_token()? {
+        return Ok(Some(token));
     }
-    let Some(name) = std::env::var("SCOREHOOK_ADMIN_TOKEN_PARAMETER").ok().filter(|n| !n.is_empty()) else {
+    let Some(name) = settings.admin_token_parameter() else {
         tracing::warn!("no operator token configured: only tenant tokens can use the admin API");
         return Ok(None);
     };
@@ -60,12 +61,15 @@ async fn admin_token(ssm: &aws_sdk_ssm::Client) -> Result<Option<Secret>, Error>
     Ok(value.map(|token| operator_token(token, &format!("the SSM parameter {name}"))).transpose()?)
 }
 
-/// The router over `store` with the system clock, as the function serves it.
-pub fn build_router(store: Arc<dyn Store>, admin_token: Option<Secret>) -> Router {
-    let limit = InboundLimit::from_env().unwrap_or_default();
-    // An unreadable setting falls back to the safe side: public targets only.
-    let egress = Egress::from_env().unwrap_or_default();
-    let service = Service::new(store, Arc::new(SystemClock), admin_token).with_inbound_limit(limit);
+/// The router over `store` with the system clock, as the function serves it
+/// (`settings` were checked at the cold start; a value that no longer
+/// parses falls back to the safe side: the default limit, public targets only).
+pub fn build_router(store: Arc<dyn Store>, admin_token: Option<Secret>, settings: &Settings) -> Router {
+    let limit = settings.inbound_limit().unwrap_or_default();
+    let egress = settings.egress().unwrap_or_default();
+    let service = Service::new(store, Arc::new(SystemClock), admin_token)
+        .with_inbound_limit(limit)
+        .with_public_url(settings.public_url());
     crate::http::router(service.with_egress(egress))
 }
 

@@ -22,6 +22,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::settings::Settings;
 use crate::store::dynamodb::{data_key, DynamoStore};
 
 pub type Error = lambda_http::Error;
@@ -54,10 +55,10 @@ pub struct Clients {
 /// `cargo lambda watch`), the store talks to that local DynamoDB instead and
 /// creates the table there if it is missing, as `scorehook serve` does;
 /// deployed, the template leaves it empty.
-pub async fn clients() -> Result<Clients, Error> {
-    let table = std::env::var("SCOREHOOK_TABLE").map_err(|_| "SCOREHOOK_TABLE is not set")?;
+pub async fn clients(settings: &Settings) -> Result<Clients, Error> {
+    let table = settings.table().ok_or("SCOREHOOK_TABLE is not set")?;
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let endpoint = std::env::var("DYNAMODB_ENDPOINT").ok().filter(|e| !e.is_empty());
+    let endpoint = settings.dynamodb_endpoint();
     let store = match &endpoint {
         Some(endpoint) => {
             let store = DynamoStore::connect(table.clone(), Some(endpoint)).await;
@@ -69,7 +70,7 @@ pub async fn clients() -> Result<Clients, Error> {
         None => DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
     };
     // Tenant secrets are sealed with KMS's data key (or a local key file).
-    let sealer = data_key::sealer_from_env(&store, &aws, None).await?;
-    let store = Arc::new(store.with_history_retention_from_env()?.with_sealer(sealer));
+    let sealer = data_key::configured_sealer(&store, &aws, settings, None).await?;
+    let store = Arc::new(store.with_history_retention_if(settings.history_retention()?).with_sealer(sealer));
     Ok(Clients { aws, store })
 }

@@ -12,11 +12,10 @@ use std::sync::Arc;
 
 use super::{clients, Error};
 use crate::clock::SystemClock;
-use crate::crm::egress::Egress;
 use crate::crm::Deliverer;
-use crate::outbox::retry::RetryPolicy;
 use crate::outbox::Step;
 use crate::service::{Service, ServiceError};
+use crate::settings::Settings;
 use crate::sweeper::sweep_due;
 
 /// Items per step; each step is short, so the deadline check runs often.
@@ -25,13 +24,13 @@ const STEP: usize = 25;
 const MARGIN: Duration = Duration::from_secs(15);
 
 pub async fn run() -> Result<(), Error> {
-    crate::telemetry::init();
+    // Read once and checked: an invalid setting stops the function at its cold start.
+    let settings = Settings::from_env()?;
+    crate::telemetry::init(&settings);
     super::init_metrics();
-    let clients = clients().await?;
-    let egress = Egress::from_env()?;
-    let deliverer = Deliverer::new(egress)?
-        .with_retry(RetryPolicy::from_env()?)
-        .with_alerts(crate::outbox::alerts::Alerts::from_env(egress)?);
+    let clients = clients(&settings).await?;
+    let egress = settings.egress()?;
+    let deliverer = Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(settings.alerts(egress)?);
     // The sweeper needs no operator token: it serves no admin call.
     let service = Service::new(clients.store, Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

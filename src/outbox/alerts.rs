@@ -73,12 +73,11 @@ impl Alerts {
         Ok(Self { url: url.to_owned(), key })
     }
 
-    /// `SCOREHOOK_ALERT_URL` and `SCOREHOOK_ALERT_SECRET`: none without a
+    /// From `SCOREHOOK_ALERT_URL` and `SCOREHOOK_ALERT_SECRET`: none without a
     /// URL; a URL without a valid secret stops the process.
-    pub fn from_env(egress: Egress) -> Result<Option<Self>, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let Some(url) = var(URL_VAR) else { return Ok(None) };
-        let secret = var(SECRET_VAR).ok_or_else(|| format!("{URL_VAR} is set, so {SECRET_VAR} must be too"))?;
+    pub fn configure(url: Option<String>, secret: Option<String>, egress: Egress) -> Result<Option<Self>, String> {
+        let Some(url) = url else { return Ok(None) };
+        let secret = secret.ok_or_else(|| format!("{URL_VAR} is set, so {SECRET_VAR} must be too"))?;
         Self::new(url.trim(), secret.trim(), egress).map(Some)
     }
 

@@ -41,12 +41,8 @@ pub struct InvalidPolicy {
 }
 
 impl RetryPolicy {
-    /// The default, with the variables that are set applied.
-    pub fn from_env() -> Result<Self, InvalidPolicy> {
-        Self::from_vars(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-    }
-
-    fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, InvalidPolicy> {
+    /// The default, with the variables that are set (`get` answers each) applied.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, InvalidPolicy> {
         let mut policy = Self::default();
         if let Some(value) = get(FIRST_DELAY_VAR) {
             let rule = "a whole number of milliseconds from 100 to 3600000";

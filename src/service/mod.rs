@@ -89,6 +89,9 @@ pub struct Service {
     pub inbound: Arc<InboundLimit>,
     /// How long the router waits for a request's body (`http::extract::BODY_READ_TIMEOUT`).
     pub body_read_timeout: Duration,
+    /// The base URL CRMs call (`SCOREHOOK_PUBLIC_URL`), without a trailing
+    /// `/`; `None`: rebuilt from each request's forwarded headers.
+    pub public_url: Option<String>,
     /// The outbound policy URLs are checked against when they are saved.
     pub egress: Egress,
 }
@@ -110,6 +113,7 @@ impl Service {
             catalogs: Arc::new(CatalogCache::new(DEFAULT_CONFIG_REFRESH)),
             inbound: Arc::default(),
             body_read_timeout: crate::http::extract::BODY_READ_TIMEOUT,
+            public_url: None,
             egress: Egress::PUBLIC_ONLY,
         }
     }
@@ -129,6 +133,12 @@ impl Service {
     /// Sets how long reading one request's body may take.
     pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
         self.body_read_timeout = timeout;
+        self
+    }
+
+    /// The base URL CRMs call, when a custom domain or proxy fronts scorehook.
+    pub fn with_public_url(mut self, base: Option<String>) -> Self {
+        self.public_url = base;
         self
     }
 

@@ -25,6 +25,7 @@ mod restart;
 mod scoring_over_time;
 mod secrets_at_rest;
 mod seeds;
+mod settings;
 mod standard_webhooks;
 mod store_contract;
 mod support;

@@ -28,21 +28,21 @@ pub const KMS_KEY_VAR: &str = "SCOREHOOK_KMS_KEY_ID";
 /// A local key file instead of KMS (`sam local`, `cargo lambda watch`).
 pub const KEY_FILE_VAR: &str = "SCOREHOOK_SECRETS_KEY_FILE";
 
-/// The sealer the environment names: KMS under `SCOREHOOK_KMS_KEY_ID` (its
+/// The sealer the settings name: KMS under `SCOREHOOK_KMS_KEY_ID` (its
 /// endpoint from the AWS configuration, e.g. `AWS_ENDPOINT_URL_KMS`), else
 /// the key file `SCOREHOOK_SECRETS_KEY_FILE`, else `default_file` (made
 /// if missing). With none of them, tenant secrets could not be sealed, and
 /// the process must not start.
-pub async fn sealer_from_env(
+pub async fn configured_sealer(
     store: &DynamoStore,
     aws: &aws_config::SdkConfig,
+    settings: &crate::settings::Settings,
     default_file: Option<&Path>,
 ) -> Result<Sealer, StoreError> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    if let Some(key_id) = var(KMS_KEY_VAR) {
-        return sealer(store, &aws_sdk_kms::Client::new(aws), key_id.trim()).await;
+    if let Some(key_id) = settings.kms_key_id() {
+        return sealer(store, &aws_sdk_kms::Client::new(aws), &key_id).await;
     }
-    match var(KEY_FILE_VAR).map(std::path::PathBuf::from).as_deref().or(default_file) {
+    match settings.secrets_key_file().as_deref().or(default_file) {
         Some(file) => Sealer::from_key_file(file),
         None => Err(StoreError::Unavailable(format!(
             "no key to seal tenant secrets with: set {KMS_KEY_VAR} (AWS KMS) or {KEY_FILE_VAR} (a local key file)"

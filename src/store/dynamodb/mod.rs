@@ -60,6 +60,14 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 pub const DEFAULT_EVENT_RETENTION: TimeDelta = TimeDelta::days(90);
 /// The environment variable that sets the history retention, in days.
 pub const HISTORY_DAYS_VAR: &str = "SCOREHOOK_HISTORY_DAYS";
+
+/// `SCOREHOOK_HISTORY_DAYS`'s value: whole days from 1 to 3650.
+pub fn history_retention(raw: &str) -> Result<TimeDelta, String> {
+    match raw.trim().parse::<i64>() {
+        Ok(days @ 1..=3650) => Ok(TimeDelta::days(days)),
+        _ => Err(format!("{HISTORY_DAYS_VAR} must be a whole number of days from 1 to 3650, not {raw:?}")),
+    }
+}
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
 
@@ -179,12 +187,11 @@ impl DynamoStore {
         self
     }
 
-    /// Applies `SCOREHOOK_HISTORY_DAYS` (1-3650) when set.
-    pub fn with_history_retention_from_env(self) -> Result<Self, String> {
-        let Ok(raw) = std::env::var(HISTORY_DAYS_VAR) else { return Ok(self) };
-        match raw.trim().parse::<i64>() {
-            Ok(days @ 1..=3650) => Ok(self.with_history_retention(TimeDelta::days(days))),
-            _ => Err(format!("{HISTORY_DAYS_VAR} must be a whole number of days from 1 to 3650, not {raw:?}")),
+    /// Keeps them for `retention` when given, else the default.
+    pub fn with_history_retention_if(self, retention: Option<TimeDelta>) -> Self {
+        match retention {
+            Some(retention) => self.with_history_retention(retention),
+            None => self,
         }
     }
 
