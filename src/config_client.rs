@@ -232,6 +232,16 @@ pub async fn plan(remote: &Remote, file: &TenantFile, update_secrets: bool) -> R
     Ok(plan)
 }
 
+impl Plan {
+    /// The profiles the plan publishes (each then recomputes over stored history).
+    pub fn published(&self) -> impl Iterator<Item = &ProfileId> {
+        self.steps.iter().filter_map(|step| match step {
+            Step::Profile { id, .. } => Some(id),
+            _ => None,
+        })
+    }
+}
+
 /// A plan step naming something its file does not hold: a plan made from another file.
 fn not_in_file(kind: &str, id: &str) -> ClientError {
     ClientError::Plan(format!("the plan names {kind} {id}, which the file does not hold"))
@@ -361,4 +371,90 @@ pub async fn replay(
         remote.call(Method::POST, &format!("/v1/tenants/{tenant}/actions/{id}/replay"), None).await?;
     }
     Ok(ids)
+}
+
+/// How far a profile's recompute (after a publish) has come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub profile: ProfileId,
+    pub version: u64,
+    /// `running`, `done` or `cancelled`.
+    pub status: String,
+    pub done: u64,
+    /// `None` until the job has counted the tenant's contacts.
+    pub total: Option<u64>,
+    /// At the pace so far, what is left; `None` until both are known.
+    pub eta: Option<std::time::Duration>,
+}
+
+impl Progress {
+    /// The recompute in a `GET …/profiles/{p}` answer, at `now`; `None` without one.
+    pub fn of(profile: &ProfileId, answer: &Value, now: chrono::DateTime<chrono::Utc>) -> Option<Self> {
+        let job = answer.get("recompute").filter(|j| j.is_object())?;
+        let done = job["contacts_done"].as_u64().unwrap_or(0);
+        let total = job["contacts_total"].as_u64();
+        let started: Option<chrono::DateTime<chrono::Utc>> = job["started_at"].as_str().and_then(|s| s.parse().ok());
+        let elapsed = started.map(|at| (now - at).to_std().unwrap_or_default());
+        let eta = match (total, elapsed) {
+            (Some(total), Some(elapsed)) if done > 0 && total > done => {
+                Some(elapsed.mul_f64((total - done) as f64 / done as f64))
+            }
+            (Some(total), Some(_)) if total <= done => Some(std::time::Duration::ZERO),
+            _ => None,
+        };
+        Some(Self {
+            profile: profile.clone(),
+            version: job["version"].as_u64().unwrap_or(0),
+            status: job["status"].as_str().unwrap_or("running").to_owned(),
+            done,
+            total,
+            eta,
+        })
+    }
+
+    pub fn running(&self) -> bool {
+        self.status == "running"
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "recompute of {} v{}: {}", self.profile, self.version, self.done)?;
+        if let Some(total) = self.total {
+            let percent = (self.done.min(total) * 100).checked_div(total).unwrap_or(100);
+            write!(f, "/{total} contacts ({percent}%)")?;
+        } else {
+            write!(f, " contacts")?;
+        }
+        match (self.running(), self.eta) {
+            (true, Some(eta)) => write!(f, ", about {}s left", eta.as_secs().max(1)),
+            (true, None) => Ok(()),
+            (false, _) => write!(f, ", {}", self.status),
+        }
+    }
+}
+
+/// Follows the recompute of each profile until it ends, reporting its
+/// progress every `every`; the last report of each.
+pub async fn follow_recomputes(
+    remote: &Remote,
+    tenant: &TenantId,
+    profiles: &[ProfileId],
+    every: std::time::Duration,
+    mut report: impl FnMut(&Progress),
+) -> Result<Vec<Progress>, ClientError> {
+    let mut last = Vec::new();
+    for profile in profiles {
+        loop {
+            let answer = remote.get(&format!("/v1/tenants/{tenant}/profiles/{profile}")).await?;
+            let Some(progress) = answer.and_then(|a| Progress::of(profile, &a, chrono::Utc::now())) else { break };
+            report(&progress);
+            if !progress.running() {
+                last.push(progress);
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+    Ok(last)
 }

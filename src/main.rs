@@ -80,6 +80,9 @@ enum Command {
         /// Also send webhook secrets and CRM credentials of existing tenants (write-only, never compared).
         #[arg(long)]
         update_secrets: bool,
+        /// With --yes: follow the recompute of each profile published, with done/total and an ETA, until it ends.
+        #[arg(long, requires = "yes")]
+        wait: bool,
     },
     /// Print a tenant's configuration as a tenant file (without secrets).
     Export {
@@ -217,7 +220,7 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
             }
             local.serve(listener, true, shutdown_signal()).await.map_err(|e| e.to_string())
         }
-        Command::Apply { path, url, yes, update_secrets } => {
+        Command::Apply { path, url, yes, update_secrets, wait } => {
             let remote = Remote::new(&url, admin_token()?.as_ref().map_or("", |t| t.expose()));
             let files = read_tenant_files(&path).map_err(|e| e.to_string())?;
             let mut changes = 0;
@@ -233,6 +236,13 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
                         .map_err(|e| format!("{}: {e}", file.display()))?;
                     if let Some(created) = created {
                         print_created(&doc.tenant, &created.token, created.signing_secret.as_deref());
+                    }
+                    if wait {
+                        let published: Vec<_> = plan.published().cloned().collect();
+                        let every = std::time::Duration::from_secs(1);
+                        config_client::follow_recomputes(&remote, &doc.tenant, &published, every, |p| println!("{p}"))
+                            .await
+                            .map_err(|e| format!("{}: {e}", file.display()))?;
                     }
                 }
             }

@@ -46,6 +46,9 @@ pub(super) struct JobOut {
     /// Of `contacts_done`, those whose stored record could not be read or
     /// committed: quarantined and passed over (see `GET /v1/quarantine`).
     contacts_skipped: u64,
+    /// The subjects it goes through, counted when it started (`null` until then, and for a trigger applied to
+    /// existing subjects): `contacts_done` of `contacts_total` is its progress.
+    contacts_total: Option<u64>,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
 }
@@ -58,6 +61,7 @@ impl From<&RecomputeJob> for JobOut {
             contacts_done: job.contacts_done,
             contacts_changed: job.contacts_changed,
             contacts_skipped: job.contacts_skipped,
+            contacts_total: job.contacts_total,
             started_at: job.started_at,
             finished_at: job.finished_at,
         }

@@ -60,6 +60,7 @@ impl Service {
             contacts_done: 0,
             contacts_changed: 0,
             contacts_skipped: 0,
+            contacts_total: None,
             started_at: self.clock.now(),
             finished_at: None,
             revision: 0,
@@ -143,6 +144,9 @@ impl Service {
         catalog.profiles.retain(|p| p.id != profile.id);
         catalog.profiles.push(profile.clone());
 
+        if job.contacts_total.is_none() {
+            job.contacts_total = Some(self.store.count_subjects(&job.tenant, profile.subject).await?);
+        }
         let contacts = self.store.contacts(&job.tenant, job.after.as_ref(), RECOMPUTE_BATCH).await?;
         // The batch's contacts at once, each under its own queue: their
         // commits then share the store's transactions (the embedded store's

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::interaction::{Interaction, Recorded};
 use crate::engine::ledger::{ContactState, LedgerEntry};
 use crate::engine::points::Points;
-use crate::engine::profile::ProfileRecord;
+use crate::engine::profile::{ProfileRecord, SubjectKind};
 use crate::engine::trigger::TriggerSpec;
 use crate::ids::{ActionId, ContactId, ProfileId, TenantId, TriggerId};
 use crate::outbox::{ActionStatus, OutboxItem};
@@ -131,6 +131,11 @@ pub struct RecomputeJob {
     /// committed: quarantined and passed over (`GET /v1/quarantine`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub contacts_skipped: u64,
+    /// How many subjects of the profile's kind the tenant had when the job
+    /// counted them (its first step): what `contacts_done` goes up to,
+    /// give or take subjects created meanwhile. `None` until counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts_total: Option<u64>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Save counter: `save_job` writes `revision + 1` only over `revision`.
@@ -308,6 +313,22 @@ pub trait Store: Send + Sync {
         after: Option<&ContactId>,
         limit: usize,
     ) -> Result<Vec<ContactId>, StoreError>;
+
+    /// How many of the tenant's subjects are of `kind`: a recompute's total.
+    /// Pages through `contacts` (ids only); an adapter that can count
+    /// without reading each id may override it.
+    async fn count_subjects(&self, tenant: &TenantId, kind: SubjectKind) -> Result<u64, StoreError> {
+        const PAGE: usize = 1000;
+        let (mut after, mut count) = (None, 0u64);
+        loop {
+            let page = self.contacts(tenant, after.as_ref(), PAGE).await?;
+            count += page.iter().filter(|subject| SubjectKind::of(subject) == kind).count() as u64;
+            if page.len() < PAGE {
+                return Ok(count);
+            }
+            after = page.last().cloned();
+        }
+    }
 
     /// Saves a recompute job as revision `job.revision + 1`, only if the
     /// stored one is at `job.revision` (0: none stored); else `Conflict`.

@@ -97,3 +97,35 @@ async fn an_export_applies_back_to_no_changes() {
     let (ok, _, err) = scorehook(&app, &["export", "--tenant", "nobody"]).await;
     assert!(!ok && err.contains("tenant nobody not found"), "{err}");
 }
+
+#[tokio::test]
+async fn apply_wait_follows_the_recompute_to_its_end_with_done_of_total() {
+    let app = TestApp::spawn_with_executor().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.json");
+    std::fs::write(&file, tenant_file(1).to_string()).unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, _, err) = scorehook(&app, &["apply", "-f", path, "--yes"]).await;
+    assert!(ok, "{err}");
+    for contact in ["ana", "ben", "cy"] {
+        let event = crate::support::interaction(&format!("open-{contact}"), "email.opened", contact);
+        assert_eq!(app.post_webhook("acme", &event).await.0, StatusCode::ACCEPTED);
+    }
+
+    std::fs::write(&file, tenant_file(2).to_string()).unwrap();
+    let args = ["apply", "-f", path, "--yes", "--wait"];
+    let wait = scorehook(&app, &args);
+    let (ok, out, err) = tokio::time::timeout(std::time::Duration::from_secs(60), wait).await.expect("it ends");
+    assert!(ok, "{err}");
+    let last = out.lines().rfind(|l| l.starts_with("recompute of engagement v2")).unwrap_or_default();
+    assert_eq!(last, "recompute of engagement v2: 3/3 contacts (100%), done", "{out}");
+    let (_, profile) = app.admin(Method::GET, "/v1/tenants/acme/profiles/engagement", None).await;
+    assert_eq!(
+        (profile["recompute"]["contacts_total"].clone(), profile["recompute"]["status"].clone()),
+        (json!(3), json!("done"))
+    );
+    assert_eq!(app.score("acme", "ana").await, Some(json!(2)), "rescored at the new points");
+
+    let (ok, _, err) = scorehook(&app, &["apply", "-f", path, "--wait"]).await;
+    assert!(!ok && err.contains("--yes"), "--wait needs --yes: {err}");
+}
