@@ -25,7 +25,7 @@ use crate::tenant::Secret;
 
 /// The settings of every process. Each is a flag of `scorehook` too
 /// (`--admin-token`, …), but is meant to be set in the environment.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Clone, Default, clap::Args)]
 pub struct Settings {
     /// The operator token: every route of every tenant; at least 32 characters. Unset: tenant tokens only.
     #[arg(long, global = true, env = "SCOREHOOK_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
@@ -78,6 +78,23 @@ pub struct Settings {
     /// DynamoDB without KMS: a 32-byte key file that seals tenant secrets (made 0600 if missing).
     #[arg(long, global = true, env = "SCOREHOOK_SECRETS_KEY_FILE", value_name = "PATH")]
     pub secrets_key_file: Option<PathBuf>,
+}
+
+/// Everything but the secrets, which print as `***`.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |value: &Option<String>| value.as_ref().map(|_| "***");
+        f.debug_struct("Settings")
+            .field("admin_token", &secret(&self.admin_token))
+            .field("alert_secret", &secret(&self.alert_secret))
+            .field("admin_token_parameter", &self.admin_token_parameter)
+            .field("allow_private_targets", &self.allow_private_targets)
+            .field("public_url", &self.public_url)
+            .field("alert_url", &self.alert_url.as_deref().map(crate::crm::egress::redact_query))
+            .field("table", &self.table)
+            .field("dynamodb_endpoint", &self.dynamodb_endpoint)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The settings alone, for processes without a command line (Lambda).
@@ -212,6 +229,18 @@ mod tests {
         assert!(alert.check().unwrap_err().contains("SCOREHOOK_ALERT_SECRET"));
         let format = Settings { log_format: Some("xml".into()), ..Settings::default() };
         assert!(format.check().unwrap_err().contains("SCOREHOOK_LOG_FORMAT"));
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let settings = Settings {
+            admin_token: Some("operator-token-0123456789abcdef0123".into()),
+            alert_secret: Some("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0".into()),
+            ..Settings::default()
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("operator-token") && !printed.contains("whsec_"), "{printed}");
+        assert!(printed.contains("***"), "{printed}");
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub enum ActionSpec {
         stage: String,
         #[serde(default)]
         allow_backwards: bool,
-        /// The CRM user on whose behalf the move is recorded.
+        /// The CRM user the move is for: Bitrix24 makes it as that user (their
+        /// own webhook); Pipedrive and HighLevel, whose APIs record the
+        /// token's user, assign the deal to them; the others ignore it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         as_user: Option<String>,
     },

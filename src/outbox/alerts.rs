@@ -82,9 +82,16 @@ impl Alerts {
     }
 
     /// Sends the notice `attempt` calls for, unless this tenant's notice of
-    /// that cause was already sent this hour (by any process).
+    /// that cause was already sent this hour (by any process). The hour is
+    /// claimed before the notice is sent, so there is never a second one;
+    /// a notice that then fails is logged, and not sent again that hour.
+    /// `item` is the action as saved: an attempt recorded onto a copy
+    /// changed meanwhile (a replay) does not report it dead.
     pub async fn after(&self, store: &dyn Store, http: &reqwest::Client, item: &OutboxItem, attempt: &Attempt) {
         let Some(cause) = Cause::of(attempt) else { return };
+        if cause == Cause::DeadAction && item.status != ActionStatus::Dead {
+            return;
+        }
         let hour = attempt.at.timestamp().div_euclid(3600);
         let claim = format!("alert\u{1f}{}\u{1f}{}\u{1f}{hour}", item.tenant, cause.as_str());
         let until = attempt.at + TimeDelta::hours(2);

@@ -63,6 +63,10 @@ impl TenantInput {
                 let message = "a Standard Webhooks secret: whsec_ and the base64 of 24 to 64 random bytes";
                 return Err(ServiceError::invalid("signing_secret", message));
             }
+            // Actions signed with what webhooks are checked with could be replayed into scorehook.
+            if self.webhook_secret.as_ref() == Some(secret) {
+                return Err(ServiceError::invalid("signing_secret", "must differ from webhook_secret"));
+            }
         }
         if let Some(url) = &self.actions_url {
             check_target(egress, "actions_url", url)?;
@@ -162,6 +166,9 @@ impl Service {
                 record.crm = input.crm;
                 if let Some(secret) = input.signing_secret {
                     record.set_signing_secret(secret, now);
+                }
+                if record.signing_secret.as_ref() == Some(&record.webhook_secret) {
+                    return Err(ServiceError::invalid("signing_secret", "must differ from webhook_secret"));
                 }
                 record.updated_at = now;
                 self.save_tenant(&mut record).await?;

@@ -19,6 +19,7 @@ use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use hmac::Mac;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use serde_json::{Map, Value};
 
@@ -39,6 +40,8 @@ const PREVIOUS_SIGNING_SECRET: &str = "previous_signing_secret";
 
 pub struct Sealer {
     key: LessSafeKey,
+    /// Names the key without giving it away: a keyed hash of a fixed text.
+    fingerprint: String,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -61,7 +64,15 @@ impl Sealer {
     pub fn from_key(bytes: &[u8]) -> Result<Self, StoreError> {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| StoreError::Unavailable(format!("a sealing key is {KEY_LEN} bytes, not {}", bytes.len())))?;
-        Ok(Self { key: LessSafeKey::new(unbound) })
+        let check = crate::keyed_hash::keyed(bytes, &[b"scorehook sealing key check"]).finalize().into_bytes();
+        Ok(Self { key: LessSafeKey::new(unbound), fingerprint: hex::encode(&check[..16]) })
+    }
+
+    /// What tells this key from another (stored beside what it sealed, so a
+    /// process with the wrong key can refuse to start instead of failing on
+    /// every tenant).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The key in `path`, made there (32 random bytes, mode 0600) if the

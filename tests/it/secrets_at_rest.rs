@@ -194,3 +194,37 @@ async fn on_dynamodb_the_tenant_item_holds_no_secret_and_another_process_opens_t
     let still = raw("TENANT", "T#acme").await.unwrap();
     assert_eq!(still["doc"], item["doc"], "the refused save changed nothing");
 }
+
+#[tokio::test]
+async fn a_table_refuses_a_key_other_than_the_one_its_secrets_are_sealed_with() {
+    let (Some(endpoint), Some(kms_table), Some(file_table)) = (endpoint(), fresh_store().await, fresh_store().await)
+    else {
+        return;
+    };
+    let (kms, key_id) = kms_key(&endpoint).await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let with_file = |name: &str| scorehook::settings::Settings {
+        secrets_key_file: Some(dir.path().join(name)),
+        ..Default::default()
+    };
+    let with_kms = scorehook::settings::Settings { kms_key_id: Some(key_id.clone()), ..Default::default() };
+    let open = |table: &DynamoStore| DynamoStore::new(table.client().clone(), table.table().to_owned());
+
+    // A KMS-sealed table: a key file is refused, naming KMS.
+    data_key::sealer(&open(&kms_table), &kms, &key_id).await.unwrap();
+    let refused = data_key::configured_sealer(&open(&kms_table), &aws, &with_file("a.key"), None).await.unwrap_err();
+    assert!(refused.to_string().contains("SCOREHOOK_KMS_KEY_ID"), "{refused}");
+
+    // A key-file table: its first key stands; another file, or KMS, is refused.
+    data_key::configured_sealer(&open(&file_table), &aws, &with_file("a.key"), None).await.unwrap();
+    data_key::configured_sealer(&open(&file_table), &aws, &with_file("a.key"), None).await.unwrap();
+    let other = data_key::configured_sealer(&open(&file_table), &aws, &with_file("b.key"), None).await.unwrap_err();
+    assert!(other.to_string().contains("another key file"), "{other}");
+    let kms_on_file = data_key::configured_sealer(&open(&file_table), &aws, &with_kms, None).await.unwrap_err();
+    assert!(kms_on_file.to_string().contains("sealed with a key file"), "{kms_on_file}");
+}

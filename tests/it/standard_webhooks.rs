@@ -190,6 +190,12 @@ async fn a_tenant_stored_before_signing_secrets_keeps_the_old_signature_until_it
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
     assert_eq!(refused["error"]["path"], "signing_secret");
     assert_eq!(store.tenant(&id).await.unwrap().unwrap().signing_secret, None);
+    // Nor may it be the secret webhooks are checked with: its actions could be replayed inbound.
+    let same = json!({"provider": "generic", "actions_url": crm.url, "webhook_secret": SIGNING_SECRET,
+                      "signing_secret": SIGNING_SECRET});
+    let (status, refused) = app.admin(Method::PUT, "/v1/tenants/acme", Some(same)).await;
+    assert_eq!((status, &refused["error"]["path"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("signing_secret")));
+    assert_eq!(store.tenant(&id).await.unwrap().unwrap().signing_secret, None);
 
     // Set: both signatures for a day, so the receiver can switch without refusing a delivery.
     let (status, set) = app.admin(Method::PUT, "/v1/tenants/acme", Some(put(SIGNING_SECRET))).await;

@@ -112,8 +112,15 @@ fn the_custom_metric_alarms_watch_metrics_the_code_emits_for_every_provider() {
             .collect()
     };
     let dead = stat_of("DeadActionAlarm");
-    let providers = ["generic", "hubspot", "highlevel", "activecampaign", "bitrix24", "pipedrive"];
+    // Every provider label the metric takes, "unknown" (a tenant gone or unreadable) included.
+    let providers = ["generic", "hubspot", "highlevel", "activecampaign", "bitrix24", "pipedrive", "unknown"];
     assert_eq!(dead.len(), providers.len(), "one series per provider");
+    let sum = resources["DeadActionAlarm"]["Properties"]["Metrics"][0]["Expression"].as_str().unwrap().to_owned();
+    assert!(providers.iter().all(|p| sum.contains(&format!("FILL({p}, 0)"))), "{sum}");
+    assert!(
+        template["Globals"]["Function"]["LoggingConfig"]["ApplicationLogLevel"].is_null(),
+        "Lambda would drop the EMF lines (they have no level) below an application log level"
+    );
     for provider in providers {
         let series = dead.iter().find(|m| m["Dimensions"][0]["Value"] == provider).expect(provider);
         assert_eq!(series["Namespace"], "scorehook");

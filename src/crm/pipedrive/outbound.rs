@@ -66,11 +66,10 @@ pub async fn deliver(reach: Reach<'_>, tenant: &TenantRecord, item: &OutboxItem)
     }
 }
 
-/// `PATCH /api/v2/deals/{id}` with a numeric `stage_id` (the pipeline follows
-/// the stage). A stage given by name is looked up in the (numeric) pipeline.
-/// `PATCH /api/v2/deals/{deal}` with the stage; `as_user` (a user id) also
-/// makes that user the deal's owner, the one user field a change records:
-/// the API attributes the change itself to the token's user.
+/// `PATCH /api/v2/deals/{deal}` with a numeric `stage_id` (the pipeline
+/// follows the stage; a stage given by name is looked up in the numeric
+/// pipeline). The API attributes the change to the token's user, so
+/// `as_user` (a user id) makes that user the deal's owner in the same call.
 async fn move_stage(
     api: &CrmApi<'_>,
     item: &OutboxItem,

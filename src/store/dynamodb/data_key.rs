@@ -22,6 +22,9 @@ const PK: &str = "_scorehook";
 const SK: &str = "DATA_KEY#1";
 const WRAPPED: &str = "wrapped";
 const KEY_ID: &str = "kms_key_id";
+/// The item naming the key file the table's secrets are sealed with (its fingerprint).
+const CHECK_SK: &str = "KEY_FILE#1";
+const FINGERPRINT: &str = "fingerprint";
 
 /// The KMS key (id, ARN or alias) the table's data key is made under.
 pub const KMS_KEY_VAR: &str = "SCOREHOOK_KMS_KEY_ID";
@@ -40,14 +43,50 @@ pub async fn configured_sealer(
     default_file: Option<&Path>,
 ) -> Result<Sealer, StoreError> {
     if let Some(key_id) = settings.kms_key_id() {
+        if stored_check(store).await?.is_some() {
+            return Err(StoreError::Unavailable(format!(
+                "this table's tenant secrets are sealed with a key file, not KMS: unset {KMS_KEY_VAR} and set \
+                 {KEY_FILE_VAR} to that file"
+            )));
+        }
         return sealer(store, &aws_sdk_kms::Client::new(aws), &key_id).await;
     }
-    match settings.secrets_key_file().as_deref().or(default_file) {
-        Some(file) => Sealer::from_key_file(file),
-        None => Err(StoreError::Unavailable(format!(
+    let Some(file) = settings.secrets_key_file().or_else(|| default_file.map(Path::to_path_buf)) else {
+        return Err(StoreError::Unavailable(format!(
             "no key to seal tenant secrets with: set {KMS_KEY_VAR} (AWS KMS) or {KEY_FILE_VAR} (a local key file)"
-        ))),
+        )));
+    };
+    if let Some(item) = store.get(key(PK.to_owned(), SK)).await? {
+        let made_under = item.get(KEY_ID).and_then(|v| v.as_s().ok()).map_or("a KMS key", String::as_str);
+        return Err(StoreError::Unavailable(format!(
+            "this table's tenant secrets are sealed with its KMS data key (made under {made_under}): set \
+             {KMS_KEY_VAR} instead of a key file"
+        )));
     }
+    let sealer = Sealer::from_key_file(&file)?;
+    checked(store, sealer).await
+}
+
+/// A key file's sealer, if it is the one the table's secrets are sealed
+/// with: the first to seal stores its fingerprint, any other key is refused.
+async fn checked(store: &DynamoStore, sealer: Sealer) -> Result<Sealer, StoreError> {
+    let mut item = key(PK.to_owned(), CHECK_SK);
+    item.insert(FINGERPRINT.to_owned(), AttributeValue::S(sealer.fingerprint().to_owned()));
+    if !store.put_if(item, PutIf::Absent).await? {
+        let stored = stored_check(store).await?;
+        if stored.as_deref() != Some(sealer.fingerprint()) {
+            return Err(StoreError::Unavailable(format!(
+                "this table's tenant secrets are sealed with another key file than {KEY_FILE_VAR} names: use that one"
+            )));
+        }
+    }
+    Ok(sealer)
+}
+
+/// The fingerprint of the key file the table's secrets are sealed with, if any.
+async fn stored_check(store: &DynamoStore) -> Result<Option<String>, StoreError> {
+    let item = store.get(key(PK.to_owned(), CHECK_SK)).await?;
+    Ok(item.and_then(|i| i.get(FINGERPRINT).and_then(|v| v.as_s().ok()).cloned()))
 }
 
 /// The table's sealer: its data key unwrapped by KMS, or, the first time,
