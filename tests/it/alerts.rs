@@ -75,3 +75,17 @@ async fn one_signed_notice_per_tenant_cause_and_hour() {
     assert_eq!(next_hour.len(), 1, "the next hour's notice");
     assert_eq!(next_hour[0].body["type"], "action.dead");
 }
+
+#[tokio::test]
+async fn the_embedded_store_forgets_claims_a_day_past_their_end() {
+    use scorehook::store::Store;
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = scorehook::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    let at: chrono::DateTime<chrono::Utc> = "2026-12-07T10:00:00Z".parse().unwrap();
+    assert!(store.claim("alert\u{1f}acme\u{1f}action.dead\u{1f}1", at).await.unwrap());
+    assert!(!store.claim("alert\u{1f}acme\u{1f}action.dead\u{1f}1", at).await.unwrap(), "taken");
+    // A claim taken more than a day after the first one's end forgets it.
+    assert!(store.claim("alert\u{1f}acme\u{1f}action.dead\u{1f}2", at + TimeDelta::hours(25)).await.unwrap());
+    assert!(store.claim("alert\u{1f}acme\u{1f}action.dead\u{1f}1", at).await.unwrap(), "forgotten, so free again");
+    assert!(!store.claim("alert\u{1f}acme\u{1f}action.dead\u{1f}2", at).await.unwrap(), "the recent one is kept");
+}

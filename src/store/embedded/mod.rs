@@ -75,6 +75,8 @@ const UNMAPPED: Table = TableDefinition::new("unmapped");
 const QUARANTINE: Table = TableDefinition::new("quarantine");
 /// key → until: claims taken once (`Store::claim`: operator alerts' hours).
 const CLAIMS: Table = TableDefinition::new("claims");
+/// How many claims one new claim looks at for expired ones to forget.
+const CLAIMS_SCANNED: usize = 64;
 
 const ALL_TABLES: [Table; 16] = [
     TENANTS, PROFILES, TRIGGERS, CONTACTS, EVENTS, HISTORY, JOBS, LEDGER, SCORES, OUTBOX, OUTBOX_DUE, OUTBOX_LOG,
@@ -746,13 +748,26 @@ impl Store for EmbeddedStore {
     }
 
     async fn claim(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (row, until) = (key.to_owned(), encode(&StoredInstant(Some(until)))?);
+        let (row, until_bytes) = (key.to_owned(), encode(&StoredInstant(Some(until)))?);
+        // Claims past their `until` are forgotten as new ones are taken
+        // (a few at a time), so the table holds about one period's worth.
+        let cutoff = until - chrono::TimeDelta::days(1);
         self.write(move |tables| {
             let table = tables.open(CLAIMS)?;
             if table.get(row.as_str()).map_err(unavailable)?.is_some() {
                 return Ok(false);
             }
-            table.insert(row.as_str(), until.as_slice()).map_err(unavailable)?;
+            let mut expired = Vec::new();
+            for entry in table.iter().map_err(unavailable)?.take(CLAIMS_SCANNED) {
+                let (k, v) = entry.map_err(unavailable)?;
+                if decode::<StoredInstant>(v.value())?.0.is_some_and(|at| at < cutoff) {
+                    expired.push(k.value().to_owned());
+                }
+            }
+            for old in &expired {
+                table.remove(old.as_str()).map_err(unavailable)?;
+            }
+            table.insert(row.as_str(), until_bytes.as_slice()).map_err(unavailable)?;
             Ok(true)
         })
         .await
