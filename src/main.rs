@@ -117,7 +117,7 @@ enum Command {
         /// A profile spec (JSON, as PUT …/profiles/{p} takes it); its file name is the profile id.
         #[arg(long)]
         profile: PathBuf,
-        /// Interactions, one JSON object per line.
+        /// Interactions, one JSON object per line (`-`: read them from standard input).
         #[arg(long)]
         events: PathBuf,
         /// Triggers to count: a JSON object of trigger id → trigger spec.
@@ -301,7 +301,18 @@ async fn run(command: Command, settings: &Settings) -> Result<(), String> {
                     .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
-            let run = OfflineRun { profile: &profile, events: &events, triggers: triggers.as_deref(), band, top, now };
+            // Progress on stderr (stdout is the report), every 100,000 events read and contacts replayed.
+            let progress = |line: &str| eprintln!("simulate: {line}");
+            let run = OfflineRun {
+                profile: &profile,
+                events: &events,
+                triggers: triggers.as_deref(),
+                band,
+                top,
+                now,
+                progress: Some(&progress),
+                progress_every: 100_000,
+            };
             let report = offline::simulate(&run).map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             Ok(())

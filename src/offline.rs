@@ -1,8 +1,10 @@
-//! `scorehook simulate`: a profile run over interactions from files, with
-//! no server and no store. The same replay and report as the simulate
-//! endpoint, for tuning rules against an export of past events.
+//! `scorehook simulate`: a profile run over interactions from files (or
+//! standard input), with no server and no store. The same replay and report
+//! as the simulate endpoint, for tuning rules against an export of past
+//! events; a long run reports its progress as it goes.
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -26,9 +28,9 @@ pub enum OfflineError {
 }
 
 /// What to simulate: a profile file (a profile spec as the API takes it),
-/// a JSON Lines file of interactions, and optionally a file of triggers
-/// (`{"<id>": {trigger spec}, …}`).
-#[derive(Debug, Clone)]
+/// a JSON Lines file of interactions (`-`: standard input), and optionally
+/// a file of triggers (`{"<id>": {trigger spec}, …}`).
+#[derive(Clone)]
 pub struct OfflineRun<'a> {
     pub profile: &'a Path,
     pub events: &'a Path,
@@ -37,6 +39,19 @@ pub struct OfflineRun<'a> {
     pub top: usize,
     /// The instant scores are reported at (expiry and decay count up to it).
     pub now: DateTime<Utc>,
+    /// Told how far the run has come every `progress_every` events read
+    /// and contacts replayed (a line such as `120000 events read`).
+    pub progress: Option<&'a dyn Fn(&str)>,
+    pub progress_every: usize,
+}
+
+/// The events' lines: the file, or standard input for `-`.
+fn event_lines(path: &Path) -> Result<Box<dyn BufRead>, OfflineError> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let file = std::fs::File::open(path).map_err(|source| OfflineError::Read { path: path.to_owned(), source })?;
+    Ok(Box::new(std::io::BufReader::new(file)))
 }
 
 fn read(path: &Path) -> Result<String, OfflineError> {
@@ -70,13 +85,22 @@ pub fn simulate(run: &OfflineRun<'_>) -> Result<Simulation, OfflineError> {
     }
     let triggers = score_triggers_on(&triggers, &id);
 
+    let report = |done: usize, what: &str| {
+        if let Some(progress) =
+            run.progress.filter(|_| run.progress_every > 0 && done.is_multiple_of(run.progress_every))
+        {
+            progress(&format!("{done} {what}"));
+        }
+    };
     let mut by_contact: BTreeMap<ContactId, Vec<Recorded>> = BTreeMap::new();
-    for (number, line) in read(run.events)?.lines().enumerate() {
+    for (number, line) in event_lines(run.events)?.lines().enumerate() {
+        let line = line.map_err(|source| OfflineError::Read { path: run.events.to_owned(), source })?;
+        report(number + 1, "events read");
         if line.trim().is_empty() {
             continue;
         }
         let interaction: Interaction =
-            serde_json::from_str(line).map_err(|e| invalid(run.events, format!("line {}: {e}", number + 1)))?;
+            serde_json::from_str(&line).map_err(|e| invalid(run.events, format!("line {}: {e}", number + 1)))?;
         // A deal profile scores each deal on the interactions naming it.
         let subject = match (profile.subject, &interaction.deal_id) {
             (SubjectKind::Contact, _) => interaction.contact_id.clone(),
@@ -86,12 +110,15 @@ pub fn simulate(run: &OfflineRun<'_>) -> Result<Simulation, OfflineError> {
         let recorded = Recorded { received_at: interaction.occurred_at, interaction };
         by_contact.entry(subject).or_default().push(recorded);
     }
+    let contacts = by_contact.len();
     let results: Vec<_> = by_contact
         .into_iter()
-        .map(|(contact, mut history)| {
+        .enumerate()
+        .map(|(done, (contact, mut history))| {
             // A file is history in the order things happened.
             history.sort_by_key(|r| r.received_at);
             let replayed = replay(&profile, &triggers, &contact, &history, run.now);
+            report(done + 1, &format!("of {contacts} contacts replayed"));
             (contact, replayed)
         })
         .collect();
@@ -119,10 +146,21 @@ mod tests {
             .collect();
         std::fs::write(&events, lines.join("\n")).unwrap();
         let now = "2026-11-23T00:00:00Z".parse().unwrap();
-        let run =
-            OfflineRun { profile: &profile, events: &events, triggers: None, band: Points::whole(1), top: 5, now };
+        let told = std::cell::RefCell::new(Vec::new());
+        let progress = |line: &str| told.borrow_mut().push(line.to_owned());
+        let run = OfflineRun {
+            profile: &profile,
+            events: &events,
+            triggers: None,
+            band: Points::whole(1),
+            top: 5,
+            now,
+            progress: Some(&progress),
+            progress_every: 2,
+        };
         let report = serde_json::to_value(simulate(&run).unwrap()).unwrap();
         assert_eq!(report["contacts"], 2, "two deals; the interaction without a deal is ignored");
         assert_eq!(report["top"], serde_json::json!([{"deal_id": "d1", "score": 4}, {"deal_id": "d2", "score": 2}]));
+        assert_eq!(*told.borrow(), ["2 events read", "4 events read", "2 of 2 contacts replayed"]);
     }
 }

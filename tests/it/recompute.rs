@@ -238,3 +238,27 @@ fn the_simulate_command_reports_over_a_file_of_interactions() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--band must be positive"));
 }
+
+/// The same run with its interactions on standard input (`--events -`).
+#[test]
+fn the_simulate_command_reads_interactions_from_standard_input() {
+    let args = ["simulate", "--profile", "examples/simulate/engagement.json", "--band", "5", "--top", "2"];
+    let at = ["--at", "2026-11-23T00:00:00Z", "--triggers", "examples/simulate/triggers.json"];
+    let from_file = std::process::Command::new(env!("CARGO_BIN_EXE_scorehook"))
+        .args(args)
+        .args(at)
+        .args(["--events", "examples/simulate/events.jsonl"])
+        .output()
+        .unwrap();
+    let from_stdin = std::process::Command::new(env!("CARGO_BIN_EXE_scorehook"))
+        .args(args)
+        .args(at)
+        .args(["--events", "-"])
+        .stdin(std::fs::File::open("examples/simulate/events.jsonl").unwrap())
+        .output()
+        .unwrap();
+    assert!(from_stdin.status.success(), "{}", String::from_utf8_lossy(&from_stdin.stderr));
+    let report: Value = serde_json::from_slice(&from_stdin.stdout).unwrap();
+    assert_eq!(report["contacts"], 4);
+    assert_eq!(from_stdin.stdout, from_file.stdout, "the same report either way");
+}
