@@ -57,6 +57,9 @@ pub struct Settings {
     /// The whsec_ secret that signs the alert notices (required with SCOREHOOK_ALERT_URL).
     #[arg(long, global = true, env = "SCOREHOOK_ALERT_SECRET", hide_env_values = true, value_name = "SECRET")]
     pub alert_secret: Option<String>,
+    /// Lambda: the SSM SecureString holding the alert secret, when SCOREHOOK_ALERT_SECRET is unset.
+    #[arg(long, global = true, env = "SCOREHOOK_ALERT_SECRET_PARAMETER", value_name = "NAME", hide = true)]
+    pub alert_secret_parameter: Option<String>,
     /// `json`: log lines as JSON (stderr) [default: text].
     #[arg(long, global = true, env = "SCOREHOOK_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -123,7 +126,10 @@ impl Settings {
         self.inbound_limit().map_err(|e| e.to_string())?;
         self.body_read_timeout().map_err(|e| e.to_string())?;
         self.retry().map_err(|e| e.to_string())?;
-        self.alerts(Egress::ALLOW_PRIVATE)?;
+        // A secret still to be read from SSM (Lambda) is checked once it is.
+        if given(&self.alert_secret).is_some() || self.alert_secret_parameter().is_none() {
+            self.alerts(Egress::ALLOW_PRIVATE)?;
+        }
         self.history_retention()?;
         self.admin_token()?;
         match given(&self.log_format).as_deref() {
@@ -170,6 +176,11 @@ impl Settings {
 
     pub fn admin_token_parameter(&self) -> Option<String> {
         given(&self.admin_token_parameter)
+    }
+
+    /// The SSM parameter holding the alert secret, if the secret itself is not set.
+    pub fn alert_secret_parameter(&self) -> Option<String> {
+        given(&self.alert_secret_parameter).filter(|_| given(&self.alert_secret).is_none())
     }
 
     /// The public base URL, without a trailing `/`.
@@ -229,6 +240,20 @@ mod tests {
         assert!(alert.check().unwrap_err().contains("SCOREHOOK_ALERT_SECRET"));
         let format = Settings { log_format: Some("xml".into()), ..Settings::default() };
         assert!(format.check().unwrap_err().contains("SCOREHOOK_LOG_FORMAT"));
+    }
+
+    #[test]
+    fn an_alert_secret_in_ssm_is_checked_once_read() {
+        let pending = Settings {
+            alert_url: Some("https://alerts.example.com".into()),
+            alert_secret_parameter: Some("/scorehook/alert-secret".into()),
+            ..Settings::default()
+        };
+        assert_eq!(pending.check(), Ok(()), "the secret is read from SSM later");
+        assert_eq!(pending.alert_secret_parameter().as_deref(), Some("/scorehook/alert-secret"));
+        let given = Settings { alert_secret: Some("short".into()), ..pending };
+        assert_eq!(given.alert_secret_parameter(), None, "a secret given outright wins");
+        assert!(given.check().unwrap_err().contains("SCOREHOOK_ALERT_SECRET"));
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub async fn run() -> Result<(), Error> {
     super::init_metrics();
     let clients = clients(&settings).await?;
     let egress = settings.egress()?;
-    let deliverer = Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(settings.alerts(egress)?);
+    let alerts = super::alerts(&settings, &clients.aws, egress).await?;
+    let deliverer = Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(alerts);
     // Resolved id-only events are scored here, so the executor needs the service too.
     let service = Service::new(clients.store.clone(), Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

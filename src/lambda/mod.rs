@@ -43,6 +43,21 @@ pub async fn measured<T>(out: &mut (impl Write + Send), work: impl Future<Output
     value
 }
 
+/// The operator alerts of a delivering function: the alert secret read from
+/// SSM when the settings name a parameter for it (once, at the cold start).
+pub async fn alerts(
+    settings: &Settings,
+    aws: &aws_config::SdkConfig,
+    egress: crate::crm::egress::Egress,
+) -> Result<Option<crate::outbox::alerts::Alerts>, Error> {
+    let Some(name) = settings.alert_secret_parameter() else { return Ok(settings.alerts(egress)?) };
+    let ssm = aws_sdk_ssm::Client::new(aws);
+    let out = ssm.get_parameter().name(&name).with_decryption(true).send().await?;
+    let secret = out.parameter().and_then(|p| p.value()).map(str::to_owned);
+    let resolved = Settings { alert_secret: secret, ..settings.clone() };
+    Ok(resolved.alerts(egress).map_err(|e| format!("{e} (the SSM parameter {name})"))?)
+}
+
 /// The clients every function builds at init.
 pub struct Clients {
     pub aws: aws_config::SdkConfig,

@@ -30,7 +30,8 @@ pub async fn run() -> Result<(), Error> {
     super::init_metrics();
     let clients = clients(&settings).await?;
     let egress = settings.egress()?;
-    let deliverer = Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(settings.alerts(egress)?);
+    let alerts = super::alerts(&settings, &clients.aws, egress).await?;
+    let deliverer = Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(alerts);
     // The sweeper needs no operator token: it serves no admin call.
     let service = Service::new(clients.store, Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

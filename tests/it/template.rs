@@ -136,3 +136,17 @@ fn the_custom_metric_alarms_watch_metrics_the_code_emits_for_every_provider() {
         assert_eq!(resources[alarm]["Type"], "AWS::CloudWatch::Alarm", "{alarm}");
     }
 }
+
+#[test]
+fn the_alert_secret_comes_from_ssm_and_never_sits_in_the_functions_configuration() {
+    let template = template();
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(variables["SCOREHOOK_ALERT_SECRET"], "", "declared empty, for env.json only");
+    let parameter = serde_yaml::to_string(&variables["SCOREHOOK_ALERT_SECRET_PARAMETER"]).unwrap();
+    assert!(parameter.contains("AlertSecretParameter"), "{parameter}");
+    assert!(template["Parameters"]["AlertSecret"].is_null(), "no parameter carries the secret itself");
+    for function in ["ExecutorFunction", "SweeperFunction"] {
+        let policies = serde_yaml::to_string(&template["Resources"][function]["Properties"]["Policies"]).unwrap();
+        assert!(policies.contains("ssm:GetParameter") && policies.contains("AlertSecretParameter"), "{function}");
+    }
+}
