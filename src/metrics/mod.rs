@@ -120,6 +120,15 @@ pub const OUTBOX_LAG: Metric = Metric {
     help: "Age of the oldest due action when the sweeper last read the due index (0 when none was due)",
 };
 
+pub const OUTBOX_WAIT: Metric = Metric {
+    name: "scorehook_outbox_wait_seconds",
+    kind: Kind::Histogram,
+    unit: Unit::Seconds,
+    labels: &[],
+    help: "The same age, one value per read of the due index: its Maximum over a period sees a backlog that a \
+           later read found drained (the gauge keeps only the last)",
+};
+
 pub const JOBS: Metric = Metric {
     name: "scorehook_jobs_total",
     kind: Kind::Counter,
@@ -165,6 +174,7 @@ pub const ALL: &[Metric] = &[
     COMMIT_CONFLICTS,
     ACTIONS,
     OUTBOX_LAG,
+    OUTBOX_WAIT,
     JOBS,
     JOB_CONTACTS,
     CRM_CALL,
@@ -332,6 +342,7 @@ pub fn actions(provider: Option<Provider>, outcome: ActionOutcome, count: usize)
 /// The age of the oldest due action (zero when none is due).
 pub fn outbox_lag(lag: Duration) {
     gauge!(OUTBOX_LAG.name).set(lag.as_secs_f64());
+    histogram!(OUTBOX_WAIT.name).record(lag.as_secs_f64());
 }
 
 /// A job's kind label: a recompute, or a trigger applied to existing subjects.

@@ -129,7 +129,7 @@ fn the_custom_metric_alarms_watch_metrics_the_code_emits_for_every_provider() {
         assert_eq!(series["Dimensions"][1]["Value"], "dead");
     }
     let lag = stat_of("OutboxLagAlarm");
-    assert_eq!(lag[0]["MetricName"], scorehook::metrics::OUTBOX_LAG.name);
+    assert_eq!(lag[0]["MetricName"], scorehook::metrics::OUTBOX_WAIT.name, "every read's age, not the last one's");
     for alarm in
         ["DeadLetterQueueAlarm", "TableThrottleAlarm", "HttpFunctionErrorsAlarm", "SweeperFunctionThrottlesAlarm"]
     {
