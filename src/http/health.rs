@@ -20,6 +20,9 @@ use crate::store::StoreError;
 
 /// How long the readiness read may take before the store counts as gone.
 const READY_WITHIN: Duration = Duration::from_secs(3);
+/// How long one probe's answer stands: the route is public, so a flood of
+/// probes costs one store read a second, not one each.
+const READY_FOR: Duration = Duration::from_secs(1);
 
 pub fn router() -> OpenApiRouter<Service> {
     OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
@@ -46,17 +49,31 @@ async fn healthz() -> Json<Health> {
     responses((status = 200, body = Health, example = json!({"status": "ready"})), ProbeErrors)
 )]
 async fn readyz(State(service): State<Service>) -> Result<Json<Health>, ApiError> {
-    // A tenant id no one is told to use: the read's answer does not matter, only that it comes.
-    let probe = TenantId::parse("_readyz").map_err(|_| ApiError::internal())?;
-    let read = tokio::time::timeout(READY_WITHIN, service.store.tenant(&probe)).await;
-    match read {
-        Ok(Ok(_)) => Ok(Json(Health { status: "ready" })),
-        Ok(Err(error @ StoreError::Unavailable(_))) => Err(ServiceError::Store(error).into()),
-        // A probe record that does not read back is still an answer from the store.
-        Ok(Err(_)) => Ok(Json(Health { status: "ready" })),
-        Err(_) => {
-            let slow = format!("the store did not answer within {} s", READY_WITHIN.as_secs());
-            Err(ServiceError::Store(StoreError::Unavailable(slow)).into())
+    let cached = service.readiness.lock().map(|last| last.clone()).unwrap_or(None);
+    let answer = match cached.filter(|(at, _)| at.elapsed() < READY_FOR) {
+        Some((_, answer)) => answer,
+        None => {
+            let answer = probe(&service).await?;
+            if let Ok(mut last) = service.readiness.lock() {
+                *last = Some((std::time::Instant::now(), answer.clone()));
+            }
+            answer
         }
-    }
+    };
+    answer
+        .map(|()| Json(Health { status: "ready" }))
+        .map_err(|why| ServiceError::Store(StoreError::Unavailable(why)).into())
+}
+
+/// One point read of the store: `Err` with why when it cannot be read.
+async fn probe(service: &Service) -> Result<Result<(), String>, ApiError> {
+    // A tenant id no one is told to use: the read's answer does not matter, only that it comes.
+    let id = TenantId::parse("_readyz").map_err(|_| ApiError::internal())?;
+    Ok(match tokio::time::timeout(READY_WITHIN, service.store.tenant(&id)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(StoreError::Unavailable(why))) => Err(why),
+        // A probe record that does not read back is still an answer from the store.
+        Ok(Err(_)) => Ok(()),
+        Err(_) => Err(format!("the store did not answer within {} s", READY_WITHIN.as_secs())),
+    })
 }

@@ -74,12 +74,17 @@ pub enum Caller {
     Tenant { record: Box<TenantRecord>, token: TokenMatch },
 }
 
+/// A readiness probe's answer (`Err`: why the store cannot be read) and when it was found.
+pub type Readiness = (std::time::Instant, Result<(), String>);
+
 #[derive(Clone)]
 pub struct Service {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     /// Rung after every commit that queued actions, so the executor runs at once.
     pub outbox_bell: Arc<Notify>,
+    /// The last readiness probe's answer and when it was found (`/readyz`).
+    pub readiness: Arc<std::sync::Mutex<Option<Readiness>>>,
     admin_token: Option<Secret>,
     /// Writers to one contact queue here within a process instead of racing
     /// and retrying; across processes the store's version check decides.
@@ -108,6 +113,7 @@ impl Service {
             store,
             clock,
             outbox_bell: Arc::new(Notify::new()),
+            readiness: Arc::default(),
             admin_token,
             contact_locks: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             catalogs: Arc::new(CatalogCache::new(DEFAULT_CONFIG_REFRESH)),
