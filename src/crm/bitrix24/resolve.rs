@@ -52,7 +52,7 @@ pub async fn resolve(reach: Reach<'_>, tenant: &TenantRecord, event: &Unresolved
         }
         Pending::DealMove { member, deal_id, sent_at } => {
             let (api, _) = portal(reach, tenant)?;
-            deal_move(&api, &member, &deal_id, sent_at).await.map(Resolved::from)
+            deal_move(&api, &member, &deal_id, sent_at).await
         }
         Pending::LeadMove { member, lead_id, sent_at } => {
             let (api, _) = portal(reach, tenant)?;
@@ -94,12 +94,27 @@ async fn deal_move(
     member: &str,
     deal_id: &str,
     sent_at: DateTime<Utc>,
-) -> Result<Vec<Interaction>, DeliveryError> {
+) -> Result<Resolved, DeliveryError> {
     let deal = numeric(deal_id, "the deal id")?;
     let history = stage_history(api, DEAL_TYPE, deal).await?;
-    let Some(moved) = latest_move(&history, "STAGE_ID", sent_at)? else { return Ok(Vec::new()) };
+    let Some(moved) = latest_move(&history, "STAGE_ID", sent_at)? else { return Ok(no_move("deal", deal)) };
     let read = rest(api, "crm.deal.get", &json!({"id": deal})).await?;
-    Ok(stage_changed(member, deal, moved, &read.result, sent_at)?.into_iter().collect())
+    Ok(Resolved::Score(stage_changed(member, deal, moved, &read.result, sent_at)?.into_iter().collect()))
+}
+
+/// Why an update of a deal or lead scores nothing: it moved no stage.
+fn no_move(kind: &str, id: u64) -> Resolved {
+    Resolved::Skip(format!(
+        "the update of {kind} {id} moved no stage (its stage history has no move in the {} before it was sent)",
+        humanize(MOVE_WINDOW)
+    ))
+}
+
+fn humanize(window: TimeDelta) -> String {
+    match window.num_minutes() {
+        60 => "hour".to_owned(),
+        minutes => format!("{minutes} minutes"),
+    }
 }
 
 /// One move of a deal, as its stage history tells it.
@@ -182,7 +197,7 @@ async fn lead_move(
 ) -> Result<Resolved, DeliveryError> {
     let lead = numeric(lead_id, "the lead id")?;
     let history = stage_history(api, LEAD_TYPE, lead).await?;
-    let Some(moved) = latest_move(&history, "STATUS_ID", sent_at)? else { return Ok(Resolved::Score(Vec::new())) };
+    let Some(moved) = latest_move(&history, "STATUS_ID", sent_at)? else { return Ok(no_move("lead", lead)) };
     let read = rest(api, "crm.lead.get", &json!({"id": lead})).await?;
     lead_status_changed(member, lead, moved, &read.result, sent_at)
 }
