@@ -9,23 +9,15 @@ use serde_json::{json, Value};
 
 use std::sync::Arc;
 
-use super::{clients, Error};
+use super::Error;
 use crate::clock::SystemClock;
 use crate::crm::Deliverer;
 use crate::ids::{ActionId, TenantId};
 use crate::outbox::deliver_action;
 use crate::service::Service;
-use crate::settings::Settings;
 
 pub async fn run() -> Result<(), Error> {
-    // Read once and checked: an invalid setting stops the function at its cold start.
-    let settings = Settings::from_env()?;
-    crate::telemetry::init(&settings);
-    super::init_metrics();
-    let clients = clients(&settings).await?;
-    let egress = settings.egress()?;
-    let alerts = super::alerts(&settings, &clients.aws, egress).await?;
-    let deliverer = Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(alerts);
+    let (clients, deliverer) = super::delivering().await?;
     // Resolved id-only events are scored here, so the executor needs the service too.
     let service = Service::new(clients.store.clone(), Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

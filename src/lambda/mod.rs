@@ -43,9 +43,24 @@ pub async fn measured<T>(out: &mut (impl Write + Send), work: impl Future<Output
     value
 }
 
+/// What the delivering functions (executor, sweeper) start from: their
+/// settings read and checked (an invalid one stops the cold start), logs
+/// and metrics on, the clients, and the deliverer with its retry schedule
+/// and operator alerts.
+pub async fn delivering() -> Result<(Clients, crate::crm::Deliverer), Error> {
+    let settings = Settings::from_env()?;
+    crate::telemetry::init(&settings);
+    init_metrics();
+    let clients = clients(&settings).await?;
+    let egress = settings.egress()?;
+    let alerts = alerts(&settings, &clients.aws, egress).await?;
+    let deliverer = crate::crm::Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(alerts);
+    Ok((clients, deliverer))
+}
+
 /// The operator alerts of a delivering function: the alert secret read from
 /// SSM when the settings name a parameter for it (once, at the cold start).
-pub async fn alerts(
+async fn alerts(
     settings: &Settings,
     aws: &aws_config::SdkConfig,
     egress: crate::crm::egress::Egress,

@@ -10,12 +10,11 @@ use serde_json::{json, Value};
 
 use std::sync::Arc;
 
-use super::{clients, Error};
+use super::Error;
 use crate::clock::SystemClock;
 use crate::crm::Deliverer;
 use crate::outbox::Step;
 use crate::service::{Service, ServiceError};
-use crate::settings::Settings;
 use crate::sweeper::sweep_due;
 
 /// Items per step; each step is short, so the deadline check runs often.
@@ -24,14 +23,7 @@ const STEP: usize = 25;
 const MARGIN: Duration = Duration::from_secs(15);
 
 pub async fn run() -> Result<(), Error> {
-    // Read once and checked: an invalid setting stops the function at its cold start.
-    let settings = Settings::from_env()?;
-    crate::telemetry::init(&settings);
-    super::init_metrics();
-    let clients = clients(&settings).await?;
-    let egress = settings.egress()?;
-    let alerts = super::alerts(&settings, &clients.aws, egress).await?;
-    let deliverer = Deliverer::new(egress)?.with_retry(settings.retry()?).with_alerts(alerts);
+    let (clients, deliverer) = super::delivering().await?;
     // The sweeper needs no operator token: it serves no admin call.
     let service = Service::new(clients.store, Arc::new(SystemClock), None);
     let handler = lambda_http::service_fn(|event: lambda_http::LambdaEvent<Value>| {

@@ -181,7 +181,7 @@ fn unseal_into(fields: &mut Map<String, Value>, mut secrets: Map<String, Value>)
 
 /// A stored document with nothing sealed, as a record.
 pub fn read_plain(id: &TenantId, doc: Value) -> Result<TenantRecord, StoreError> {
-    if doc.get(SEALED).is_some() {
+    if Sealer::is_sealed(&doc) {
         return Err(corrupt(id, "its secrets are sealed, and this store has no key to open them"));
     }
     serde_json::from_value(doc).map_err(|e| corrupt(id, e))
